@@ -1,0 +1,1 @@
+"""Pure core: values in, values out. Nothing here does I/O."""

@@ -1,0 +1,95 @@
+"""The broker's error tree. Domain code raises these; ``broker.api.problems`` maps them to HTTP.
+
+::
+
+    BrokerError
+    ├── InvalidInput            bad input the caller can fix (422)
+    ├── NotFound                a named thing does not exist (404)
+    ├── Conflict                it exists already / state forbids it (409)
+    ├── ConfigurationError      the operator must fix settings or files (startup, exit 2)
+    ├── Unavailable             a dependency we need is down: fail closed (503)
+    └── AuthError               authentication and authorisation
+        ├── OAuthError          token endpoint errors, RFC 6749 §5.2 (400/401)
+        ├── InvalidToken        a bad, expired or revoked access token (401)
+        └── Forbidden           authenticated but lacking a scope or right (403)
+
+Later areas (agreements, policy, audit, adapters) hang their own subtrees off ``BrokerError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+class BrokerError(Exception):
+    """Base of every error the broker raises on purpose."""
+
+    title = "Broker error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One bad input field: where it is (dotted path) and what is wrong with it."""
+
+    location: str
+    message: str
+
+
+class InvalidInput(BrokerError):
+    title = "Invalid request"
+
+    def __init__(self, detail: str, problems: Sequence[FieldProblem] = ()) -> None:
+        super().__init__(detail)
+        self.problems = list(problems)
+
+
+class NotFound(BrokerError):
+    title = "Not found"
+
+
+class Conflict(BrokerError):
+    title = "Conflict"
+
+
+class ConfigurationError(BrokerError):
+    title = "Configuration error"
+
+
+class Unavailable(BrokerError):
+    title = "Service unavailable"
+
+
+class AuthError(BrokerError):
+    title = "Authentication failed"
+
+
+@dataclass
+class OAuthError(AuthError):
+    """An RFC 6749 §5.2 error from the token endpoint.
+
+    ``error`` is one of the RFC's codes (``invalid_request``, ``invalid_client``,
+    ``invalid_grant``, ``unauthorized_client``, ``unsupported_grant_type``, ``invalid_scope``).
+    ``reason`` is a short machine label for metrics; ``detail`` is safe to show the caller.
+    """
+
+    error: str
+    detail: str
+    reason: str = "other"
+    status_code: int = 400
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)
+
+
+class InvalidToken(AuthError):
+    title = "Invalid access token"
+
+
+class Forbidden(AuthError):
+    title = "Forbidden"

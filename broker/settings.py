@@ -1,0 +1,72 @@
+"""The broker's configuration: one typed class, read from ``BROKER_*`` environment variables.
+
+Nothing here is built at import time; the application factory and the CLI call
+:func:`load_settings` and pass the result down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Values that mean "nobody set this": refused outside ``--demo``.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "secret", "placeholder", "todo", "xxx", "password", "example"}
+)
+
+#: The smallest pseudonym key we accept, in bytes (HMAC-SHA256 wants at least 32).
+MIN_SECRET_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Units are in the names."""
+
+    model_config = SettingsConfigDict(env_prefix="BROKER_", extra="ignore")
+
+    public_url: str = "http://127.0.0.1:8000"
+    """The URL partners use. Token audiences are built from it, never from a Host header."""
+
+    database_url: str = "sqlite:///var/broker.db"
+    policy_engine: Literal["embedded", "opa"] = "embedded"
+    opa_url: str | None = None
+    agreements_dir: Path = Path("agreements")
+    keys_dir: Path = Path("var/keys")
+    """Holds the broker's own signing keys (``token/*.pem``). Kept outside the database."""
+    pseudonym_key_file: Path = Path("var/keys/pseudonym.key")
+    """A secret of at least 32 bytes that keys the HMAC pseudonyms of people."""
+
+    demo: bool = False
+    """Set by ``broker serve --demo``: demo keys and generated secrets are accepted."""
+
+    token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    assertion_max_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+    clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+    assertion_max_bytes: int = Field(default=8192, ge=1024, le=65536)
+    request_body_max_bytes: int = Field(default=65536, ge=1024)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @property
+    def token_url(self) -> str:
+        """The audience every client assertion must name (RFC 7523 §3)."""
+        return f"{self.public_url}/oauth2/token"
+
+    @property
+    def token_issuer(self) -> str:
+        return self.public_url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment, then apply explicit overrides (from CLI flags or tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
