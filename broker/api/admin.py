@@ -1,0 +1,84 @@
+"""Registry administration over HTTP (scope ``admin``). Every change is a logged admin action."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from broker.api.deps import Principal, ServicesDep, require_scope
+from broker.auth.registry import Client, Party
+
+router = APIRouter(prefix="/v1/admin", tags=["administration"])
+Admin = Annotated[Principal, Depends(require_scope("admin"))]
+
+
+class PartyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=2, max_length=100)
+    name: str = Field(min_length=1, max_length=300)
+    kind: str = Field(pattern="^(council|nhs|police|education|housing|other)$")
+    ods_code: str | None = Field(default=None, max_length=10)
+
+
+class PartyOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    ods_code: str | None
+
+
+class ClientOut(BaseModel):
+    id: str
+    party_id: str
+    name: str
+    scopes: list[str]
+    status: str
+    key_ids: list[str]
+
+
+def _client_out(c: Client) -> ClientOut:
+    return ClientOut(
+        id=c.id,
+        party_id=c.party_id,
+        name=c.name,
+        scopes=list(c.scopes),
+        status=c.status,
+        key_ids=[str(k.get("kid", "")) for k in c.keys],
+    )
+
+
+def _party_out(p: Party) -> PartyOut:
+    return PartyOut(id=p.id, name=p.name, kind=p.kind, ods_code=p.ods_code)
+
+
+@router.get("/parties", summary="List parties")
+async def list_parties(_: Admin, services: ServicesDep) -> list[PartyOut]:
+    return [_party_out(p) for p in await run_in_threadpool(services.registry.list_parties)]
+
+
+@router.post("/parties", status_code=201, summary="Register a party")
+async def add_party(body: PartyIn, principal: Admin, services: ServicesDep) -> PartyOut:
+    party = await run_in_threadpool(
+        lambda: services.registry.add_party(
+            body.id, body.name, body.kind, body.ods_code, actor=f"client:{principal.client_id}"
+        )
+    )
+    return _party_out(party)
+
+
+@router.get("/clients", summary="List partner systems")
+async def list_clients(_: Admin, services: ServicesDep) -> list[ClientOut]:
+    return [_client_out(c) for c in await run_in_threadpool(services.registry.list_clients)]
+
+
+@router.post("/clients/{client_id}/suspend", summary="Suspend a client at once")
+async def suspend_client(client_id: str, principal: Admin, services: ServicesDep) -> ClientOut:
+    def run() -> Any:
+        return services.registry.set_status(
+            client_id, "suspended", actor=f"client:{principal.client_id}"
+        )
+
+    return _client_out(await run_in_threadpool(run))

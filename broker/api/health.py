@@ -1,0 +1,42 @@
+"""Operator endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from broker.api.deps import ServicesDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable and migrated, policy engine and bundle loaded",
+    responses={503: {"description": "not ready, with the failing checks"}},
+)
+async def readyz(services: ServicesDep) -> JSONResponse:
+    def run_checks() -> dict[str, Any]:
+        return {name: check() for name, check in services.readiness.items()}
+
+    results = await run_in_threadpool(run_checks)
+    ready = all(reason is None for reason in results.values())
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": {name: reason or "ok" for name, reason in results.items()},
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(services: ServicesDep) -> Response:
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

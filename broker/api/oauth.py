@@ -1,0 +1,125 @@
+"""``POST /oauth2/token`` (client credentials, ``private_key_jwt``) and the broker's JWKS."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from broker.api.deps import ServicesDep
+from broker.api.problems import oauth_response
+from broker.auth.assertion import authenticate_client
+from broker.auth.scopes import parse_scopes
+from broker.core.errors import OAuthError
+
+router = APIRouter(tags=["authentication"])
+FORM_MAX_BYTES = 16384
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise OAuthError(
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+            reason="malformed",
+        )
+    body = await request.body()
+    if len(body) > FORM_MAX_BYTES:
+        raise OAuthError("invalid_request", "the form is too large", reason="too_large")
+    try:
+        pairs = parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body), max_num_fields=20
+        )
+    except (UnicodeDecodeError, ValueError) as e:
+        raise OAuthError("invalid_request", "the form cannot be parsed", reason="malformed") from e
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise OAuthError(
+                "invalid_request", f"parameter {name!r} appears twice", reason="malformed"
+            )
+        form[name] = value
+    return form
+
+
+@router.post(
+    "/oauth2/token",
+    summary="Get an access token (client credentials with private_key_jwt, RFC 7523)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["grant_type", "client_assertion_type", "client_assertion"],
+                        "properties": {
+                            "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                            "client_assertion_type": {
+                                "type": "string",
+                                "enum": ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
+                            },
+                            "client_assertion": {
+                                "type": "string",
+                                "description": "JWT: iss = sub = client id, aud = token URL, "
+                                "unique jti, exp at most 5 minutes ahead",
+                            },
+                            "scope": {"type": "string", "description": "optional subset"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+    responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
+)
+async def token(request: Request, services: ServicesDep) -> JSONResponse:
+    counter = services.metrics.token_requests
+    try:
+        form = await _read_form(request)
+        client = await run_in_threadpool(
+            authenticate_client,
+            form,
+            services.registry,
+            services.replay,
+            services.assertion_rules,
+            services.clock,
+        )
+        requested = form.get("scope")
+        if requested:
+            try:
+                scopes = parse_scopes(requested)
+            except ValueError as e:
+                raise OAuthError("invalid_scope", str(e), reason="invalid_scope") from e
+            if not set(scopes) <= set(client.scopes):
+                raise OAuthError(
+                    "invalid_scope", "a requested scope is not granted", reason="invalid_scope"
+                )
+        else:
+            scopes = list(client.scopes)
+        issued = services.tokens.issue(client, scopes)
+    except OAuthError as e:
+        counter.labels("refused", e.reason).inc()
+        return oauth_response(e)
+    counter.labels("issued", "ok").inc()
+    request.scope.setdefault("state", {})["client_id"] = client.id
+    return JSONResponse(
+        {
+            "access_token": issued.access_token,
+            "token_type": issued.token_type,
+            "expires_in": issued.expires_in,
+            "scope": issued.scope,
+        },
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@router.get("/.well-known/jwks.json", summary="The broker's token verification keys")
+async def jwks(services: ServicesDep) -> dict[str, Any]:
+    return services.keyring.jwks()
+
+

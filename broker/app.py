@@ -1,0 +1,67 @@
+"""The application factory: settings in, wired FastAPI app out. Nothing is built at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from broker import __version__
+from broker.api import admin, health, oauth, problems, whoami
+from broker.api.middleware import RequestContextMiddleware
+from broker.container import Services, build_services
+from broker.settings import Settings
+
+KEYRING_RELOAD_SECONDS = 60.0
+
+DESCRIPTION = """
+The gateway through which a council and its partners share personal information under signed
+Information Sharing Agreements. Partner systems authenticate with OAuth 2.0 client credentials
+and `private_key_jwt` (RFC 7523), as NHS England's application-restricted APIs do: sign a JWT
+with your registered key, exchange it at `POST /oauth2/token` for a short-lived access token,
+and send that as `Authorization: Bearer <token>`.
+
+Errors are RFC 9457 `application/problem+json` (the token endpoint uses RFC 6749 §5.2 JSON).
+"""
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the app. ``services`` may be passed by tests; otherwise built from ``settings``."""
+    services = services or build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async def reload_keys() -> None:
+            while True:
+                await asyncio.sleep(KEYRING_RELOAD_SECONDS)
+                with contextlib.suppress(Exception):  # keep the last good ring on a bad read
+                    services.keyring.reload()
+
+        task = asyncio.create_task(reload_keys())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="Information Sharing Broker",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    problems.install(app)
+    app.include_router(oauth.router)
+    app.include_router(whoami.router)
+    app.include_router(health.router)
+    app.include_router(admin.router)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=services.metrics,
+        max_body_bytes=settings.request_body_max_bytes,
+    )
+    return app

@@ -1,0 +1,1 @@
+"""Partner authentication: the registry of clients, client assertions and access tokens."""

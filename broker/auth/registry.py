@@ -1,0 +1,292 @@
+"""The registry of parties and their partner systems (clients), in the database.
+
+Every change is an administrative action and is written to ``admin_events`` in the same
+transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from broker.auth.jose import import_public_jwk
+from broker.auth.scopes import parse_scopes
+from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from broker.db.tables import admin_events, clients, parties
+
+PARTY_KINDS = ("council", "nhs", "police", "education", "housing", "other")
+PartyKind = Literal["council", "nhs", "police", "education", "housing", "other"]
+ClientStatus = Literal["active", "suspended"]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$")
+_ODS = re.compile(r"^[A-Z0-9]{3,10}$")
+
+
+@dataclass(frozen=True)
+class Party:
+    id: str
+    name: str
+    kind: str
+    ods_code: str | None
+
+
+@dataclass(frozen=True)
+class Client:
+    id: str
+    party_id: str
+    name: str
+    jwks: dict[str, Any]
+    scopes: tuple[str, ...]
+    status: str
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def keys(self) -> list[dict[str, Any]]:
+        keys = self.jwks.get("keys", [])
+        return list(keys) if isinstance(keys, list) else []
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _log(conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
+    conn.execute(
+        insert(admin_events).values(
+            at=_now(), actor=actor, action=action, target=target, details=details
+        )
+    )
+
+
+def validate_jwks(jwks: Any, refused_thumbprints: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Check a client's public key set: public keys only, unique ``kid``s, at least one key,
+    none of ``refused_thumbprints`` (the public demo keys, outside ``--demo``).
+
+    Raises InvalidInput naming each bad key.
+    """
+    problems: list[FieldProblem] = []
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise InvalidInput("a JWKS needs a non-empty 'keys' list", [FieldProblem("jwks", "empty")])
+    seen: set[str] = set()
+    cleaned = []
+    for index, key in enumerate(jwks["keys"]):
+        where = f"jwks.keys[{index}]"
+        if not isinstance(key, dict):
+            problems.append(FieldProblem(where, "not a JSON object"))
+            continue
+        try:
+            imported = import_public_jwk(key)
+        except ValueError as e:
+            problems.append(FieldProblem(where, str(e)))
+            continue
+        if imported.thumbprint() in refused_thumbprints:
+            problems.append(FieldProblem(where, "this is a public demo key, refused outside --demo"))
+            continue
+        kid = key.get("kid")
+        if kid is not None:
+            if not isinstance(kid, str) or not kid:
+                problems.append(FieldProblem(f"{where}.kid", "must be a non-empty string"))
+            elif kid in seen:
+                problems.append(FieldProblem(f"{where}.kid", f"duplicate kid {kid!r}"))
+            else:
+                seen.add(kid)
+        cleaned.append(dict(key))
+    if len(cleaned) > 1 and any("kid" not in k for k in cleaned):
+        problems.append(FieldProblem("jwks.keys", "with several keys every key needs a kid"))
+    if problems:
+        raise InvalidInput("the key set is not acceptable", problems)
+    return {"keys": cleaned}
+
+
+class Registry:
+    """Parties and clients. Thread-safe (each call uses its own connection)."""
+
+    def __init__(self, engine: Engine, refused_thumbprints: frozenset[str] = frozenset()) -> None:
+        self._engine = engine
+        self._refused = refused_thumbprints
+
+    # -- parties -----------------------------------------------------------------------------
+
+    def add_party(
+        self, party_id: str, name: str, kind: str, ods_code: str | None, *, actor: str
+    ) -> Party:
+        problems = []
+        if not _ID.match(party_id):
+            problems.append(FieldProblem("id", "letters, digits, '.', '_', '-'; 2-100 chars"))
+        if not name.strip():
+            problems.append(FieldProblem("name", "must not be empty"))
+        if kind not in PARTY_KINDS:
+            problems.append(FieldProblem("kind", f"one of {', '.join(PARTY_KINDS)}"))
+        if kind == "nhs" and not ods_code:
+            problems.append(FieldProblem("ods_code", "NHS bodies need their ODS code"))
+        if ods_code is not None and not _ODS.match(ods_code):
+            problems.append(FieldProblem("ods_code", "3-10 upper-case letters and digits"))
+        if problems:
+            raise InvalidInput("the party is not valid", problems)
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(parties).values(
+                        id=party_id, name=name, kind=kind, ods_code=ods_code, created_at=_now()
+                    )
+                )
+                _log(conn, actor, "party.add", party_id, {"name": name, "kind": kind})
+        except IntegrityError as e:
+            raise Conflict(f"party {party_id!r} already exists") from e
+        return Party(party_id, name, kind, ods_code)
+
+    def list_parties(self) -> list[Party]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(parties).order_by(parties.c.id)).all()
+        return [Party(r.id, r.name, r.kind, r.ods_code) for r in rows]
+
+    def get_party(self, party_id: str) -> Party:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(parties).where(parties.c.id == party_id)).first()
+        if row is None:
+            raise NotFound(f"no party {party_id!r}")
+        return Party(row.id, row.name, row.kind, row.ods_code)
+
+    # -- clients -----------------------------------------------------------------------------
+
+    def add_client(
+        self,
+        client_id: str,
+        party_id: str,
+        name: str,
+        jwks: dict[str, Any],
+        scopes: list[str],
+        *,
+        actor: str,
+    ) -> Client:
+        if not _ID.match(client_id):
+            raise InvalidInput(
+                "the client id is not valid",
+                [FieldProblem("client_id", "letters, digits, '.', '_', '-'; 2-100 chars")],
+            )
+        try:
+            granted = parse_scopes(scopes)
+        except ValueError as e:
+            raise InvalidInput(str(e), [FieldProblem("scopes", str(e))]) from e
+        jwks = validate_jwks(jwks, self._refused)
+        self.get_party(party_id)
+        now = _now()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(clients).values(
+                        id=client_id,
+                        party_id=party_id,
+                        name=name or client_id,
+                        jwks=jwks,
+                        scopes=granted,
+                        status="active",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                _log(
+                    conn,
+                    actor,
+                    "client.add",
+                    client_id,
+                    {"party": party_id, "scopes": granted, "kids": _kids(jwks)},
+                )
+        except IntegrityError as e:
+            raise Conflict(f"client {client_id!r} already exists") from e
+        return Client(client_id, party_id, name or client_id, jwks, tuple(granted), "active")
+
+    def find_client(self, client_id: str) -> Client | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(clients).where(clients.c.id == client_id)).first()
+        if row is None:
+            return None
+        return Client(
+            row.id, row.party_id, row.name, dict(row.jwks), tuple(row.scopes), row.status
+        )
+
+    def get_client(self, client_id: str) -> Client:
+        client = self.find_client(client_id)
+        if client is None:
+            raise NotFound(f"no client {client_id!r}")
+        return client
+
+    def list_clients(self, party_id: str | None = None) -> list[Client]:
+        query = select(clients).order_by(clients.c.id)
+        if party_id is not None:
+            query = query.where(clients.c.party_id == party_id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Client(r.id, r.party_id, r.name, dict(r.jwks), tuple(r.scopes), r.status) for r in rows
+        ]
+
+    def set_status(self, client_id: str, status: ClientStatus, *, actor: str) -> Client:
+        self.get_client(client_id)
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(clients)
+                .where(clients.c.id == client_id)
+                .values(status=status, updated_at=_now())
+            )
+            _log(conn, actor, f"client.{'suspend' if status == 'suspended' else 'activate'}",
+                 client_id, {})
+        return self.get_client(client_id)
+
+    def set_scopes(self, client_id: str, scopes: list[str], *, actor: str) -> Client:
+        try:
+            granted = parse_scopes(scopes)
+        except ValueError as e:
+            raise InvalidInput(str(e), [FieldProblem("scopes", str(e))]) from e
+        self.get_client(client_id)
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(clients)
+                .where(clients.c.id == client_id)
+                .values(scopes=granted, updated_at=_now())
+            )
+            _log(conn, actor, "client.scopes", client_id, {"scopes": granted})
+        return self.get_client(client_id)
+
+    def add_key(self, client_id: str, jwk: dict[str, Any], *, actor: str) -> Client:
+        """Add a key (client key rotation, step 1). The new key needs a ``kid``."""
+        client = self.get_client(client_id)
+        if "kid" not in jwk:
+            raise InvalidInput("a new key needs a kid", [FieldProblem("jwk.kid", "missing")])
+        merged = validate_jwks({"keys": [*client.keys, jwk]}, self._refused)
+        self._replace_keys(client_id, merged, actor, "client.add-key", {"kid": jwk["kid"]})
+        return self.get_client(client_id)
+
+    def remove_key(self, client_id: str, kid: str, *, actor: str) -> Client:
+        """Remove a key (client key rotation, step 2). Assertions signed with it stop working."""
+        client = self.get_client(client_id)
+        remaining = [k for k in client.keys if k.get("kid") != kid]
+        if len(remaining) == len(client.keys):
+            raise NotFound(f"client {client_id!r} has no key with kid {kid!r}")
+        if not remaining:
+            raise Conflict("cannot remove the last key: add the new key first, or suspend")
+        self._replace_keys(client_id, {"keys": remaining}, actor, "client.remove-key", {"kid": kid})
+        return self.get_client(client_id)
+
+    def _replace_keys(
+        self, client_id: str, jwks: dict[str, Any], actor: str, action: str, details: dict[str, Any]
+    ) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(clients)
+                .where(clients.c.id == client_id)
+                .values(jwks=jwks, updated_at=_now())
+            )
+            _log(conn, actor, action, client_id, details)
+
+
+def _kids(jwks: dict[str, Any]) -> list[str]:
+    return [str(k.get("kid", "")) for k in jwks.get("keys", [])]

@@ -1,0 +1,102 @@
+"""Access tokens the broker issues to authenticated clients, and their verification.
+
+A token is a compact JWT signed with the broker's current key (:mod:`broker.auth.keyring`):
+``iss`` and ``aud`` are the broker's public URL, ``sub`` and ``client_id`` the client, ``party``
+its party, ``scope`` the granted scopes, ``exp`` ``token_ttl_seconds`` ahead. Verification checks
+signature (by ``kid``, one algorithm only), issuer, audience and expiry; the caller then checks
+that the client is still active, on every request.
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from joserfc import jwt
+from joserfc.errors import JoseError, SecurityWarning
+
+from broker.auth.jose import MalformedJose, unverified_parts
+from broker.auth.keyring import TOKEN_KEY_ALG, KeyRing
+from broker.auth.registry import Client
+from broker.core.errors import InvalidToken
+
+MAX_TOKEN_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+    token_type: str = "Bearer"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a verified access token says. Scopes are re-checked against the registry per request."""
+
+    client_id: str
+    party_id: str
+    scopes: frozenset[str]
+    expires_at: int
+    jti: str
+
+
+class TokenService:
+    def __init__(
+        self, keyring: KeyRing, issuer: str, ttl_seconds: int, clock: Callable[[], float]
+    ) -> None:
+        self._keyring = keyring
+        self._issuer = issuer
+        self._ttl = ttl_seconds
+        self._clock = clock
+
+    def issue(self, client: Client, scopes: list[str]) -> IssuedToken:
+        now = int(self._clock())
+        signing = self._keyring.current()
+        claims = {
+            "iss": self._issuer,
+            "aud": self._issuer,
+            "sub": client.id,
+            "client_id": client.id,
+            "party": client.party_id,
+            "scope": " ".join(scopes),
+            "iat": now,
+            "exp": now + self._ttl,
+            "jti": secrets.token_urlsafe(16),
+        }
+        header = {"alg": TOKEN_KEY_ALG, "typ": "at+jwt", "kid": signing.kid}
+        token = jwt.encode(header, claims, signing.key, algorithms=[TOKEN_KEY_ALG])
+        return IssuedToken(token, self._ttl, claims["scope"])
+
+    def verify(self, token: str) -> TokenClaims:
+        """Check an access token. Raises InvalidToken (a 401) for any fault."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidToken("the access token is too large")
+        try:
+            header, _ = unverified_parts(token)
+        except MalformedJose as e:
+            raise InvalidToken("the access token is malformed") from e
+        if header.get("alg") != TOKEN_KEY_ALG or header.get("typ") != "at+jwt":
+            raise InvalidToken("the access token was not issued by this broker")
+        kid = header.get("kid")
+        key = self._keyring.verification_key(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("the access token's signing key is unknown or retired")
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=SecurityWarning)
+                claims = jwt.decode(token, key, algorithms=[TOKEN_KEY_ALG]).claims
+        except (JoseError, ValueError) as e:
+            raise InvalidToken("the access token's signature does not verify") from e
+        if claims.get("iss") != self._issuer or claims.get("aud") != self._issuer:
+            raise InvalidToken("the access token is for another service")
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or exp <= self._clock():
+            raise InvalidToken("the access token has expired")
+        client_id, party, scope = claims.get("client_id"), claims.get("party"), claims.get("scope")
+        if not (isinstance(client_id, str) and isinstance(party, str) and isinstance(scope, str)):
+            raise InvalidToken("the access token is malformed")
+        return TokenClaims(client_id, party, frozenset(scope.split()), exp, str(claims.get("jti")))

@@ -1,0 +1,1 @@
+"""The ``broker`` command line (Typer). Each area has its own module."""

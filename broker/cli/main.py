@@ -1,0 +1,25 @@
+"""The ``broker`` command: one Typer app with a sub-app per area."""
+
+from __future__ import annotations
+
+import typer
+
+from broker.cli import registry, secrets
+from broker.cli.serve import serve
+from broker.cli.token import token
+
+app = typer.Typer(
+    help="Inter-agency information sharing broker.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("serve")(serve)
+app.command("token")(token)
+app.add_typer(registry.parties_app, name="parties")
+app.add_typer(registry.clients_app, name="clients")
+app.add_typer(secrets.app, name="secrets")
+
+
+def main() -> None:
+    app()

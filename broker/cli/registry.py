@@ -1,0 +1,182 @@
+"""``broker parties ...`` and ``broker clients ...``: the registry, every change logged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from rich.table import Table
+
+from broker.auth.registry import PARTY_KINDS
+from broker.cli.common import (
+    EXIT_USAGE,
+    actor,
+    console,
+    fail,
+    handled,
+    print_json,
+    registry,
+    settings,
+)
+
+parties_app = typer.Typer(help="Parties: organisations that control data.", no_args_is_help=True)
+clients_app = typer.Typer(help="Partner systems (clients) of parties.", no_args_is_help=True)
+
+
+@parties_app.command("add")
+def parties_add(
+    party_id: Annotated[str, typer.Option("--id", help="e.g. calderbridge-city-council or an ODS code")],
+    name: Annotated[str, typer.Option(help="the organisation's name")],
+    kind: Annotated[str, typer.Option(help=", ".join(PARTY_KINDS))],
+    ods_code: Annotated[str | None, typer.Option(help="ODS code (NHS bodies)")] = None,
+) -> None:
+    """Register a party."""
+    with handled():
+        party = registry(settings()).add_party(party_id, name, kind, ods_code, actor=actor())
+    console.print(f"added party [bold]{party.id}[/bold] ({party.kind})")
+
+
+@parties_app.command("list")
+def parties_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List parties."""
+    with handled():
+        rows = registry(settings()).list_parties()
+    if as_json:
+        print_json([vars(p) for p in rows])
+        return
+    table = Table("id", "name", "kind", "ODS code")
+    for p in rows:
+        table.add_row(p.id, p.name, p.kind, p.ods_code or "")
+    console.print(table)
+
+
+def public_jwk_from_pem(path: Path) -> dict[str, Any]:
+    """A public JWK (kid = RFC 7638 thumbprint) from a PEM public or private key file."""
+    data = path.read_bytes()
+    for cls in (RSAKey, ECKey, OKPKey):
+        try:
+            key = cls.import_key(data)
+        except Exception:  # noqa: S112 - try the next key type
+            continue
+        jwk = key.as_dict(private=False)
+        jwk["kid"] = key.thumbprint()
+        return dict(jwk)
+    fail(f"{path} is not an RSA, EC or Ed25519 PEM key", EXIT_USAGE)
+
+
+def _load_jwks(jwks_file: Path | None, public_key: Path | None) -> dict[str, Any]:
+    if (jwks_file is None) == (public_key is None):
+        fail("give exactly one of --jwks FILE or --public-key PEM", EXIT_USAGE)
+    if public_key is not None:
+        return {"keys": [public_jwk_from_pem(public_key)]}
+    assert jwks_file is not None
+    try:
+        value = json.loads(jwks_file.read_text())
+    except (OSError, ValueError) as e:
+        fail(f"{jwks_file}: not a readable JSON key set ({e})", EXIT_USAGE)
+    if not isinstance(value, dict):
+        fail(f"{jwks_file}: not a JSON key set", EXIT_USAGE)
+    return value
+
+
+@clients_app.command("add")
+def clients_add(
+    party: Annotated[str, typer.Option(help="the party that runs this system")],
+    client_id: Annotated[str, typer.Option("--client-id")],
+    jwks: Annotated[Path | None, typer.Option("--jwks", help="JWKS file of public keys")] = None,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="a PEM key")] = None,
+    scopes: Annotated[str, typer.Option(help="space or comma separated")] = "exchange",
+    name: Annotated[str, typer.Option(help="a readable name")] = "",
+) -> None:
+    """Register a partner system with its public keys and granted scopes."""
+    key_set = _load_jwks(jwks, public_key)
+    with handled():
+        client = registry(settings()).add_client(
+            client_id, party, name, key_set, scopes.replace(",", " ").split(), actor=actor()
+        )
+    console.print(
+        f"added client [bold]{client.id}[/bold] for {client.party_id}: "
+        f"scopes {' '.join(client.scopes)}; keys {[k.get('kid') for k in client.keys]}"
+    )
+
+
+@clients_app.command("list")
+def clients_list(
+    party: Annotated[str | None, typer.Option(help="only this party's clients")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List partner systems."""
+    with handled():
+        rows = registry(settings()).list_clients(party)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": c.id,
+                    "party": c.party_id,
+                    "name": c.name,
+                    "scopes": list(c.scopes),
+                    "status": c.status,
+                    "kids": [k.get("kid") for k in c.keys],
+                }
+                for c in rows
+            ]
+        )
+        return
+    table = Table("client id", "party", "status", "scopes", "key ids")
+    for c in rows:
+        table.add_row(
+            c.id, c.party_id, c.status, " ".join(c.scopes), ", ".join(str(k.get("kid")) for k in c.keys)
+        )
+    console.print(table)
+
+
+@clients_app.command("suspend")
+def clients_suspend(client_id: str) -> None:
+    """Suspend a client: its tokens stop working at once."""
+    with handled():
+        registry(settings()).set_status(client_id, "suspended", actor=actor())
+    console.print(f"suspended {client_id}")
+
+
+@clients_app.command("activate")
+def clients_activate(client_id: str) -> None:
+    """Re-activate a suspended client."""
+    with handled():
+        registry(settings()).set_status(client_id, "active", actor=actor())
+    console.print(f"activated {client_id}")
+
+
+@clients_app.command("add-key")
+def clients_add_key(
+    client_id: str,
+    public_key: Annotated[Path, typer.Option("--public-key", help="a PEM key")],
+) -> None:
+    """Add a key to a client (key rotation: add the new key, switch, remove the old)."""
+    jwk = public_jwk_from_pem(public_key)
+    with handled():
+        registry(settings()).add_key(client_id, jwk, actor=actor())
+    console.print(f"added key {jwk['kid']} to {client_id}")
+
+
+@clients_app.command("remove-key")
+def clients_remove_key(
+    client_id: str, kid: Annotated[str, typer.Option("--kid", help="the key id to remove")]
+) -> None:
+    """Remove one of a client's keys: assertions signed with it are refused from now on."""
+    with handled():
+        registry(settings()).remove_key(client_id, kid, actor=actor())
+    console.print(f"removed key {kid} from {client_id}")
+
+
+@clients_app.command("set-scopes")
+def clients_set_scopes(
+    client_id: str, scopes: Annotated[str, typer.Option(help="space or comma separated")]
+) -> None:
+    """Replace a client's granted scopes (takes effect on its next request)."""
+    with handled():
+        registry(settings()).set_scopes(client_id, scopes.replace(",", " ").split(), actor=actor())
+    console.print(f"scopes of {client_id}: {scopes}")

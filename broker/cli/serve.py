@@ -1,0 +1,56 @@
+"""``broker serve``: run the gateway (and with ``--demo``, everything the demo needs)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from broker.app import create_app
+from broker.cli.common import EXIT_USAGE, console, fail, settings
+from broker.container import build_services
+from broker.core.errors import ConfigurationError
+from broker.demo import bootstrap
+from broker.observability import configure_logging
+
+
+def serve(
+    demo: Annotated[bool, typer.Option("--demo", help="load demo parties, keys and sources")] = False,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Run the broker's HTTP gateway."""
+    config = settings()
+    configure_logging(config.log_level, config.log_json)
+    clients: list[bootstrap.DemoClientInfo] = []
+    if demo:
+        config = bootstrap.demo_settings(config)
+        bootstrap.prepare_secrets(config)
+    try:
+        services = build_services(config)
+    except ConfigurationError as e:
+        fail(f"the broker will not start: {e.detail}", EXIT_USAGE)
+    if demo:
+        clients = bootstrap.register(services.registry, bootstrap.DEMO_DIR / "keys")
+        _print_demo(clients, config.public_url)
+    app = create_app(config, services)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)
+
+
+def _print_demo(clients: list[bootstrap.DemoClientInfo], public_url: str) -> None:
+    console.print("[bold]Demo partner systems[/bold] (client id, party, scopes, private key):")
+    for c in clients:
+        console.print(
+            f"  {c.client_id:<24} {c.party_id:<27} {' '.join(c.scopes):<24} {c.key_path}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        "Get a token:  [bold]TOKEN=$(.venv/bin/broker token --client-id r9z-ed-safeguarding "
+        "--key var/demo/keys/r9z-ed-safeguarding.pem)[/bold]\n"
+        f"Then:         curl -H \"Authorization: Bearer $TOKEN\" {public_url}/v1/whoami\n"
+        f"API docs:     {public_url}/docs",
+        highlight=False,
+        soft_wrap=True,
+    )

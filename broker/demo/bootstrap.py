@@ -1,0 +1,72 @@
+"""Set up the demo: its own database and secrets under ``var/demo``, parties, clients, keys.
+
+Idempotent: running it again keeps what is there (the audit log survives restarts) and adds
+what is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from broker.auth.registry import Registry
+from broker.cli.registry import public_jwk_from_pem
+from broker.demo.keys import demo_client_key_path
+from broker.demo.parties import DEMO_CLIENTS, DEMO_PARTIES
+from broker.secrets_check import init_secrets
+from broker.settings import Settings
+
+DEMO_DIR = Path("var/demo")
+ACTOR = "demo-bootstrap"
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own database and secret locations, unless the operator set them."""
+    overrides: dict[str, object] = {"demo": True}
+    defaults = {
+        "database_url": f"sqlite:///{DEMO_DIR}/broker.db",
+        "keys_dir": DEMO_DIR / "secrets",
+        "pseudonym_key_file": DEMO_DIR / "secrets" / "pseudonym.key",
+    }
+    for name, value in defaults.items():
+        if name not in settings.model_fields_set:
+            overrides[name] = value
+    return settings.model_copy(update=overrides)
+
+
+@dataclass(frozen=True)
+class DemoClientInfo:
+    client_id: str
+    party_id: str
+    scopes: tuple[str, ...]
+    key_path: Path
+
+
+def prepare_secrets(settings: Settings) -> None:
+    init_secrets(settings)
+
+
+def register(registry: Registry, keys_out: Path) -> list[DemoClientInfo]:
+    """Register demo parties and clients and copy their private keys to ``keys_out``."""
+    known_parties = {p.id for p in registry.list_parties()}
+    for party in DEMO_PARTIES:
+        if party.id not in known_parties:
+            registry.add_party(party.id, party.name, party.kind, party.ods_code, actor=ACTOR)
+    keys_out.mkdir(parents=True, exist_ok=True)
+    infos = []
+    for demo in DEMO_CLIENTS:
+        source = demo_client_key_path(demo.id)
+        target = keys_out / f"{demo.id}.pem"
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        jwk = public_jwk_from_pem(source)
+        existing = registry.find_client(demo.id)
+        if existing is None:
+            registry.add_client(
+                demo.id, demo.party_id, demo.name, {"keys": [jwk]}, list(demo.scopes), actor=ACTOR
+            )
+        elif jwk["kid"] not in {k.get("kid") for k in existing.keys}:
+            registry.add_key(demo.id, jwk, actor=ACTOR)
+        infos.append(DemoClientInfo(demo.id, demo.party_id, demo.scopes, target))
+    return infos

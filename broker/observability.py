@@ -1,0 +1,121 @@
+"""Structured logs and Prometheus metrics.
+
+Logs are JSON lines carrying the request id. A redaction step drops the value of any key that
+could hold a secret or a person's identifier, so a careless ``log.info(..., token=t)`` leaks
+nothing. Metrics live in a registry owned by one application instance (no import-time globals).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+#: Keys whose values never reach a log line (matched as substrings, case-insensitive).
+SENSITIVE_KEY_PARTS = (
+    "token",
+    "assertion",
+    "authorization",
+    "secret",
+    "password",
+    "private",
+    "key",
+    "nhs",
+    "subject",
+    "identifier",
+    "cookie",
+    "claims",
+    "justification",
+    "case_reference",
+)
+_ALLOWED_KEYS = frozenset({"event", "level", "timestamp", "request_id", "logger", "kid"})
+
+
+def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for name in list(event_dict):
+        lowered = name.lower()
+        if name not in _ALLOWED_KEYS and any(part in lowered for part in SENSITIVE_KEY_PARTS):
+            event_dict[name] = "[redacted]"
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
+    """Configure structlog and route the standard library's logs through it."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's access log would print raw paths and query strings: ours logs route templates.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    http_requests: Counter
+    http_latency: Histogram
+    token_requests: Counter
+    auth_failures: Counter
+
+
+def build_metrics() -> Metrics:
+    registry = CollectorRegistry(auto_describe=True)
+    return Metrics(
+        registry=registry,
+        http_requests=Counter(
+            "broker_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=registry,
+        ),
+        http_latency=Histogram(
+            "broker_http_request_duration_seconds",
+            "HTTP request latency by route template and method",
+            ["route", "method"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        ),
+        token_requests=Counter(
+            "broker_token_requests",
+            "Token endpoint outcomes: issued, or the refusal reason",
+            ["outcome", "reason"],
+            registry=registry,
+        ),
+        auth_failures=Counter(
+            "broker_auth_failures",
+            "Refused access tokens and scopes on protected routes",
+            ["reason"],
+            registry=registry,
+        ),
+    )

@@ -1,0 +1,54 @@
+"""Startup checks of the secrets kept outside the database.
+
+Outside ``--demo`` the broker refuses to start when a secret is missing, too short or a
+placeholder. ``broker secrets init`` creates them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from broker.auth.keyring import KeyRing, create_token_key
+from broker.core.errors import ConfigurationError
+from broker.settings import MIN_SECRET_BYTES, PLACEHOLDER_SECRETS, Settings
+
+
+def read_secret_file(path: Path, what: str) -> bytes:
+    """Read a secret file and refuse missing, short or placeholder content."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise ConfigurationError(f"{what} file {path} is missing: run `broker secrets init`") from e
+    except OSError as e:
+        raise ConfigurationError(f"{what} file {path} cannot be read: {e.strerror}") from e
+    stripped = data.strip()
+    if stripped.decode("utf-8", "replace").lower() in PLACEHOLDER_SECRETS:
+        raise ConfigurationError(f"{what} in {path} is a placeholder: set a real secret")
+    if len(stripped) < MIN_SECRET_BYTES:
+        raise ConfigurationError(f"{what} in {path} is shorter than {MIN_SECRET_BYTES} bytes")
+    return stripped
+
+
+def check_secrets(settings: Settings) -> None:
+    """Raise ConfigurationError unless every secret the broker needs is present and real."""
+    KeyRing.load(settings.keys_dir)
+    read_secret_file(settings.pseudonym_key_file, "pseudonym key")
+
+
+def init_secrets(settings: Settings) -> list[str]:
+    """Create whichever secrets are missing (never overwrites). Returns what was created."""
+    created: list[str] = []
+    try:
+        KeyRing.load(settings.keys_dir)
+    except ConfigurationError:
+        created.append(f"token signing key {create_token_key(settings.keys_dir)}")
+    path = settings.pseudonym_key_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        created.append(f"pseudonym key {path}")
+    return created
