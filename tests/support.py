@@ -29,7 +29,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_settings(tmp_path: Path, database_url: str, port: int | None = None, **extra: Any) -> Settings:
+def make_settings(
+    tmp_path: Path, database_url: str, port: int | None = None, **extra: Any
+) -> Settings:
     port = port or free_port()
     config = Settings(
         public_url=f"http://127.0.0.1:{port}",
@@ -85,7 +87,10 @@ class LiveBroker:
         return self.http.get(path, headers=headers, **kwargs)
 
     def register(
-        self, client_id: str, scopes: tuple[str, ...] = ("exchange",), party: str = "test-party",
+        self,
+        client_id: str,
+        scopes: tuple[str, ...] = ("exchange",),
+        party: str = "test-party",
         key: PrivateKey | None = None,
     ) -> PrivateKey:
         """Register a client (and its party if new) with a fresh key; return the private key."""

@@ -32,7 +32,10 @@ async def _read_form(request: Request) -> dict[str, str]:
         raise OAuthError("invalid_request", "the form is too large", reason="too_large")
     try:
         pairs = parse_qsl(
-            body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body), max_num_fields=20
+            body.decode("ascii"),
+            keep_blank_values=True,
+            strict_parsing=bool(body),
+            max_num_fields=20,
         )
     except (UnicodeDecodeError, ValueError) as e:
         raise OAuthError("invalid_request", "the form cannot be parsed", reason="malformed") from e
@@ -121,5 +124,3 @@ async def token(request: Request, services: ServicesDep) -> JSONResponse:
 @router.get("/.well-known/jwks.json", summary="The broker's token verification keys")
 async def jwks(services: ServicesDep) -> dict[str, Any]:
     return services.keyring.jwks()
-
-

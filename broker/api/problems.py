@@ -137,9 +137,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", error=type(exc).__name__, exc_info=exc)
-    return problem(
-        request, 500, "Internal error", "the broker could not complete this request"
-    )
+    return problem(request, 500, "Internal error", "the broker could not complete this request")
 
 
 def install(app: FastAPI) -> None:

@@ -120,7 +120,9 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def check_claims(claims: Mapping[str, Any], client_id: str, rules: AssertionRules, now: float) -> int:
+def check_claims(
+    claims: Mapping[str, Any], client_id: str, rules: AssertionRules, now: float
+) -> int:
     """Check iss, sub, aud, exp, nbf, iat and jti; return exp (as int). Raises OAuthError."""
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise _fail("bad_issuer", "iss and sub must both be the client id")
@@ -168,7 +170,9 @@ def authenticate_client(
         raise _fail("malformed", f"client_assertion is not a JWT: {e}", "invalid_request") from e
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in CLIENT_ASSERTION_ALGORITHMS:
-        raise _fail("bad_alg", f"alg must be one of {', '.join(sorted(CLIENT_ASSERTION_ALGORITHMS))}")
+        raise _fail(
+            "bad_alg", f"alg must be one of {', '.join(sorted(CLIENT_ASSERTION_ALGORITHMS))}"
+        )
     if header.get("crit") is not None:
         raise _fail("malformed", "crit headers are not supported")
     client_id = unverified.get("iss")

@@ -21,7 +21,7 @@ from joserfc.jwk import OKPKey
 
 from broker.core.errors import ConfigurationError, NotFound
 
-TOKEN_KEY_ALG = "Ed25519"
+TOKEN_KEY_ALG = "Ed25519"  # noqa: S105 - an algorithm name
 
 
 @dataclass(frozen=True)

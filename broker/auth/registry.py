@@ -88,7 +88,9 @@ def validate_jwks(jwks: Any, refused_thumbprints: frozenset[str] = frozenset()) 
             problems.append(FieldProblem(where, str(e)))
             continue
         if imported.thumbprint() in refused_thumbprints:
-            problems.append(FieldProblem(where, "this is a public demo key, refused outside --demo"))
+            problems.append(
+                FieldProblem(where, "this is a public demo key, refused outside --demo")
+            )
             continue
         kid = key.get("kid")
         if kid is not None:
@@ -209,9 +211,7 @@ class Registry:
             row = conn.execute(select(clients).where(clients.c.id == client_id)).first()
         if row is None:
             return None
-        return Client(
-            row.id, row.party_id, row.name, dict(row.jwks), tuple(row.scopes), row.status
-        )
+        return Client(row.id, row.party_id, row.name, dict(row.jwks), tuple(row.scopes), row.status)
 
     def get_client(self, client_id: str) -> Client:
         client = self.find_client(client_id)
@@ -237,8 +237,13 @@ class Registry:
                 .where(clients.c.id == client_id)
                 .values(status=status, updated_at=_now())
             )
-            _log(conn, actor, f"client.{'suspend' if status == 'suspended' else 'activate'}",
-                 client_id, {})
+            _log(
+                conn,
+                actor,
+                f"client.{'suspend' if status == 'suspended' else 'activate'}",
+                client_id,
+                {},
+            )
         return self.get_client(client_id)
 
     def set_scopes(self, client_id: str, scopes: list[str], *, actor: str) -> Client:

@@ -30,7 +30,7 @@ class IssuedToken:
     access_token: str
     expires_in: int
     scope: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 token type
 
 
 @dataclass(frozen=True)
@@ -56,20 +56,21 @@ class TokenService:
     def issue(self, client: Client, scopes: list[str]) -> IssuedToken:
         now = int(self._clock())
         signing = self._keyring.current()
-        claims = {
+        scope = " ".join(scopes)
+        claims: dict[str, str | int] = {
             "iss": self._issuer,
             "aud": self._issuer,
             "sub": client.id,
             "client_id": client.id,
             "party": client.party_id,
-            "scope": " ".join(scopes),
+            "scope": scope,
             "iat": now,
             "exp": now + self._ttl,
             "jti": secrets.token_urlsafe(16),
         }
         header = {"alg": TOKEN_KEY_ALG, "typ": "at+jwt", "kid": signing.kid}
         token = jwt.encode(header, claims, signing.key, algorithms=[TOKEN_KEY_ALG])
-        return IssuedToken(token, self._ttl, claims["scope"])
+        return IssuedToken(token, self._ttl, scope)
 
     def verify(self, token: str) -> TokenClaims:
         """Check an access token. Raises InvalidToken (a 401) for any fault."""

@@ -28,7 +28,9 @@ clients_app = typer.Typer(help="Partner systems (clients) of parties.", no_args_
 
 @parties_app.command("add")
 def parties_add(
-    party_id: Annotated[str, typer.Option("--id", help="e.g. calderbridge-city-council or an ODS code")],
+    party_id: Annotated[
+        str, typer.Option("--id", help="e.g. calderbridge-city-council or an ODS code")
+    ],
     name: Annotated[str, typer.Option(help="the organisation's name")],
     kind: Annotated[str, typer.Option(help=", ".join(PARTY_KINDS))],
     ods_code: Annotated[str | None, typer.Option(help="ODS code (NHS bodies)")] = None,
@@ -129,7 +131,11 @@ def clients_list(
     table = Table("client id", "party", "status", "scopes", "key ids")
     for c in rows:
         table.add_row(
-            c.id, c.party_id, c.status, " ".join(c.scopes), ", ".join(str(k.get("kid")) for k in c.keys)
+            c.id,
+            c.party_id,
+            c.status,
+            " ".join(c.scopes),
+            ", ".join(str(k.get("kid")) for k in c.keys),
         )
     console.print(table)
 

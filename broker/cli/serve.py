@@ -16,7 +16,9 @@ from broker.observability import configure_logging
 
 
 def serve(
-    demo: Annotated[bool, typer.Option("--demo", help="load demo parties, keys and sources")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="load demo parties, keys and sources")
+    ] = False,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
 ) -> None:
@@ -49,7 +51,7 @@ def _print_demo(clients: list[bootstrap.DemoClientInfo], public_url: str) -> Non
     console.print(
         "Get a token:  [bold]TOKEN=$(.venv/bin/broker token --client-id r9z-ed-safeguarding "
         "--key var/demo/keys/r9z-ed-safeguarding.pem)[/bold]\n"
-        f"Then:         curl -H \"Authorization: Bearer $TOKEN\" {public_url}/v1/whoami\n"
+        f'Then:         curl -H "Authorization: Bearer $TOKEN" {public_url}/v1/whoami\n'
         f"API docs:     {public_url}/docs",
         highlight=False,
         soft_wrap=True,

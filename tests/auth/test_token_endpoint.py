@@ -49,7 +49,9 @@ def claims_for(broker: LiveBroker, client_id: str, **changes: Any) -> dict[str, 
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def signed(key: PrivateKey, claims: dict[str, Any], kid: str | None = "thumb", alg: str = "ES256") -> str:
+def signed(
+    key: PrivateKey, claims: dict[str, Any], kid: str | None = "thumb", alg: str = "ES256"
+) -> str:
     from joserfc import jwt
 
     header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
@@ -180,7 +182,9 @@ BAD_FORMS: dict[str, tuple[Case, str, str]] = {
         "no_jti",
     ),
     "wrong aud": (
-        lambda b, k: form(signed(k, claims_for(b, "c1", aud="https://elsewhere.example/oauth2/token"))),
+        lambda b, k: form(
+            signed(k, claims_for(b, "c1", aud="https://elsewhere.example/oauth2/token"))
+        ),
         "invalid_client",
         "bad_audience",
     ),
@@ -273,7 +277,9 @@ def test_a_suspended_client_gets_no_token(broker: LiveBroker) -> None:
 
 def test_no_kid_is_accepted_only_when_the_client_has_one_key(broker: LiveBroker) -> None:
     key = broker.register("c1")
-    ok = broker.http.post("/oauth2/token", data=form(signed(key, claims_for(broker, "c1"), kid=None)))
+    ok = broker.http.post(
+        "/oauth2/token", data=form(signed(key, claims_for(broker, "c1"), kid=None))
+    )
     assert ok.status_code == 200
     broker.services.registry.add_key("c1", public_jwk(new_key()), actor="test")
     refused = broker.http.post(
@@ -297,9 +303,13 @@ def test_the_audience_never_comes_from_the_host_header(broker: LiveBroker) -> No
 
 def test_a_subset_of_scopes_can_be_asked_for_but_not_more(broker: LiveBroker) -> None:
     key = broker.register("c1", ("exchange", "governance"))
-    narrow = broker.http.post("/oauth2/token", data={**broker.token_form("c1", key), "scope": "governance"})
+    narrow = broker.http.post(
+        "/oauth2/token", data={**broker.token_form("c1", key), "scope": "governance"}
+    )
     assert narrow.json()["scope"] == "governance"
-    wider = broker.http.post("/oauth2/token", data={**broker.token_form("c1", key), "scope": "admin"})
+    wider = broker.http.post(
+        "/oauth2/token", data={**broker.token_form("c1", key), "scope": "admin"}
+    )
     assert wider.status_code == 400
     assert wider.json()["error"] == "invalid_scope"
 
