@@ -79,3 +79,11 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng = build_engine(database_url, pool_size=4)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_logs() -> None:
+    """Logs as the broker writes them (JSON to stderr), at WARNING unless a test raises it."""
+    from broker.observability import configure_logging
+
+    configure_logging("WARNING", json_lines=True)

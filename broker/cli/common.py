@@ -47,10 +47,15 @@ def actor() -> str:
         return "cli:unknown"
 
 
-def registry(config: Settings) -> Registry:
+@contextlib.contextmanager
+def registry(config: Settings) -> Iterator[Registry]:
+    """The registry on the configured database (migrated), closed afterwards."""
     engine = build_engine(config.database_url, pool_size=2)
-    migrate.upgrade(engine)
-    return Registry(engine, demo_key_thumbprints())
+    try:
+        migrate.upgrade(engine)
+        yield Registry(engine, demo_key_thumbprints())
+    finally:
+        engine.dispose()
 
 
 def fail(message: str, code: int = EXIT_CHECK_FAILED) -> NoReturn:

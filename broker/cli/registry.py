@@ -36,16 +36,16 @@ def parties_add(
     ods_code: Annotated[str | None, typer.Option(help="ODS code (NHS bodies)")] = None,
 ) -> None:
     """Register a party."""
-    with handled():
-        party = registry(settings()).add_party(party_id, name, kind, ods_code, actor=actor())
+    with handled(), registry(settings()) as reg:
+        party = reg.add_party(party_id, name, kind, ods_code, actor=actor())
     console.print(f"added party [bold]{party.id}[/bold] ({party.kind})")
 
 
 @parties_app.command("list")
 def parties_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List parties."""
-    with handled():
-        rows = registry(settings()).list_parties()
+    with handled(), registry(settings()) as reg:
+        rows = reg.list_parties()
     if as_json:
         print_json([vars(p) for p in rows])
         return
@@ -95,8 +95,8 @@ def clients_add(
 ) -> None:
     """Register a partner system with its public keys and granted scopes."""
     key_set = _load_jwks(jwks, public_key)
-    with handled():
-        client = registry(settings()).add_client(
+    with handled(), registry(settings()) as reg:
+        client = reg.add_client(
             client_id, party, name, key_set, scopes.replace(",", " ").split(), actor=actor()
         )
     console.print(
@@ -111,8 +111,8 @@ def clients_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List partner systems."""
-    with handled():
-        rows = registry(settings()).list_clients(party)
+    with handled(), registry(settings()) as reg:
+        rows = reg.list_clients(party)
     if as_json:
         print_json(
             [
@@ -143,16 +143,16 @@ def clients_list(
 @clients_app.command("suspend")
 def clients_suspend(client_id: str) -> None:
     """Suspend a client: its tokens stop working at once."""
-    with handled():
-        registry(settings()).set_status(client_id, "suspended", actor=actor())
+    with handled(), registry(settings()) as reg:
+        reg.set_status(client_id, "suspended", actor=actor())
     console.print(f"suspended {client_id}")
 
 
 @clients_app.command("activate")
 def clients_activate(client_id: str) -> None:
     """Re-activate a suspended client."""
-    with handled():
-        registry(settings()).set_status(client_id, "active", actor=actor())
+    with handled(), registry(settings()) as reg:
+        reg.set_status(client_id, "active", actor=actor())
     console.print(f"activated {client_id}")
 
 
@@ -163,8 +163,8 @@ def clients_add_key(
 ) -> None:
     """Add a key to a client (key rotation: add the new key, switch, remove the old)."""
     jwk = public_jwk_from_pem(public_key)
-    with handled():
-        registry(settings()).add_key(client_id, jwk, actor=actor())
+    with handled(), registry(settings()) as reg:
+        reg.add_key(client_id, jwk, actor=actor())
     console.print(f"added key {jwk['kid']} to {client_id}")
 
 
@@ -173,8 +173,8 @@ def clients_remove_key(
     client_id: str, kid: Annotated[str, typer.Option("--kid", help="the key id to remove")]
 ) -> None:
     """Remove one of a client's keys: assertions signed with it are refused from now on."""
-    with handled():
-        registry(settings()).remove_key(client_id, kid, actor=actor())
+    with handled(), registry(settings()) as reg:
+        reg.remove_key(client_id, kid, actor=actor())
     console.print(f"removed key {kid} from {client_id}")
 
 
@@ -183,6 +183,6 @@ def clients_set_scopes(
     client_id: str, scopes: Annotated[str, typer.Option(help="space or comma separated")]
 ) -> None:
     """Replace a client's granted scopes (takes effect on its next request)."""
-    with handled():
-        registry(settings()).set_scopes(client_id, scopes.replace(",", " ").split(), actor=actor())
+    with handled(), registry(settings()) as reg:
+        reg.set_scopes(client_id, scopes.replace(",", " ").split(), actor=actor())
     console.print(f"scopes of {client_id}: {scopes}")

@@ -361,3 +361,4 @@ def test_tokens_and_assertions_never_reach_the_logs(
     assert data["client_assertion"] not in logs
     assert token not in logs
     assert token.split(".")[2] not in logs
+    configure_logging("WARNING", json_lines=True)
