@@ -11,18 +11,15 @@ GET /v1/whoami through uvicorn, one connection, one request at a time.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.stats import summary  # noqa: E402
-from broker.auth.assertion import ASSERTION_TYPE, authenticate_client  # noqa: E402
-from broker.auth.client_assertion import make_client_assertion  # noqa: E402
-from broker.observability import configure_logging  # noqa: E402
-from tests.support import live_broker, new_key  # noqa: E402
+from bench.stats import summary
+from broker.auth.assertion import ASSERTION_TYPE, authenticate_client
+from broker.auth.client_assertion import make_client_assertion
+from broker.observability import configure_logging
+from tests.support import live_broker, new_key
 
 
 def main() -> None:
@@ -30,9 +27,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="samples per measurement")
     args = parser.parse_args()
     configure_logging("WARNING")
-    with tempfile.TemporaryDirectory() as tmp, live_broker(
-        Path(tmp), f"sqlite:///{tmp}/bench.db"
-    ) as broker:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        live_broker(Path(tmp), f"sqlite:///{tmp}/bench.db") as broker,
+    ):
         services = broker.services
         keys = {}
         for kind in ("EC", "RSA"):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
+from broker.auth.access_log import AuditReadLog
 from broker.auth.assertion import AssertionRules
 from broker.auth.keyring import KeyRing
 from broker.auth.registry import Registry
@@ -34,6 +35,7 @@ class Services:
     replay: ReplayStore
     assertion_rules: AssertionRules
     metrics: Metrics
+    audit_reads: AuditReadLog
     clock: Callable[[], float] = time.time
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
@@ -88,6 +90,7 @@ def build_services(
             refused_key_thumbprints=refused,
         ),
         metrics=build_metrics(),
+        audit_reads=AuditReadLog(engine),
         clock=clock,
     )
     services.readiness["database"] = _database_ready(engine)
