@@ -66,7 +66,12 @@ def register(registry: Registry, keys_out: Path) -> list[DemoClientInfo]:
             registry.add_client(
                 demo.id, demo.party_id, demo.name, {"keys": [jwk]}, list(demo.scopes), actor=ACTOR
             )
-        elif jwk["kid"] not in {k.get("kid") for k in existing.keys}:
-            registry.add_key(demo.id, jwk, actor=ACTOR)
+        else:
+            if jwk["kid"] not in {k.get("kid") for k in existing.keys}:
+                registry.add_key(demo.id, jwk, actor=ACTOR)
+            if not existing.active:  # a tour suspended it last time: every scenario works again
+                registry.set_status(demo.id, "active", actor=ACTOR)
+            if set(existing.scopes) != set(demo.scopes):
+                registry.set_scopes(demo.id, list(demo.scopes), actor=ACTOR)
         infos.append(DemoClientInfo(demo.id, demo.party_id, demo.scopes, target))
     return infos
