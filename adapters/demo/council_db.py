@@ -17,7 +17,6 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
-    Numeric,
     String,
     Table,
     text,
@@ -29,7 +28,14 @@ from adapters.demo.population import (
     Population,
 )
 
-SYSTEMS = ("childrens_social_care", "council_tax", "electoral_register", "housing", "benefits")
+SYSTEMS = (
+    "childrens_social_care",
+    "council_tax",
+    "electoral_register",
+    "housing",
+    "benefits",
+    "finance",
+)
 
 
 def _csc(md: MetaData) -> list[Table]:
@@ -164,7 +170,7 @@ def _benefits(md: MetaData) -> list[Table]:
             Column("nhs_number", String(10)),
             Column("claim_type", String(24)),
             Column("status", String(10)),
-            Column("weekly_amount", Numeric(8, 2)),
+            Column("weekly_amount", String(12)),
             Column("start_date", Date),
             Column("given_name", String(60)),
             Column("family_name", String(60)),
@@ -277,7 +283,7 @@ def _rows(system: str, pop: Population) -> dict[str, Iterable[dict[str, Any]]]:
                     "nhs_number": people[c.person_id].nhs_number,
                     "claim_type": c.claim_type,
                     "status": c.status,
-                    "weekly_amount": c.weekly_amount,
+                    "weekly_amount": f"{c.weekly_amount:.2f}",
                     "start_date": c.start_date,
                     "given_name": people[c.person_id].given,
                     "family_name": people[c.person_id].family,
@@ -285,7 +291,36 @@ def _rows(system: str, pop: Population) -> dict[str, Iterable[dict[str, Any]]]:
                 for c in pop.claims
             ]
         }
+    if system == "finance":
+        return {
+            "spending_payment": [
+                {
+                    "transaction_id": t.transaction_id,
+                    "payment_date": t.date,
+                    "supplier": t.supplier,
+                    "amount": f"{t.amount:.2f}",
+                    "department": t.department,
+                    "purpose": t.purpose,
+                }
+                for t in pop.payments
+            ]
+        }
     raise ValueError(f"unknown council system {system!r}")
+
+
+def _finance(md: MetaData) -> list[Table]:
+    return [
+        Table(
+            "spending_payment",
+            md,
+            Column("transaction_id", String(20), primary_key=True),
+            Column("payment_date", Date),
+            Column("supplier", String(100)),
+            Column("amount", String(14)),
+            Column("department", String(60)),
+            Column("purpose", String(100)),
+        ),
+    ]
 
 
 _TABLES: dict[str, Callable[[MetaData], list[Table]]] = {
@@ -294,6 +329,7 @@ _TABLES: dict[str, Callable[[MetaData], list[Table]]] = {
     "electoral_register": _electoral,
     "housing": _housing,
     "benefits": _benefits,
+    "finance": _finance,
 }
 _VIEWS = {"childrens_social_care": _CSC_VIEW, "electoral_register": _ELECTORAL_VIEW}
 

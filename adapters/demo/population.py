@@ -275,6 +275,35 @@ class PoliceRecord:
     domestic_abuse_last_12_months: int
 
 
+@dataclass(frozen=True)
+class Payment:
+    """A council payment over 500 pounds (published as open data; no personal data)."""
+
+    transaction_id: str
+    date: date
+    supplier: str
+    amount: Decimal
+    department: str
+    purpose: str
+
+
+SUPPLIERS = (
+    "Calder Valley Roofing Ltd",
+    "Northgate Housing Association",
+    "Brightlamp Street Lighting Ltd",
+    "Pennine School Meals CIC",
+    "Weaver IT Services Ltd",
+    "Riverside Grounds Maintenance",
+)
+DEPARTMENTS = (
+    ("Housing", "Temporary accommodation"),
+    ("Highways", "Street lighting repairs"),
+    ("Education", "School meals contract"),
+    ("Corporate", "Software licences"),
+    ("Parks", "Grounds maintenance"),
+)
+
+
 @dataclass
 class Population:
     """Everything the demo source systems hold."""
@@ -290,6 +319,7 @@ class Population:
     ed_attendances: list[EdAttendance] = field(default_factory=list)
     admissions: list[Admission] = field(default_factory=list)
     police: list[PoliceRecord] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
 
     def person(self, person_id: str) -> Person:
         return next(p for p in self.people if p.person_id == person_id)
@@ -606,4 +636,16 @@ def generate(seed: int = DEFAULT_SEED, residents: int = DEFAULT_RESIDENTS) -> Po
                         rng.randint(1, 4) if category == "domestic-abuse" else 0,
                     )
                 )
+    for n in range(1, 241):
+        department, purpose = rng.choice(DEPARTMENTS)
+        pop.payments.append(
+            Payment(
+                f"TX-2026-{n:06d}",
+                date(2026, 1 + (n - 1) // 24, 1 + (n * 7) % 28),
+                rng.choice(SUPPLIERS),
+                Decimal(rng.randint(50_001, 9_000_000)) / 100,
+                department,
+                purpose,
+            )
+        )
     return pop
