@@ -117,6 +117,18 @@ class BindingSet:
         except KeyError:
             raise BindingError(f"no source is bound to dataset {dataset!r}") from None
 
+    def with_source(self, name: str, **updates: Any) -> BindingSet:
+        """A copy in which source ``name`` has ``updates`` (e.g. tighter ``timeouts``)."""
+        if name not in self.sources:
+            raise BindingError(f"no source named {name!r}")
+        changed = self.sources[name].model_copy(update=updates)
+        return BindingSet(
+            {
+                d: (b.model_copy(update={"source": changed}) if b.source.name == name else b)
+                for d, b in self._bindings.items()
+            }
+        )
+
     @property
     def datasets(self) -> tuple[str, ...]:
         return tuple(sorted(self._bindings))
