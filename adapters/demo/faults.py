@@ -9,7 +9,8 @@ A :class:`Faults` object is shared between a test and a running demo server. Mod
 * ``wrong_person``: answer with another person's record;
 * ``two_matches``: answer with two people.
 
-``times`` limits how many requests are affected (``None``: all until cleared).
+``times`` limits how many requests are affected (``None``: all until cleared); ``skip`` lets
+the first requests through untouched (e.g. fault the Encounter search after the Patient search).
 """
 
 from __future__ import annotations
@@ -25,26 +26,29 @@ class Faults:
     mode: str | None = None
     delay_seconds: float = 0.0
     times: int | None = None
+    skip: int = 0
     requests_seen: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def set(self, mode: str, *, delay_seconds: float = 0.0, times: int | None = None) -> None:
+    def set(
+        self, mode: str, *, delay_seconds: float = 0.0, times: int | None = None, skip: int = 0
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown fault mode {mode!r}")
         with self._lock:
             self.mode, self.delay_seconds, self.times = mode, delay_seconds, times
-            self.requests_seen = 0
+            self.skip, self.requests_seen = skip, 0
 
     def clear(self) -> None:
         with self._lock:
             self.mode, self.delay_seconds, self.times = None, 0.0, None
-            self.requests_seen = 0
+            self.skip, self.requests_seen = 0, 0
 
     def take(self) -> str | None:
         """Count a request and return the fault to apply to it, if any."""
         with self._lock:
             self.requests_seen += 1
-            if self.mode is None:
+            if self.mode is None or self.requests_seen <= self.skip:
                 return None
             if self.times is not None:
                 if self.times <= 0:

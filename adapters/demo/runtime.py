@@ -47,7 +47,7 @@ class ServerThread:
         """Start ``app`` on a free port; its base URL."""
 
         async def start() -> int:
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
             await runner.setup()
             site = web.TCPSite(runner, host, 0, backlog=512)
             await site.start()
