@@ -1,0 +1,120 @@
+"""The REST/JSON adapter against the demo police service over loopback HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.demo import subjects
+from adapters.demo.runtime import DemoSources
+from adapters.errors import (
+    MultipleMatches,
+    SourceBadData,
+    SourceTimeout,
+    SourceUnavailable,
+    SubjectNotFound,
+    WrongSubject,
+)
+from adapters.rest import resolve_pointer
+from broker.core import nhs_number
+from broker.core.identifiers import parse_subject
+from tests.adapters.conftest import open_sources, tight
+
+POLICE = "wcp.police-concerns"
+FIELDS = [
+    "concerns.count",
+    "concerns.latest_date",
+    "concerns.latest_category",
+    "domestic_abuse.notifications_last_12_months",
+]
+
+
+@pytest.mark.parametrize(
+    ("id_type", "value"),
+    [
+        pytest.param("nhs_number", subjects.CHILD_ON_PLAN.nhs_number, id="nhs-number"),
+        pytest.param("person_id", subjects.CHILD_ON_PLAN.person_id, id="person-id"),
+    ],
+)
+async def test_concerns_of_the_child_on_a_plan(demo: DemoSources, id_type: str, value: str) -> None:
+    async with open_sources(demo.bindings) as sources:
+        record = await sources.fetch(POLICE, parse_subject(id_type, value), FIELDS)
+    assert record == {
+        "concerns": {"count": 3, "latest_date": "2026-10-02", "latest_category": "domestic-abuse"},
+        "domestic_abuse": {"notifications_last_12_months": 2},
+    }
+
+
+async def test_no_concerns_and_unknown_person(demo: DemoSources) -> None:
+    async with open_sources(demo.bindings) as sources:
+        none = await sources.fetch(
+            POLICE,
+            parse_subject("nhs_number", subjects.CHILD_WITHOUT_PLAN.nhs_number),
+            ["concerns.count", "concerns.latest_date"],
+        )
+        with pytest.raises(SubjectNotFound, match="no record"):
+            await sources.fetch(
+                POLICE,
+                parse_subject("nhs_number", nhs_number.test_number(20_000)),
+                ["concerns.count"],
+            )
+    assert none == {"concerns": {"count": 0, "latest_date": None}}
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "match"),
+    [
+        pytest.param("wrong_person", WrongSubject, "not the one asked for", id="another-person"),
+        pytest.param("two_matches", MultipleMatches, "matched 2", id="two-matches"),
+        pytest.param("garbage", SourceBadData, "not JSON", id="garbage"),
+        pytest.param("invalid", SourceBadData, "no results", id="unexpected-json"),
+    ],
+)
+async def test_faults(demo: DemoSources, mode: str, error: type[Exception], match: str) -> None:
+    demo.police_faults.set(mode)
+    async with open_sources(demo.bindings) as sources:
+        with pytest.raises(error, match=match):
+            await sources.fetch(POLICE, parse_subject("person_id", "P0000001"), ["concerns.count"])
+
+
+async def test_slow_and_failing_police_service(demo: DemoSources) -> None:
+    bindings = tight(demo.bindings, "wcp-police", read_seconds=0.2, attempts=2)
+    subject = parse_subject("person_id", "P0000001")
+    async with open_sources(bindings) as sources:
+        demo.police_faults.set("slow", delay_seconds=1.5)
+        with pytest.raises(SourceTimeout, match="timed out"):
+            await sources.fetch(POLICE, subject, ["concerns.count"])
+        demo.police_faults.set("error")
+        with pytest.raises(SourceUnavailable, match="HTTP 500"):
+            await sources.fetch(POLICE, subject, ["concerns.count"])
+        assert demo.police_faults.requests_seen == 2
+
+
+async def test_type_mismatch_names_the_field(demo: DemoSources) -> None:
+    binding = demo.bindings.get(POLICE)
+    broken = binding.model_copy(
+        update={"options": {**binding.options, "types": {"concerns.latest_category": "integer"}}}
+    )
+    from adapters.bindings import BindingSet
+
+    async with open_sources(BindingSet({POLICE: broken})) as sources:
+        with pytest.raises(SourceBadData, match="field concerns.latest_category") as caught:
+            await sources.fetch(
+                POLICE, parse_subject("person_id", "P0000001"), ["concerns.latest_category"]
+            )
+    assert caught.value.field == "concerns.latest_category"
+
+
+@pytest.mark.parametrize(
+    ("pointer", "expected"),
+    [
+        pytest.param("", {"a/b": {"~c": [1, 2]}}, id="whole-document"),
+        pytest.param("/a~1b/~0c/1", 2, id="escapes-and-index"),
+    ],
+)
+def test_json_pointer(pointer: str, expected: object) -> None:
+    assert resolve_pointer({"a/b": {"~c": [1, 2]}}, pointer) == expected
+
+
+def test_json_pointer_must_start_with_slash() -> None:
+    with pytest.raises(ValueError, match="starts with '/'"):
+        resolve_pointer({}, "a")
