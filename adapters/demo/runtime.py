@@ -61,6 +61,11 @@ class ServerThread:
         async def cleanup() -> None:
             for runner in self._runners:
                 await runner.cleanup()
+            # Handlers still sleeping (the "slow" fault) are cancelled, not left to the GC.
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(cleanup(), self._loop).result(timeout=10)

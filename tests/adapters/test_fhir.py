@@ -194,21 +194,21 @@ async def test_circuit_opens_half_opens_and_closes(demo: DemoSources) -> None:
         for _ in range(3):
             with pytest.raises(SourceUnavailable, match="HTTP 500"):
                 await sources.fetch(DEMOGRAPHICS, subject, ["name.family"])
-        assert breaker.state is BreakerState.OPEN
+        assert breaker.state.value == BreakerState.OPEN.value
         seen = demo.fhir_faults.requests_seen
         with pytest.raises(CircuitOpen, match="circuit open"):
             await sources.fetch(DEMOGRAPHICS, subject, ["name.family"])
         assert demo.fhir_faults.requests_seen == seen  # the source was not asked
         clock.advance(10)
-        assert breaker.state is BreakerState.HALF_OPEN
+        assert breaker.state.value == BreakerState.HALF_OPEN.value
         with pytest.raises(SourceUnavailable, match="HTTP 500"):  # the trial fails: open again
             await sources.fetch(DEMOGRAPHICS, subject, ["name.family"])
-        assert breaker.state is BreakerState.OPEN
+        assert breaker.state.value == BreakerState.OPEN.value
         demo.fhir_faults.clear()
         clock.advance(10)
         record = await sources.fetch(DEMOGRAPHICS, subject, ["name.family"])
         assert record == {"name": {"family": "Hartley"}}
-        assert breaker.state is BreakerState.CLOSED
+        assert breaker.state.value == BreakerState.CLOSED.value
         assert sources.breaker_states()["r9z-fhir"] == "closed"
 
 

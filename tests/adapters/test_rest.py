@@ -97,7 +97,7 @@ async def test_type_mismatch_names_the_field(demo: DemoSources) -> None:
     from adapters.bindings import BindingSet
 
     async with open_sources(BindingSet({POLICE: broken})) as sources:
-        with pytest.raises(SourceBadData, match="field concerns.latest_category") as caught:
+        with pytest.raises(SourceBadData, match=r"field concerns\.latest_category") as caught:
             await sources.fetch(
                 POLICE, parse_subject("person_id", "P0000001"), ["concerns.latest_category"]
             )
@@ -118,3 +118,17 @@ def test_json_pointer(pointer: str, expected: object) -> None:
 def test_json_pointer_must_start_with_slash() -> None:
     with pytest.raises(ValueError, match="starts with '/'"):
         resolve_pointer({}, "a")
+
+
+async def test_refused_connection_is_unavailable(demo: DemoSources) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    bindings = tight(demo.bindings, "wcp-police", attempts=2).with_source(
+        "wcp-police", endpoint=f"http://127.0.0.1:{closed_port}"
+    )
+    async with open_sources(bindings) as sources:
+        with pytest.raises(SourceUnavailable, match="unreachable: ClientConnectorError"):
+            await sources.fetch(POLICE, parse_subject("person_id", "P0000001"), ["concerns.count"])

@@ -135,7 +135,7 @@ async def test_decimal_stays_exact(demo: DemoSources) -> None:
 
 async def test_unmapped_field_and_unaccepted_identifier(demo: DemoSources) -> None:
     async with open_sources(demo.bindings) as sources:
-        with pytest.raises(BindingError, match="no mapping for field 'name.middle'"):
+        with pytest.raises(BindingError, match=r"no mapping for field 'name\.middle'"):
             await sources.fetch(CP, parse_subject("person_id", "P0000001"), ["name.middle"])
         with pytest.raises(InvalidInput, match="not keyed by that identifier"):
             await sources.fetch(CP, parse_subject("uprn", "100000000001"), ["name.family"])
@@ -280,3 +280,14 @@ async def test_postgresql_child_protection(
         "date_of_birth": "2020-05-15",
         "looked_after": {"status": False},
     }
+
+
+async def test_open_spending_data_by_transaction(demo: DemoSources) -> None:
+    async with open_sources(demo.bindings) as sources:
+        record = await sources.fetch(
+            "ccc.spending-over-500",
+            parse_subject("transaction_id", "TX-2026-000001"),
+            ["payment.amount", "payment.date"],
+        )
+    assert set(record["payment"]) == {"amount", "date"}
+    assert record["payment"]["amount"].count(".") == 1
