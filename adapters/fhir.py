@@ -93,12 +93,10 @@ class FhirAdapter(BaseAdapter):
             raise BindingError(f"dataset {binding.dataset}: {e}") from e
         system = str(binding.options.get("identifier_system", NHS_NUMBER_SYSTEM))
         params = {"identifier": f"{system}|{subject.value}"}
+        # The identifier is always asked for: the wrong-person guard needs it.
+        patient_paths = [fhirpath.parse(p) for p in [*paths.values(), id_path]]
         elements = sorted(
-            {
-                fhirpath.parse(p).steps[0].name
-                for p in paths.values()
-                if fhirpath.parse(p).resource_type == "Patient" and fhirpath.parse(p).steps
-            }
+            {p.steps[0].name for p in patient_paths if p.resource_type == "Patient" and p.steps}
         )
         if elements:
             params["_elements"] = ",".join(elements)
