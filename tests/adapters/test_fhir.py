@@ -275,3 +275,29 @@ def test_fixture_names_its_source() -> None:
         "NHSDigital/personal-demographics-service-api" in (FIXTURE.parent / "SOURCE.md").read_text()
     )
     assert json.loads(FIXTURE.read_text())["entry"][0]["resource"]["id"] == "9000000009"
+
+
+async def test_cp_is_flag_maps_when_a_dataset_asks_for_it(demo: DemoSources) -> None:
+    from adapters.bindings import BindingSet, DatasetBinding
+
+    base = demo.bindings.get(DEMOGRAPHICS)
+    flags = DatasetBinding(
+        dataset="r9z.cp-is-flags",
+        source=base.source,
+        identifiers=base.identifiers,
+        fields={"flag.code": "Flag.code.coding.first().code", "flag.since": "Flag.period.start"},
+        options={
+            "resources": {
+                "Flag": {"params": {"status": "active"}, "latest_by": "Flag.period.start"}
+            }
+        },
+    )
+    async with open_sources(BindingSet({"r9z.cp-is-flags": flags})) as sources:
+        on_plan = await sources.fetch(
+            "r9z.cp-is-flags", nhs(subjects.CHILD_ON_PLAN.nhs_number), ["flag.code", "flag.since"]
+        )
+        none = await sources.fetch(
+            "r9z.cp-is-flags", nhs(subjects.CHILD_WITHOUT_PLAN.nhs_number), ["flag.code"]
+        )
+    assert on_plan == {"flag": {"code": "CPP", "since": "2026-08-14"}}
+    assert none == {"flag": {"code": None}}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from adapters.bindings import SourceConfig, parse_bindings
 from adapters.demo import subjects
@@ -275,6 +275,12 @@ async def test_postgresql_child_protection(
         )
         with pytest.raises(SubjectNotFound, match="no record"):
             await sources.fetch(CP, parse_subject("person_id", "P0000002"), ["name.family"])
+    engine = build_read_only_engine(bindings.get(CP).source)
+    try:
+        with engine.connect() as conn, pytest.raises(DBAPIError, match="read-only transaction"):
+            conn.execute(text("DELETE FROM csc_person"))
+    finally:
+        engine.dispose()
     assert record == {
         "child_protection_plan": {"status": "active"},
         "date_of_birth": "2020-05-15",
