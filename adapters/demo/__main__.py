@@ -7,6 +7,7 @@ Prints where each source listens and the bound datasets, then serves until inter
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 from pathlib import Path
 
@@ -14,7 +15,12 @@ from adapters.demo import subjects
 from adapters.demo.runtime import start_demo_sources
 
 
+def _stop(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
     parser = argparse.ArgumentParser(description="Serve the Calderbridge demo source systems.")
     parser.add_argument("--dir", type=Path, default=None, help="where to write databases")
     args = parser.parse_args()
