@@ -83,7 +83,10 @@ class BaseAdapter:
         flat = await call_resiliently(
             attempt, retry=self.source.retries, breaker=self.breaker, rng=self._rng
         )
-        return nest({field: flat.get(field) for field in wanted})
+        try:
+            return nest({field: flat.get(field) for field in wanted})
+        except ValueError as e:
+            raise BindingError(f"dataset {binding.dataset}: {e}") from e
 
     async def verify(
         self, binding: DatasetBinding, subject: SubjectId, claims: Mapping[str, object]

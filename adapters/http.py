@@ -89,7 +89,14 @@ class HttpClient:
                     headers=dict(headers or {}),
                     allow_redirects=False,
                 ) as response:
-                    body = await response.content.read(self._max_body_bytes + 1)
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.content.iter_chunked(65536):
+                        size += len(chunk)
+                        if size > self._max_body_bytes:
+                            break
+                        chunks.append(chunk)
+                    body = b"".join(chunks)
                     status = response.status
                     content_type = response.headers.get("Content-Type", "")
         except (TimeoutError, aiohttp.ServerTimeoutError) as e:
@@ -98,7 +105,7 @@ class HttpClient:
             raise SourceUnavailable(
                 f"source {self._source} unreachable: {type(e).__name__}", **where
             ) from e
-        if len(body) > self._max_body_bytes:
+        if size > self._max_body_bytes:
             raise SourceBadData(f"source {self._source} answer too large", **where)
         if status in RETRYABLE_STATUSES:
             raise SourceUnavailable(f"source {self._source} answered HTTP {status}", **where)

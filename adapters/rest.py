@@ -57,7 +57,11 @@ class RestAdapter(BaseAdapter):
 
     def __init__(self, source: SourceConfig, *, clock: Clock = time.monotonic) -> None:
         super().__init__(source, clock=clock)
-        self.http = HttpClient(source.name, limit=int(source.options.get("pool_size", 64)))
+        self.http = HttpClient(
+            source.name,
+            limit=int(source.options.get("pool_size", 64)),
+            max_body_bytes=int(source.options.get("max_body_bytes", 4_000_000)),
+        )
         self.base_url = source.endpoint.rstrip("/")
 
     async def read(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from adapters.demo import subjects
@@ -132,3 +134,51 @@ async def test_refused_connection_is_unavailable(demo: DemoSources) -> None:
     async with open_sources(bindings) as sources:
         with pytest.raises(SourceUnavailable, match="unreachable: ClientConnectorError"):
             await sources.fetch(POLICE, parse_subject("person_id", "P0000001"), ["concerns.count"])
+
+
+@pytest.fixture(scope="module")
+def big_answers() -> Iterator[str]:
+    """A loopback REST source whose answer is large (arrives in many chunks)."""
+    from aiohttp import web
+
+    from adapters.demo.runtime import ServerThread
+
+    padding = "x" * 1_500_000
+
+    async def concerns(request: web.Request) -> web.Response:
+        match = {
+            "subject": {"person_id": request.query["person_id"]},
+            "concerns": {"count": 1},
+            "padding": padding,
+        }
+        return web.json_response({"results": [match]})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/concerns", concerns)
+    servers = ServerThread()
+    try:
+        yield servers.serve(app)
+    finally:
+        servers.stop()
+
+
+@pytest.mark.parametrize(
+    ("max_body_bytes", "outcome"),
+    [
+        pytest.param(4_000_000, {"concerns": {"count": 1}}, id="large-body-read-whole"),
+        pytest.param(100_000, SourceBadData, id="over-the-limit"),
+    ],
+)
+async def test_large_answers(
+    demo: DemoSources, big_answers: str, max_body_bytes: int, outcome: object
+) -> None:
+    bindings = demo.bindings.with_source(
+        "wcp-police", endpoint=big_answers, options={"max_body_bytes": max_body_bytes}
+    )
+    subject = parse_subject("person_id", "P0000001")
+    async with open_sources(bindings) as sources:
+        if isinstance(outcome, dict):
+            assert await sources.fetch(POLICE, subject, ["concerns.count"]) == outcome
+        else:
+            with pytest.raises(SourceBadData, match="too large"):
+                await sources.fetch(POLICE, subject, ["concerns.count"])
