@@ -1,0 +1,651 @@
+"""A deterministic, seeded synthetic population of Calderbridge, a fictional UK city.
+
+Everything is invented: names are drawn from short lists, streets and postcodes (area ``CX``, not
+a real postcode area) are made up, telephone numbers come from Ofcom's drama range (01632 960xxx),
+NHS numbers from the test range (999, valid Modulus 11). The same seed always gives the same
+people, so tests and the README tour can name them. The first households are the well-known demo
+subjects of :mod:`adapters.demo.subjects`; the rest are random.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from broker.core.nhs_number import iter_test_numbers
+
+#: "Today" in the demo world, so that ages and dates never drift.
+REFERENCE_DATE = date(2026, 11, 1)
+DEFAULT_SEED = 20261129
+DEFAULT_RESIDENTS = 10_000
+TOWN = "Calderbridge"
+REGISTER_PUBLISHED_ON = date(2026, 9, 1)
+
+GIVEN_F = (
+    "Amelia",
+    "Olivia",
+    "Isla",
+    "Ava",
+    "Freya",
+    "Grace",
+    "Rachel",
+    "Sian",
+    "Dawn",
+    "Edna",
+    "Priya",
+    "Aisha",
+    "Megan",
+    "Chloe",
+    "Ruth",
+    "Joan",
+    "Zara",
+    "Lily",
+    "Hannah",
+    "Maya",
+)
+GIVEN_M = (
+    "Noah",
+    "Oliver",
+    "Arthur",
+    "Leo",
+    "Kai",
+    "Gareth",
+    "Owen",
+    "Rhys",
+    "Tomasz",
+    "Jamal",
+    "Callum",
+    "Harry",
+    "Samuel",
+    "Dev",
+    "Frank",
+    "Ibrahim",
+    "Lewis",
+    "Ethan",
+    "Alfie",
+    "Joe",
+)
+FAMILY = (
+    "Hartley",
+    "Bramwell",
+    "Penrose",
+    "Ashworth",
+    "Lyle",
+    "Morrow",
+    "Fairclough",
+    "Okafor",
+    "Nowak",
+    "Calder",
+    "Pennington",
+    "Whitlock",
+    "Haldane",
+    "Sutcliffe",
+    "Greenhalgh",
+    "Mistry",
+    "Rahman",
+    "Kowalski",
+    "Thorne",
+    "Birchall",
+    "Appleyard",
+    "Quayle",
+    "Dunmore",
+    "Ellwood",
+    "Farrant",
+    "Garside",
+    "Holroyd",
+    "Ingham",
+    "Jowett",
+    "Kershaw",
+)
+STREETS = (
+    "Weaver Street",
+    "Linden Close",
+    "Canal Wharf",
+    "Mill Lane",
+    "Foundry Road",
+    "Tenter Croft",
+    "Dyehouse Lane",
+    "Spinners Way",
+    "Calder Terrace",
+    "Bobbin Row",
+    "Fulling Mill Road",
+    "Heddle Street",
+    "Warp Close",
+    "Loom Avenue",
+    "Shuttle Gardens",
+)
+TEAMS = (
+    ("North Locality Safeguarding Team", "01632 960101", "north.safeguarding@calderbridge.example"),
+    ("South Locality Safeguarding Team", "01632 960102", "south.safeguarding@calderbridge.example"),
+    ("Children in Care Team", "01632 960103", "children.in.care@calderbridge.example"),
+)
+CP_CATEGORIES = ("neglect", "physical-abuse", "emotional-abuse", "sexual-abuse", "multiple")
+LA_STATUSES = ("C2", "V2", "J2", "E1")  # care order, s20 accommodation, PACE, placement order
+ED_REASONS = (
+    "Fall",
+    "Head injury",
+    "Fracture of wrist",
+    "Asthma attack",
+    "Burn",
+    "Abdominal pain",
+    "Laceration",
+    "Fever",
+)
+ED_DESTINATIONS = ("Discharged home", "Admitted to ward", "Referred to GP", "Left before seen")
+DISCHARGE_DESTINATIONS = (
+    "usual place of residence",
+    "care home",
+    "intermediate care bed",
+    "home with reablement package",
+)
+DIAGNOSES = (
+    ("S72.0", "Fracture of neck of femur"),
+    ("J18.9", "Pneumonia, unspecified"),
+    ("I63.9", "Cerebral infarction"),
+    ("N39.0", "Urinary tract infection"),
+)
+MOBILITY = ("independent", "walking frame, assistance of one", "hoist, assistance of two")
+POLICE_CATEGORIES = ("domestic-abuse", "missing-person", "child-welfare", "antisocial-behaviour")
+
+
+@dataclass(frozen=True)
+class Address:
+    uprn: str
+    line1: str
+    line2: str | None
+    postcode: str
+    town: str = TOWN
+
+
+@dataclass(frozen=True)
+class Person:
+    person_id: str
+    nhs_number: str
+    given: str
+    family: str
+    date_of_birth: date
+    gender: str
+    uprn: str
+    gp_practice: str
+    phone: str
+    restricted: bool = False
+
+    def age(self, on: date = REFERENCE_DATE) -> int:
+        years = on.year - self.date_of_birth.year
+        return years - ((on.month, on.day) < (self.date_of_birth.month, self.date_of_birth.day))
+
+
+@dataclass(frozen=True)
+class ChildProtectionPlan:
+    person_id: str
+    status: str
+    category: str
+    start_date: date
+    end_date: date | None
+    team: int
+    social_worker: str
+
+
+@dataclass(frozen=True)
+class LookedAfter:
+    person_id: str
+    legal_status: str
+    placement_start: date
+
+
+@dataclass(frozen=True)
+class CouncilTaxAccount:
+    reference: str
+    uprn: str
+    band: str
+    liable_person_id: str
+    single_person_discount: bool
+    discount_start: date | None
+
+
+@dataclass(frozen=True)
+class HousingApplication:
+    reference: str
+    person_id: str
+    status: str
+    band: str
+    application_date: date
+    household_size: int
+
+
+@dataclass(frozen=True)
+class BenefitClaim:
+    reference: str
+    person_id: str
+    claim_type: str
+    status: str
+    weekly_amount: Decimal
+    start_date: date
+
+
+@dataclass(frozen=True)
+class ProofDocument:
+    person_id: str
+    type: str
+    issuer: str
+    verified_by: str
+    verified_at: datetime
+    method: str
+    media_type: str
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass(frozen=True)
+class EdAttendance:
+    nhs_number: str
+    encounter_id: str
+    date: date
+    reason: str
+    site: str
+    discharge_destination: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    nhs_number: str
+    encounter_id: str
+    admitted: date
+    expected_discharge: date
+    destination: str
+    mobility: str
+    summary: str
+    diagnosis_code: str
+    diagnosis: str
+
+
+@dataclass(frozen=True)
+class PoliceRecord:
+    person_id: str
+    nhs_number: str
+    concerns: int
+    latest_date: date | None
+    latest_category: str | None
+    domestic_abuse_last_12_months: int
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A council payment over 500 pounds (published as open data; no personal data)."""
+
+    transaction_id: str
+    date: date
+    supplier: str
+    amount: Decimal
+    department: str
+    purpose: str
+
+
+SUPPLIERS = (
+    "Calder Valley Roofing Ltd",
+    "Northgate Housing Association",
+    "Brightlamp Street Lighting Ltd",
+    "Pennine School Meals CIC",
+    "Weaver IT Services Ltd",
+    "Riverside Grounds Maintenance",
+)
+DEPARTMENTS = (
+    ("Housing", "Temporary accommodation"),
+    ("Highways", "Street lighting repairs"),
+    ("Education", "School meals contract"),
+    ("Corporate", "Software licences"),
+    ("Parks", "Grounds maintenance"),
+)
+
+
+@dataclass
+class Population:
+    """Everything the demo source systems hold."""
+
+    addresses: list[Address] = field(default_factory=list)
+    people: list[Person] = field(default_factory=list)
+    plans: list[ChildProtectionPlan] = field(default_factory=list)
+    looked_after: list[LookedAfter] = field(default_factory=list)
+    council_tax: list[CouncilTaxAccount] = field(default_factory=list)
+    housing: list[HousingApplication] = field(default_factory=list)
+    claims: list[BenefitClaim] = field(default_factory=list)
+    documents: list[ProofDocument] = field(default_factory=list)
+    ed_attendances: list[EdAttendance] = field(default_factory=list)
+    admissions: list[Admission] = field(default_factory=list)
+    police: list[PoliceRecord] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+
+    def person(self, person_id: str) -> Person:
+        return next(p for p in self.people if p.person_id == person_id)
+
+    def address(self, uprn: str) -> Address:
+        return next(a for a in self.addresses if a.uprn == uprn)
+
+    def electors(self, uprn: str) -> list[Person]:
+        return [p for p in self.people if p.uprn == uprn and p.age() >= 18]
+
+
+class _Builder:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)  # noqa: S311 (synthetic data, not security)
+        self.pop = Population()
+        self.numbers = iter_test_numbers()
+        self.serial = 0
+
+    def address(self, line1: str | None = None, postcode: str | None = None) -> Address:
+        rng = self.rng
+        n = len(self.pop.addresses) + 1
+        flat = rng.random() < 0.2
+        address = Address(
+            uprn=f"{100000000000 + n}",
+            line1=line1
+            or (
+                f"Flat {rng.randint(1, 12)}"
+                if flat
+                else f"{rng.randint(1, 180)} {rng.choice(STREETS)}"
+            ),
+            line2=(f"{rng.randint(1, 90)} {rng.choice(STREETS)}" if flat and not line1 else None),
+            postcode=postcode
+            or f"CX{rng.randint(1, 9)} {rng.randint(1, 9)}"
+            f"{rng.choice('ABDEFGHJLNPQRSTUWXY')}{rng.choice('ABDEFGHJLNPQRSTUWXY')}",
+        )
+        self.pop.addresses.append(address)
+        return address
+
+    def person(
+        self,
+        address: Address,
+        *,
+        age: int,
+        gender: str | None = None,
+        given: str | None = None,
+        family: str | None = None,
+    ) -> Person:
+        rng = self.rng
+        self.serial += 1
+        gender = gender or rng.choice(("female", "male"))
+        born = REFERENCE_DATE - timedelta(days=age * 365 + rng.randint(20, 340))
+        person = Person(
+            person_id=f"P{self.serial:07d}",
+            nhs_number=next(self.numbers),
+            given=given or rng.choice(GIVEN_F if gender == "female" else GIVEN_M),
+            family=family or rng.choice(FAMILY),
+            date_of_birth=born,
+            gender=gender,
+            uprn=address.uprn,
+            gp_practice=rng.choice(("Y99901", "Y99902")),
+            phone=f"01632 960{rng.randint(200, 999):03d}",
+        )
+        self.pop.people.append(person)
+        return person
+
+    def council_tax(self, address: Address, liable: Person, *, spd: bool | None = None) -> None:
+        adults = [p for p in self.pop.people if p.uprn == address.uprn and p.age() >= 18]
+        discount = (len(adults) == 1) if spd is None else spd
+        n = len(self.pop.council_tax) + 1
+        self.pop.council_tax.append(
+            CouncilTaxAccount(
+                reference=f"CT{n:08d}",
+                uprn=address.uprn,
+                band=self.rng.choice("AABBBCCCDDEFGH"),
+                liable_person_id=liable.person_id,
+                single_person_discount=discount,
+                discount_start=date(2019 + n % 6, 4, 1) if discount else None,
+            )
+        )
+
+    def document(self, person: Person, kind: str, issuer: str, method: str, when: datetime) -> None:
+        text = (
+            f"CALDERBRIDGE CITY COUNCIL - SYNTHETIC DEMO DOCUMENT\n"
+            f"type: {kind}\nsubject: {person.given} {person.family} ({person.person_id})\n"
+            f"issuer: {issuer}\nverified: {when.isoformat()} by {method}\n"
+            "This file is fictional test data.\n"
+        )
+        self.pop.documents.append(
+            ProofDocument(
+                person_id=person.person_id,
+                type=kind,
+                issuer=issuer,
+                verified_by="Revenues and Benefits, Calderbridge City Council",
+                verified_at=when,
+                method=method,
+                media_type="text/plain",
+                content=text.encode(),
+            )
+        )
+
+
+def _well_known(b: _Builder) -> None:
+    """The households of :mod:`adapters.demo.subjects`, always first, always the same."""
+    pop = b.pop
+    # 1. A child on a child protection plan (neglect) who attends the ED; her mother.
+    home = b.address("14 Weaver Street", "CX1 4AB")
+    amelia = b.person(home, age=6, gender="female", given="Amelia", family="Hartley")
+    rachel = b.person(home, age=29, gender="female", given="Rachel", family="Hartley")
+    b.council_tax(home, rachel)
+    pop.plans.append(
+        ChildProtectionPlan(
+            amelia.person_id, "active", "neglect", date(2026, 8, 14), None, 0, "Joanne Pickles"
+        )
+    )
+    pop.ed_attendances.append(
+        EdAttendance(
+            amelia.nhs_number,
+            "enc-ed-0001",
+            date(2026, 10, 30),
+            "Head injury",
+            "Calderbridge Royal Infirmary ED",
+            "Discharged home",
+        )
+    )
+    pop.police.append(
+        PoliceRecord(amelia.person_id, amelia.nhs_number, 3, date(2026, 10, 2), "domestic-abuse", 2)
+    )
+    # 2. A child with no plan, in a household the school admissions team checks.
+    linden = b.address("3 Linden Close", "CX2 7PQ")
+    noah = b.person(linden, age=4, gender="male", given="Noah", family="Bramwell")
+    b.person(linden, age=34, gender="female", given="Megan", family="Bramwell")
+    owen = b.person(linden, age=36, gender="male", given="Owen", family="Bramwell")
+    b.council_tax(linden, owen)
+    del noah
+    # 3. A looked-after child in foster care (a plan that ended), and the foster carer.
+    wharf = b.address("Flat 2", "CX3 1DW")
+    kai = b.person(wharf, age=11, gender="male", given="Kai", family="Penrose")
+    carer = b.person(wharf, age=52, gender="female", given="Ruth", family="Sutcliffe")
+    b.council_tax(wharf, carer)
+    pop.plans.append(
+        ChildProtectionPlan(
+            kai.person_id,
+            "ended",
+            "emotional-abuse",
+            date(2024, 2, 1),
+            date(2025, 3, 10),
+            2,
+            "Marcus Ede",
+        )
+    )
+    pop.looked_after.append(LookedAfter(kai.person_id, "C2", date(2025, 3, 10)))
+    # 4. A benefits claimant with verified proof documents, now applying to Housing Options.
+    mill = b.address("27 Mill Lane", "CX4 2HT")
+    dawn = b.person(mill, age=41, gender="female", given="Dawn", family="Ashworth")
+    b.council_tax(mill, dawn)
+    pop.claims.append(
+        BenefitClaim(
+            "HB-2025-000001",
+            dawn.person_id,
+            "housing-benefit",
+            "awarded",
+            Decimal("112.40"),
+            date(2025, 1, 13),
+        )
+    )
+    pop.housing.append(
+        HousingApplication(
+            "HA-2026-000001", dawn.person_id, "assessment", "B", date(2026, 10, 20), 1
+        )
+    )
+    when = datetime(2025, 1, 9, 10, 30, tzinfo=UTC)
+    b.document(dawn, "identity", "HM Passport Office", "original seen in person", when)
+    b.document(
+        dawn, "income", "Calder Valley Logistics Ltd", "payslips checked with employer", when
+    )
+    b.document(dawn, "residence", "Calderbridge Water", "utility bill, original seen", when)
+    # 5. A single person discount with a second adult on the electoral register.
+    foundry = b.address("8 Foundry Road", "CX5 9LN")
+    gareth = b.person(foundry, age=45, gender="male", given="Gareth", family="Lyle")
+    b.person(foundry, age=43, gender="female", given="Sian", family="Morrow")
+    b.council_tax(foundry, gareth, spd=True)
+    # 6. An older patient in hospital, ready for discharge to assess.
+    tenter = b.address("5 Tenter Croft", "CX6 3RB")
+    edna = b.person(tenter, age=84, gender="female", given="Edna", family="Fairclough")
+    b.council_tax(tenter, edna)
+    pop.admissions.append(
+        Admission(
+            edna.nhs_number,
+            "enc-ip-0001",
+            date(2026, 10, 24),
+            date(2026, 11, 3),
+            "home with reablement package",
+            "walking frame, assistance of one",
+            "Lives alone; needs help with washing and meals for 2 weeks",
+            "S72.0",
+            "Fracture of neck of femur",
+        )
+    )
+
+
+def generate(seed: int = DEFAULT_SEED, residents: int = DEFAULT_RESIDENTS) -> Population:
+    """The population for ``seed``: about ``residents`` people (never fewer than the well-known)."""
+    b = _Builder(seed)
+    _well_known(b)
+    rng, pop = b.rng, b.pop
+    while len(pop.people) < residents:
+        home = b.address()
+        family = rng.choice(FAMILY)
+        adults = [
+            b.person(home, age=rng.randint(19, 92), family=family)
+            for _ in range(rng.choice((1, 1, 2, 2, 2, 3)))
+        ]
+        children = []
+        if adults[0].age() < 55 and rng.random() < 0.45:
+            children = [
+                b.person(home, age=rng.randint(0, 17), family=family)
+                for _ in range(rng.choice((1, 1, 2, 3)))
+            ]
+        b.council_tax(home, adults[0])
+        for child in children:
+            roll = rng.random()
+            if roll < 0.012:
+                pop.plans.append(
+                    ChildProtectionPlan(
+                        child.person_id,
+                        "active",
+                        rng.choice(CP_CATEGORIES),
+                        REFERENCE_DATE - timedelta(days=rng.randint(10, 500)),
+                        None,
+                        rng.randrange(2),
+                        f"{rng.choice(GIVEN_F + GIVEN_M)} {rng.choice(FAMILY)}",
+                    )
+                )
+            elif roll < 0.02:
+                pop.looked_after.append(
+                    LookedAfter(
+                        child.person_id,
+                        rng.choice(LA_STATUSES),
+                        REFERENCE_DATE - timedelta(days=rng.randint(30, 2000)),
+                    )
+                )
+            if rng.random() < 0.06:
+                pop.ed_attendances.append(
+                    EdAttendance(
+                        child.nhs_number,
+                        f"enc-ed-{len(pop.ed_attendances) + 1:04d}",
+                        REFERENCE_DATE - timedelta(days=rng.randint(1, 700)),
+                        rng.choice(ED_REASONS),
+                        "Calderbridge Royal Infirmary ED",
+                        rng.choice(ED_DESTINATIONS),
+                    )
+                )
+        for adult in adults:
+            roll = rng.random()
+            if roll < 0.05:
+                pop.claims.append(
+                    BenefitClaim(
+                        f"{'HB' if roll < 0.03 else 'CTR'}-2025-{len(pop.claims) + 1:06d}",
+                        adult.person_id,
+                        "housing-benefit" if roll < 0.03 else "council-tax-reduction",
+                        rng.choice(("awarded", "awarded", "pending", "closed")),
+                        Decimal(rng.randint(1500, 16000)) / 100,
+                        REFERENCE_DATE - timedelta(days=rng.randint(30, 1500)),
+                    )
+                )
+                if rng.random() < 0.3:
+                    when = datetime(2025, rng.randint(1, 12), rng.randint(1, 28), 9, 0, tzinfo=UTC)
+                    b.document(adult, "identity", "HM Passport Office", "original seen", when)
+                    b.document(
+                        adult,
+                        "income",
+                        "Department for Work and Pensions",
+                        "award letter checked",
+                        when,
+                    )
+            if rng.random() < 0.025:
+                pop.housing.append(
+                    HousingApplication(
+                        f"HA-2026-{len(pop.housing) + 1:06d}",
+                        adult.person_id,
+                        rng.choice(("registered", "assessment", "offered", "closed")),
+                        rng.choice("ABCD"),
+                        REFERENCE_DATE - timedelta(days=rng.randint(5, 900)),
+                        len(adults) + len(children),
+                    )
+                )
+            if adult.age() >= 70 and rng.random() < 0.05:
+                code, text = rng.choice(DIAGNOSES)
+                admitted = REFERENCE_DATE - timedelta(days=rng.randint(1, 20))
+                pop.admissions.append(
+                    Admission(
+                        adult.nhs_number,
+                        f"enc-ip-{len(pop.admissions) + 1:04d}",
+                        admitted,
+                        admitted + timedelta(days=rng.randint(5, 25)),
+                        rng.choice(DISCHARGE_DESTINATIONS),
+                        rng.choice(MOBILITY),
+                        "Synthetic summary of care needs",
+                        code,
+                        text,
+                    )
+                )
+        for person in adults + children:
+            if rng.random() < 0.03:
+                count = rng.randint(1, 6)
+                category = rng.choice(POLICE_CATEGORIES)
+                pop.police.append(
+                    PoliceRecord(
+                        person.person_id,
+                        person.nhs_number,
+                        count,
+                        REFERENCE_DATE - timedelta(days=rng.randint(3, 900)),
+                        category,
+                        rng.randint(1, 4) if category == "domestic-abuse" else 0,
+                    )
+                )
+    for n in range(1, 241):
+        department, purpose = rng.choice(DEPARTMENTS)
+        pop.payments.append(
+            Payment(
+                f"TX-2026-{n:06d}",
+                date(2026, 1 + (n - 1) // 24, 1 + (n * 7) % 28),
+                rng.choice(SUPPLIERS),
+                Decimal(rng.randint(50_001, 9_000_000)) / 100,
+                department,
+                purpose,
+            )
+        )
+    return pop
