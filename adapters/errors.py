@@ -43,7 +43,7 @@ class SourceError(BrokerError):
         self.source = source
 
 
-class SourceUnavailable(SourceError):  # noqa: N818 (names from the design)
+class SourceUnavailable(SourceError):
     title = "Source system unavailable"
 
 
@@ -51,12 +51,12 @@ class CircuitOpen(SourceUnavailable):
     title = "Source system unavailable (circuit open)"
 
 
-class SourceTimeout(SourceError):  # noqa: N818
+class SourceTimeout(SourceError):
     title = "Source system timed out"
     http_status = 504
 
 
-class SourceBadData(SourceError):  # noqa: N818
+class SourceBadData(SourceError):
     """The answer could not be parsed, failed validation, or a field could not be mapped.
 
     ``field`` names the catalogue field when the problem is one field's mapping.
@@ -71,7 +71,7 @@ class SourceBadData(SourceError):  # noqa: N818
         self.field = field
 
 
-class WrongSubject(SourceError):  # noqa: N818
+class WrongSubject(SourceError):
     """The record returned is not for the subject asked about. Nothing from it is released."""
 
     title = "Source returned another person's record"
@@ -81,7 +81,7 @@ class MultipleMatches(WrongSubject):
     title = "Source matched several people"
 
 
-class SubjectNotFound(SourceError, NotFound):  # noqa: N818
+class SubjectNotFound(SourceError, NotFound):
     title = "Subject not found at the source"
     http_status = 404
 
