@@ -24,7 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
 from broker.policy.errors import PolicyCompileError
+
+_STRICT = ConfigDict(extra="forbid")
 
 UK = ZoneInfo("Europe/London")
 """Office hours and agreement validity days are UK local time, summer time included."""
@@ -36,6 +40,8 @@ WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 class OfficeHours:
     """Requests are allowed only on these ISO weekdays (1 = Monday) between ``start`` and ``end``,
     UK local time; ``end`` is exclusive."""
+
+    __pydantic_config__ = _STRICT
 
     weekdays: frozenset[int] = frozenset({1, 2, 3, 4, 5})
     start: dt.time = dt.time(8, 0)
@@ -58,6 +64,8 @@ class BreakGlass:
     """Break-glass opens ``fields`` beyond the permitted ones, for ``roles`` (empty: any role the flow
     allows), with a justification, and always adds the obligation ``review_break_glass``."""
 
+    __pydantic_config__ = _STRICT
+
     fields: tuple[str, ...]
     roles: tuple[str, ...] = ()
 
@@ -65,6 +73,8 @@ class BreakGlass:
 @dataclass(frozen=True)
 class Conditions:
     """The conditions of one flow. Defaults are the permissive end of each: set what the agreement says."""
+
+    __pydantic_config__ = _STRICT
 
     case_reference_required: bool = False
     consent_required: bool = False
@@ -80,6 +90,8 @@ class Conditions:
 @dataclass(frozen=True)
 class CompiledFlow:
     """One flow of an agreement: a dataset from its provider to recipients, for purposes."""
+
+    __pydantic_config__ = _STRICT
 
     id: str
     dataset: str
@@ -103,6 +115,8 @@ class CompiledFlow:
 class CompiledAgreement:
     """What the policy needs of one verified agreement."""
 
+    __pydantic_config__ = _STRICT
+
     id: str
     version: int
     digest: str
@@ -117,6 +131,8 @@ class CompiledAgreement:
 class DatasetEntry:
     """What the policy needs of one verified entry of the information asset register."""
 
+    __pydantic_config__ = _STRICT
+
     id: str
     owner: str
     fields: tuple[str, ...]
@@ -126,6 +142,8 @@ class DatasetEntry:
 @dataclass(frozen=True)
 class PolicyData:
     """Everything a bundle is built from, besides the Rego files."""
+
+    __pydantic_config__ = _STRICT
 
     agreements: tuple[CompiledAgreement, ...]
     datasets: tuple[DatasetEntry, ...]
@@ -295,3 +313,12 @@ def compile_data(data: PolicyData) -> dict[str, Any]:
             },
         }
     }
+
+
+def policy_data_from_json(value: Any) -> PolicyData:
+    """Read :class:`PolicyData` from its JSON form (field names as above; dates ISO 8601, times
+    ``HH:MM``). Unknown keys are refused. Raises :class:`PolicyCompileError`."""
+    try:
+        return TypeAdapter(PolicyData).validate_python(value)
+    except ValidationError as e:
+        raise PolicyCompileError(f"compiled policy data is not valid: {e}") from e
