@@ -231,7 +231,7 @@ def content_revision(modules: Mapping[str, str], data: Mapping[str, Any]) -> str
     revisions and any change gives a new one."""
     h = hashlib.sha256()
     parts: list[str] = []
-    _walk(json.loads(json.dumps(data)), parts)
+    _walk(_parse_json(json.dumps(data).encode("utf-8"), DATA), parts)
     h.update(b"data.json\x00" + "".join(parts).encode("utf-8") + b"\x00")
     for path, source in sorted(modules.items()):
         h.update(path.encode("utf-8") + b"\x00" + source.encode("utf-8") + b"\x00")
