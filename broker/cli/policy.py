@@ -25,7 +25,8 @@ PolicyDir = Annotated[Path, typer.Option("--policy-dir", help="Folder of the .re
 def build_bundle_file(
     out: Path, data: PolicyData, policy_dir: Path, key: SigningKey | None = None
 ) -> str:
-    """Compile ``data``, build the bundle (signed with ``key`` when given) and write it atomically to
+    """Compile ``data``, build the bundle (signed with ``key`` when given) and write it atomically
+    to
     ``out``. Returns the revision. Raises ``PolicyCompileError`` or ``BundleError``."""
     _, blob = build_bundle(policy_modules(policy_dir), compile_data(data), key)
     write_bundle_file(out, blob)
@@ -33,18 +34,18 @@ def build_bundle_file(
 
 
 def _revision_of(blob: bytes) -> str:
-    from broker.policy.bundle import MANIFEST, unpack  # noqa: PLC0415
+    from broker.policy.bundle import MANIFEST, unpack
 
     return str(json.loads(unpack(blob)[MANIFEST])["revision"])
 
 
 @app.command("test")
-def test_command(
+def rego_tests_command(
     policy_dir: PolicyDir = Path("policies"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Run the Rego unit tests (policies/*_test.rego). Exit 0 all pass, 1 a failure, 2 no tests."""
-    from broker.policy.regorus_engine import run_rego_tests  # noqa: PLC0415 - dev extra
+    from broker.policy.regorus_engine import run_rego_tests
 
     try:
         results = run_rego_tests(policy_dir)

@@ -2,7 +2,7 @@
 
 A bundle is a gzipped tar of::
 
-    .manifest              {"revision": <digest of the contents>, "roots": ["sharing", "isa"], "rego_version": 1}
+    .manifest              {"revision": <contents digest>, "roots": ["sharing", "isa"], ...}
     data.json              {"isa": {...}}  (broker.policy.compiled.compile_data)
     policies/sharing.rego  the policy (unit tests are left out)
     .signatures.json       {"signatures": ["<one JWT>"]}   (when signed)
@@ -79,7 +79,7 @@ class VerificationKey:
     algorithm: str = "RS256"
 
 
-# ----------------------------------------------------------------------------- Go-compatible hashing
+# ------------------------------------------------------------------------ Go-compatible hashing
 
 
 class _Number(str):
@@ -89,8 +89,10 @@ class _Number(str):
 def _go_string(value: str) -> str:
     # Go's encoder with SetEscapeHTML(false): like Python's ensure_ascii=False, except that Go also
     # escapes U+2028 and U+2029.
-    return json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace(
-        "\u2029", "\\u2029"
+    return (
+        json.dumps(value, ensure_ascii=False)
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
     )
 
 

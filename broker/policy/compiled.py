@@ -1,13 +1,17 @@
 """The compiled form of agreements and of the asset register, and the pure compiler to Rego data.
 
-The agreement model (``broker.agreements``) is rich: signatories, contacts, DPIA references. The policy
+The agreement model (``broker.agreements``) is rich: signatories, contacts, DPIA references. The
+policy
 needs only a small part of it, captured here as frozen values. A thin mapping written next to the
-agreement model turns each *verified* agreement into a :class:`CompiledAgreement`; nothing unverified
+agreement model turns each *verified* agreement into a :class:`CompiledAgreement`; nothing
+unverified
 must ever reach :func:`compile_data`.
 
 :func:`compile_data` is pure: values in, the JSON-ready ``data.isa`` document out. That document is
-indexed ``agreement -> dataset -> purpose -> recipient party -> flow id`` so the policy looks a request up
-in a constant number of steps whatever the number of agreements. Wildcards (``prefix.*``) are expanded
+indexed ``agreement -> dataset -> purpose -> recipient party -> flow id`` so the policy looks a
+request up
+in a constant number of steps whatever the number of agreements. Wildcards (``prefix.*``) are
+expanded
 against the dataset's field catalogue here, so the policy only ever compares concrete field names.
 
 Validity dates are turned into instants once, here: an agreement is in force from the start of its
@@ -61,7 +65,8 @@ class OfficeHours:
 
 @dataclass(frozen=True)
 class BreakGlass:
-    """Break-glass opens ``fields`` beyond the permitted ones, for ``roles`` (empty: any role the flow
+    """Break-glass opens ``fields`` beyond the permitted ones, for ``roles`` (empty: any role the
+    flow
     allows), with a justification, and always adds the obligation ``review_break_glass``."""
 
     __pydantic_config__ = _STRICT
@@ -72,7 +77,8 @@ class BreakGlass:
 
 @dataclass(frozen=True)
 class Conditions:
-    """The conditions of one flow. Defaults are the permissive end of each: set what the agreement says."""
+    """The conditions of one flow. Defaults are the permissive end of each: set what the agreement
+    says."""
 
     __pydantic_config__ = _STRICT
 
@@ -152,7 +158,8 @@ class PolicyData:
 def expand_fields(patterns: Iterable[str], catalogue: Iterable[str], *, where: str) -> list[str]:
     """Concrete catalogue names matched by ``patterns`` (exact names or ``prefix.*``), sorted.
 
-    Raises :class:`PolicyCompileError` for a name not in the catalogue or a wildcard matching nothing:
+    Raises :class:`PolicyCompileError` for a name not in the catalogue or a wildcard matching
+    nothing:
     a typo must never silently narrow or widen what an agreement means.
     """
     names = set(catalogue)
@@ -162,7 +169,9 @@ def expand_fields(patterns: Iterable[str], catalogue: Iterable[str], *, where: s
             prefix = pattern[:-1]
             matched = {n for n in names if n.startswith(prefix)}
             if not matched:
-                raise PolicyCompileError(f"{where}: wildcard {pattern!r} matches no catalogue field")
+                raise PolicyCompileError(
+                    f"{where}: wildcard {pattern!r} matches no catalogue field"
+                )
             out |= matched
         elif "*" in pattern:
             raise PolicyCompileError(f"{where}: {pattern!r}: only a trailing '.*' is a wildcard")

@@ -1,7 +1,8 @@
 """Permissions gained and lost between two versions of an agreement. Pure.
 
 A permission is one row: (party, dataset, purpose, field), with wildcards expanded against the
-catalogue (so a catalogue growing under ``prefix.*`` shows up as gained fields). Break-glass fields are
+catalogue (so a catalogue growing under ``prefix.*`` shows up as gained fields). Break-glass
+fields are
 rows too, marked ``break_glass``. Governance officers read this before they sign a new version.
 """
 

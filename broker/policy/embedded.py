@@ -24,7 +24,8 @@ from broker.policy.errors import BundleError
 
 
 class EmbeddedEngine:
-    """Decides with one compiled revision of the policy. Immutable after construction; thread-safe."""
+    """Decides with one compiled revision of the policy. Immutable after construction;
+    thread-safe."""
 
     def __init__(self, modules: Mapping[str, str], data: Mapping[str, Any], revision: str) -> None:
         """Compile ``modules`` (path -> Rego source) over ``data``.

@@ -5,8 +5,8 @@
     BrokerError
     └── PolicyError                 anything the policy layer refuses
         ├── PolicyCompileError      compiled agreements the policy could not decide on safely
-        ├── BundleError             a bundle that is malformed, tampered, badly signed or does not compile
-        └── EngineUnavailable       the engine could not give a decision (also an ``Unavailable``: 503)
+        ├── BundleError             malformed, tampered, badly signed or not compiling
+        └── EngineUnavailableError      no decision could be had (an ``Unavailable``: 503)
 
 Engines never raise on a normal request: a failing engine yields a *deny* decision with the reason
 ``policy engine unavailable``. ``EngineUnavailable`` is raised only where a caller asked to be told,
@@ -30,5 +30,5 @@ class BundleError(PolicyError):
     title = "Policy bundle refused"
 
 
-class EngineUnavailable(PolicyError, Unavailable):
+class EngineUnavailableError(PolicyError, Unavailable):
     title = "Policy engine unavailable"

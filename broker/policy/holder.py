@@ -127,7 +127,8 @@ class PolicyHolder:
         )
 
     def decide(self, policy_input: Mapping[str, Any]) -> Decision:
-        """Decide with the engine current when the call starts. Never raises: no engine, or a failing
+        """Decide with the engine current when the call starts. Never raises: no engine, or a
+        failing
         one, denies with ``policy engine unavailable``."""
         engine = self._engine  # one read: a concurrent swap does not affect this request
         if engine is None:

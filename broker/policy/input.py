@@ -89,7 +89,8 @@ def epoch_ns(now: dt.datetime) -> int:
 def build_input(request: PolicyRequest, now: dt.datetime) -> dict[str, Any]:
     """The policy input for ``request`` at instant ``now``.
 
-    Raises :class:`InvalidInput` when ``now`` is naive (a local time without a zone would make office
+    Raises :class:`InvalidInput` when ``now`` is naive (a local time without a zone would make
+    office
     hours and expiry depend on the server's settings) or when the request is not well formed.
     """
     problems: list[FieldProblem] = []

@@ -1,4 +1,5 @@
-"""regorus (Microsoft's Rust Rego engine, PyPI ``gordon-to-regorus``): tests and Rego unit tests only.
+"""regorus (Microsoft's Rust Rego engine, PyPI ``gordon-to-regorus``): tests and Rego unit tests
+only.
 
 Two things live here, both needing the ``dev`` extra:
 
@@ -28,14 +29,15 @@ _PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
 
 def _regorus() -> Any:
     try:
-        import regorus  # noqa: PLC0415 - optional, dev extra only
+        import regorus
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise PolicyError("regorus is not installed: install the dev extra") from e
     return regorus
 
 
 class RegorusEngine:
-    """The policy on regorus. One engine per thread (regorus engines are not shared across threads)."""
+    """The policy on regorus. One engine per thread (regorus engines are not shared across
+    threads)."""
 
     def __init__(self, modules: Mapping[str, str], data: Mapping[str, Any], revision: str) -> None:
         regorus = _regorus()
@@ -83,9 +85,11 @@ class RegoTestResult:
 
 
 def run_rego_tests(policy_dir: Path) -> list[RegoTestResult]:
-    """Run every ``test_*`` rule of the ``*_test.rego`` files in ``policy_dir`` over all its modules.
+    """Run every ``test_*`` rule of the ``*_test.rego`` files in ``policy_dir`` over all its
+    modules.
 
-    A test passes when its rule evaluates to ``true``. Raises :class:`BundleError` when a module does
+    A test passes when its rule evaluates to ``true``. Raises :class:`BundleError` when a module
+    does
     not compile.
     """
     regorus = _regorus()

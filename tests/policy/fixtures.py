@@ -88,9 +88,12 @@ SAFEGUARDING = CompiledAgreement(
             purposes=("child-protection-check",),
             lawful_basis=("UK GDPR 6(1)(e)", "UK GDPR 9(2)(g)", "DPA 2018 Sch 1 para 18"),
             permitted_fields=(
-                "name.*", "date_of_birth", "child_protection_plan.*", "looked_after.status",
+                "name.*",
+                "date_of_birth",
+                "child_protection_plan.*",
+                "looked_after.status",
                 "allocated_team.*",
-            ),  # fmt: skip
+            ),
             conditions=Conditions(
                 case_reference_required=True,
                 allowed_roles=("safeguarding-nurse", "ed-doctor", "gp", "mash-officer"),

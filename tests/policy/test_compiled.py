@@ -20,6 +20,7 @@ from broker.policy.errors import PolicyCompileError
 from tests.policy.fixtures import CHILD_PROTECTION, DATASETS, DEMO_DATA, SAFEGUARDING
 
 FLOW = SAFEGUARDING.flows[0]
+OVERLAP = dataclasses.replace(FLOW, id="b")
 
 
 def _with_flow(**changes: Any) -> PolicyData:
@@ -39,7 +40,7 @@ def _with_flow(**changes: Any) -> PolicyData:
         (_with_flow(retention_days=-1), "must not be negative"),
         (
             PolicyData(
-                (dataclasses.replace(SAFEGUARDING, flows=(FLOW, dataclasses.replace(FLOW, id="b"))),),
+                (dataclasses.replace(SAFEGUARDING, flows=(FLOW, OVERLAP)),),
                 DATASETS,
             ),
             "flows must not overlap",

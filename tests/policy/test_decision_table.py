@@ -1,6 +1,7 @@
 """The decision table: every allow path, deny reason and condition, on all three engines.
 
-Engines: ``embedded`` (regopy), ``opa-rest-double`` (the OPA engine over real loopback HTTP against a
+Engines: ``embedded`` (regopy), ``opa-rest-double`` (the OPA engine over real loopback HTTP
+against a
 test double of OPA's REST API backed by the embedded engine: no OPA binary can run here) and
 ``regorus`` (a second, independently written Rego engine, tests only).
 """
@@ -87,6 +88,9 @@ SG_PERMITTED = (
 )  # fmt: skip
 
 
+SG_BREAK_GLASS = ("looked_after.legal_status", "social_worker.name")
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -140,7 +144,7 @@ CASES = [
          obligations={"review_break_glass": True, "notify_provider": COUNCIL}),
     Case("sg-break-glass-all-fields", r(SG, fields=None, break_glass=True, justification="urgent"),
          SG_NOW, True,
-         released=tuple(sorted((*SG_PERMITTED, "looked_after.legal_status", "social_worker.name")))),
+         released=tuple(sorted((*SG_PERMITTED, *SG_BREAK_GLASS)))),
     # ---- safeguarding children: deny reasons
     Case("sg-nothing-permitted", r(SG, fields=("address.postcode",)), SG_NOW, False,
          reasons=("none of the requested fields is permitted",), caller=SPECIFIC,

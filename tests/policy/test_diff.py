@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from broker.policy.diff import Permission, diff_agreements
 from broker.policy.compiled import BreakGlass, Conditions
+from broker.policy.diff import Permission, diff_agreements
 from tests.policy.fixtures import CHILD_PROTECTION, DATASETS, SAFEGUARDING
 
 FLOW = SAFEGUARDING.flows[0]

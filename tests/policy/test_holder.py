@@ -48,8 +48,10 @@ def test_non_compiling_policy_is_refused_and_previous_keeps_serving() -> None:
     with pytest.raises(BundleError, match="does not compile"):
         h.load(_blob(DEMO_DATA, broken))
     status = h.status()
-    assert status.ready and status.revision == good
-    assert status.last_refusal is not None and "does not compile" in status.last_refusal
+    assert status.ready
+    assert status.revision == good
+    assert status.last_refusal is not None
+    assert "does not compile" in status.last_refusal
     assert h.decide(build_input(SG, utc(SG_NOW))).allow
 
 
@@ -106,8 +108,9 @@ def test_revocation_denies_at_once_with_1000_agreements() -> None:
     assert not decision.allow
     assert decision.reasons[0] == "agreement 'ISA-SAFEGUARDING-CHILDREN' has been revoked"
     assert decision.caller_reasons[0].endswith("has been revoked")  # R9Z is a party
-    outsider = build_input(PolicyRequest(**{**SG.__dict__, "party": "northgate-housing"}),
-                           utc(SG_NOW))
+    outsider = build_input(
+        PolicyRequest(**{**SG.__dict__, "party": "northgate-housing"}), utc(SG_NOW)
+    )
     assert h.decide(outsider).caller_reasons == (GENERIC_REFUSAL,)
 
 
@@ -164,5 +167,6 @@ def test_nothing_outside_the_agreement_is_ever_released(
     if fields is not None:
         named = {f for f in fields if not f.endswith(".*")}
         wild = [f[:-1] for f in fields if f.endswith(".*")]
-        assert all(f in named or any(f.startswith(w) for w in wild)
-                   for f in decision.released_fields)
+        assert all(
+            f in named or any(f.startswith(w) for w in wild) for f in decision.released_fields
+        )

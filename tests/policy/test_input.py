@@ -45,12 +45,15 @@ def test_naive_time_is_refused() -> None:
 
 def test_fields_absent_means_all_and_lists_are_canonical() -> None:
     assert "fields" not in build_input(REQ, utc("2026-01-01T00:00:00Z"))
-    built = build_input(PolicyRequest(**{**REQ.__dict__, "fields": ("b", "a", "b")}),
-                        utc("2026-01-01T00:00:00Z"))
+    built = build_input(
+        PolicyRequest(**{**REQ.__dict__, "fields": ("b", "a", "b")}), utc("2026-01-01T00:00:00Z")
+    )
     assert built["fields"] == ["a", "b"]
 
 
 def test_verify_mode_takes_claims_not_fields() -> None:
     with pytest.raises(InvalidInput):
-        build_input(PolicyRequest(**{**REQ.__dict__, "mode": "verify", "fields": ("a",)}),
-                    utc("2026-01-01T00:00:00Z"))
+        build_input(
+            PolicyRequest(**{**REQ.__dict__, "mode": "verify", "fields": ("a",)}),
+            utc("2026-01-01T00:00:00Z"),
+        )

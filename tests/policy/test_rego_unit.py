@@ -17,7 +17,7 @@ def test_a_failing_rego_test_is_reported(tmp_path: Path) -> None:
     for source in POLICY_DIR.glob("*.rego"):
         (tmp_path / source.name).write_text(source.read_text())
     with (tmp_path / "sharing_test.rego").open("a") as f:
-        f.write('\ntest_deliberately_wrong if {\n\tdecide({}).allow == false\n}\n')
+        f.write("\ntest_deliberately_wrong if {\n\tdecide({}).allow == false\n}\n")
     results = {r.name: r.passed for r in run_rego_tests(tmp_path)}
     assert results["test_deliberately_wrong"] is False
     assert results["test_role_refused"] is True
