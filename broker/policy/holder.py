@@ -80,6 +80,7 @@ class PolicyHolder:
         self._require_signature = require_signature
         self._cache = cache
         self._engine: PolicyEngine | None = None
+        self._bundle: tuple[str, bytes] | None = None
         self._revoked: frozenset[str] = frozenset()
         self._last_refusal: str | None = None
         self._lock = threading.Lock()
@@ -97,14 +98,23 @@ class PolicyHolder:
             with self._lock:
                 self._last_refusal = e.detail
             raise
-        self.install(engine)
+        with self._lock:
+            self._engine = engine
+            self._bundle = (engine.revision, blob)
+            self._last_refusal = None
         return engine.revision
 
     def install(self, engine: PolicyEngine) -> None:
-        """Swap in an engine already built (for the OPA engine, or tests)."""
+        """Swap in an engine already built (the OPA engine, or tests); no bundle to serve then."""
         with self._lock:
             self._engine = engine
+            self._bundle = None
             self._last_refusal = None
+
+    @property
+    def current_bundle(self) -> tuple[str, bytes] | None:
+        """(revision, tar.gz bytes) of the bundle serving now, for ``GET /v1/policy/bundle``."""
+        return self._bundle
 
     def set_revoked(self, agreement_ids: Iterable[str]) -> None:
         """Replace the set of revoked agreement ids, consulted before any engine."""

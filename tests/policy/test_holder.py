@@ -170,3 +170,10 @@ def test_nothing_outside_the_agreement_is_ever_released(
         assert all(
             f in named or any(f.startswith(w) for w in wild) for f in decision.released_fields
         )
+
+
+def test_holder_serves_the_bundle_it_loaded() -> None:
+    h = PolicyHolder(_factory, require_signature=False)
+    blob = _blob(DEMO_DATA)
+    revision = h.load(blob)
+    assert h.current_bundle == (revision, blob)
