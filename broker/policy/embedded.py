@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import regopy
+from regopy import rego_shared as _rs
 
 from broker.policy.engine import ENTRYPOINT, Decision, decision_from_result, unavailable
 from broker.policy.errors import BundleError
@@ -63,20 +64,79 @@ class EmbeddedEngine:
         Raises :class:`regopy.RegoError` or ``ValueError`` when evaluation fails.
         """
         interp = self._interpreter()
-        interp.set_input_term(json.dumps(policy_input))
-        output = interp.query_bundle_entrypoint(self._bundle, ENTRYPOINT)
-        if not output.ok():
-            raise ValueError(f"evaluation failed: {_first_line(str(output))}")
-        if len(output) == 0:
+        handle = _input_handle(policy_input)
+        try:
+            _rs.rego_set_input(interp._impl, handle)
+        finally:
+            _rs.rego_free_input(handle)
+        # The low-level calls, not ``Interpreter.query_bundle_entrypoint``: its ``Output`` parses
+        # the JSON once more, and its length is 1 even when the result is undefined (regopy 1.5.2).
+        handle = _rs.rego_bundle_query_entrypoint(interp._impl, self._bundle._impl, ENTRYPOINT)
+        try:
+            text = _rs.rego_output_string(handle)
+            if not _rs.rego_output_ok(handle):
+                raise ValueError(f"evaluation failed: {_first_line(text)}")
+        finally:
+            _rs.rego_free_output(handle)
+        if text == "undefined":
             return None
-        return json.loads(output.expressions().json())[0]
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict) or len(parsed.get("expressions", ())) != 1:
+            raise ValueError("unexpected output shape")
+        return parsed["expressions"][0]
 
     def decide(self, policy_input: Mapping[str, Any]) -> Decision:
         try:
             result = self.evaluate(policy_input)
         except (regopy.RegoError, ValueError) as e:
             return unavailable(self._revision, f"evaluation failed: {_first_line(str(e))}")
-        return decision_from_result(result, self._revision)
+        return decision_from_result(result, self._revision, policy_input)
+
+
+_LIB = _rs.rego
+
+
+def _push(handle: Any, value: Any) -> None:
+    # regopy's own converter (``regopy.Input``) spends most of its time in ABC isinstance checks
+    # and string buffers: this one dispatches on exact JSON types and passes bytes directly. It
+    # calls the same C functions in the same order, so the input rego-cpp sees is the same.
+    kind = type(value)
+    if kind is str:
+        code = _LIB.regoInputString(handle, value.encode("utf-8"))
+    elif kind is bool:
+        code = _LIB.regoInputBoolean(handle, value)
+    elif kind is int:
+        code = _LIB.regoInputInt(handle, value)
+    elif kind is dict:
+        for key, item in value.items():
+            _push(handle, key)
+            _push(handle, item)
+            if _LIB.regoInputObjectItem(handle) != 0:
+                raise ValueError("rego-cpp refused an object item")
+        code = _LIB.regoInputObject(handle, len(value))
+    elif kind is list:
+        for item in value:
+            _push(handle, item)
+        code = _LIB.regoInputArray(handle, len(value))
+    elif value is None:
+        code = _LIB.regoInputNull(handle)
+    elif kind is float:
+        code = _LIB.regoInputFloat(handle, value)
+    else:
+        raise ValueError(f"cannot pass a {kind.__name__} to the policy")
+    if code != 0:
+        raise ValueError(f"rego-cpp refused an input value of type {kind.__name__}")
+
+
+def _input_handle(value: Mapping[str, Any]) -> Any:
+    """A rego-cpp input built from JSON-shaped ``value``; the caller frees it."""
+    handle = _rs.rego_new_input()
+    try:
+        _push(handle, dict(value))
+    except BaseException:
+        _rs.rego_free_input(handle)
+        raise
+    return handle
 
 
 def _first_line(text: str) -> str:

@@ -104,12 +104,17 @@ def _strs(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _date(value: Any) -> dt.date | None:
+def _days_after(today: dt.date, value: Any) -> dt.date | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ValueError("expected a date string")
-    return dt.date.fromisoformat(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("expected a number of days")
+    return today + dt.timedelta(days=value)
+
+
+def utc_date(now_ns: int) -> dt.date:
+    """The UTC calendar date of an instant in nanoseconds since the epoch."""
+    return dt.date(1970, 1, 1) + dt.timedelta(days=now_ns // 86_400_000_000_000)
 
 
 def _matched(value: Any) -> MatchedFlow | None:
@@ -130,8 +135,11 @@ def _matched(value: Any) -> MatchedFlow | None:
     )
 
 
-def decision_from_result(result: Any, revision: str) -> Decision:
+def decision_from_result(result: Any, revision: str, policy_input: Mapping[str, Any]) -> Decision:
     """Turn the JSON value of ``data.sharing.decision`` into a :class:`Decision`.
+
+    The policy gives retention and the subject-access hold in days; they become dates counted from
+    the UTC date of ``policy_input["now_ns"]``.
 
     Anything that is not exactly the expected shape (undefined, missing keys, wrong types) gives the
     fail-closed decision: a policy that answers in a shape we do not understand does not allow.
@@ -142,6 +150,7 @@ def decision_from_result(result: Any, revision: str) -> Decision:
         allow = result["allow"]
         if not isinstance(allow, bool):
             raise ValueError("allow must be a boolean")
+        today = utc_date(int(policy_input["now_ns"]))
         ob = result["obligations"]
         notify = ob["notify_provider"]
         withheld = tuple(
@@ -159,9 +168,9 @@ def decision_from_result(result: Any, revision: str) -> Decision:
             verified_claims=_strs(result["verified_claims"]),
             obligations=Obligations(
                 notify_provider=None if notify is None else str(notify),
-                retain_until=_date(ob["retain_until"]),
+                retain_until=_days_after(today, ob["retain_days"]),
                 review_break_glass=ob["review_break_glass"] is True,
-                subject_access_hold_until=_date(ob["subject_access_hold_until"]),
+                subject_access_hold_until=_days_after(today, ob["subject_access_hold_days"]),
             ),
             reasons=_strs(result["reasons"]),
             caller_reasons=_strs(result["caller_reasons"]),

@@ -84,7 +84,7 @@ class OpaEngine:
         self._revision = revision
         if "result" not in body:
             return unavailable(revision, "data.sharing.decision is undefined on OPA")
-        return decision_from_result(body["result"], revision)
+        return decision_from_result(body["result"], revision, policy_input)
 
     def _reported_revision(self, body: Mapping[str, Any]) -> str | None:
         provenance = body.get("provenance")

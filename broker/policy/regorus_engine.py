@@ -60,20 +60,17 @@ class RegorusEngine:
         """The raw value of ``data.sharing.decision`` or ``None`` when undefined."""
         with self._lock:
             self._engine.set_input_json(json.dumps(policy_input))
-            try:
-                text = self._engine.eval_rule_as_json("data.sharing.decision")
-            except RuntimeError as e:
-                if "undefined" in str(e).lower():
-                    return None
-                raise
-        return json.loads(text)
+            text = self._engine.eval_rule_as_json("data.sharing.decision")
+        value = json.loads(text)
+        # regorus gives an undefined rule as the string "<undefined>".
+        return None if value == "<undefined>" else value
 
     def decide(self, policy_input: Mapping[str, Any]) -> Decision:
         try:
             result = self.evaluate(policy_input)
         except (RuntimeError, ValueError) as e:
             return unavailable(self._revision, f"evaluation failed: {e}")
-        return decision_from_result(result, self._revision)
+        return decision_from_result(result, self._revision, policy_input)
 
 
 @dataclass(frozen=True)

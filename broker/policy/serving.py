@@ -1,6 +1,7 @@
 """Serving the bundle to OPA sidecars: ``GET /v1/policy/bundle`` with ETag and 304. Pure.
 
-The lead's route calls :func:`bundle_reply` with the current bundle (``PolicyHolder.current_bundle``)
+The lead's route calls :func:`bundle_reply` with the current bundle
+(``PolicyHolder.current_bundle``)
 and the request's ``If-None-Match`` header, and sends what it returns.
 """
 

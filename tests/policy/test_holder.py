@@ -15,6 +15,7 @@ from broker.policy.engine import GENERIC_REFUSAL, Decision, PolicyEngine
 from broker.policy.errors import BundleError
 from broker.policy.holder import DecisionCache, PolicyHolder
 from broker.policy.input import PolicyRequest, build_input
+from broker.policy.regorus_engine import RegorusEngine
 from tests.policy.fixtures import CHILD_PROTECTION, DEMO_DATA, policy_modules, utc
 from tests.policy.synthetic import synthetic_data
 from tests.policy.test_decision_table import CASES, SG, SG_NOW
@@ -177,3 +178,17 @@ def test_holder_serves_the_bundle_it_loaded() -> None:
     blob = _blob(DEMO_DATA)
     revision = h.load(blob)
     assert h.current_bundle == (revision, blob)
+
+
+UNDEFINED_POLICY = {
+    "policies/sharing.rego": "package sharing\n\nimport rego.v1\n\ndecision := 1 if input.never\n"
+}
+
+
+@pytest.mark.parametrize("engine_class", [EmbeddedEngine, RegorusEngine], ids=["regopy", "regorus"])
+def test_undefined_decision_fails_closed(engine_class: Any) -> None:
+    engine = engine_class(UNDEFINED_POLICY, {"isa": {}}, "r-undefined")
+    assert engine.evaluate(build_input(SG, utc(SG_NOW))) is None
+    decision = engine.decide(build_input(SG, utc(SG_NOW)))
+    assert not decision.allow
+    assert decision.reasons[0] == "policy engine unavailable"
