@@ -125,3 +125,28 @@ test_no_reason_on_allow_and_some_reason_on_deny if {
 		d.allow == (count(d.reasons) == 0)
 	}
 }
+
+test_fast_path_gives_what_the_general_path_gives if {
+	inputs := [
+		base,
+		object.union(base, {"fields": ["name.family", "worker.name", "nope"]}),
+		object.remove(base, ["fields"]),
+	]
+	every i in inputs {
+		fast := sharing.fast_decision with input as i with data.isa as isa
+		full := sharing.full_decision with input as i with data.isa as isa
+		fast == full
+	}
+}
+
+test_fast_path_steps_aside_when_it_cannot_allow if {
+	inputs := [
+		object.union(base, {"fields": ["address.line"]}),
+		object.union(base, {"case_reference": null}),
+		object.union(base, {"fields": ["name.*"]}),
+		object.union(base, {"break_glass": true, "justification": "urgent"}),
+	]
+	every i in inputs {
+		not sharing.fast_decision with input as i with data.isa as isa
+	}
+}

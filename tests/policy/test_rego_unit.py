@@ -8,7 +8,7 @@ from tests.policy.fixtures import POLICY_DIR
 
 def test_rego_unit_tests_pass() -> None:
     results = run_rego_tests(POLICY_DIR)
-    assert len(results) >= 8
+    assert len(results) >= 10
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failed
 
