@@ -36,18 +36,23 @@ REQUESTS = [
 ]  # fmt: skip
 
 
-def build(n: int) -> tuple[EmbeddedEngine, float]:
+def build(n: int) -> tuple[EmbeddedEngine, float, float]:
+    """The engine, the bundle build time (compile + tar.gz) and the engine compile time."""
+    agreements = synthetic_data(n)
     start = time.perf_counter()
-    data = compile_data(synthetic_data(n))
+    data = compile_data(agreements)
     bundle, _ = build_bundle(policy_modules(), data)
+    built = time.perf_counter()
     engine = EmbeddedEngine(bundle.modules, bundle.data, bundle.revision)
-    return engine, time.perf_counter() - start
+    return engine, built - start, time.perf_counter() - built
 
 
-def latencies(engine: EmbeddedEngine, count: int) -> list[float]:
+def latencies(
+    engine: EmbeddedEngine, count: int, requests: list[PolicyRequest] = REQUESTS
+) -> list[float]:
     out = []
     for i in range(count):
-        request = REQUESTS[i % len(REQUESTS)]
+        request = requests[i % len(requests)]
         t = time.perf_counter()
         engine.decide(build_input(request, NOW))
         out.append(time.perf_counter() - t)
@@ -83,14 +88,23 @@ def main() -> None:
     sizes = [10, 100, 1000] + ([10_000] if args.full else [])
     medians: dict[int, float] = {}
     engine_1000 = None
-    print(f"{'agreements':>10} {'build s':>8} {'median us':>10} {'p99 us':>8}")
+    print("latency in us, input conversion included, no cache; mix = 2 allows : 1 deny")
+    print(
+        f"{'agreements':>10} {'bundle s':>9} {'engine s':>9} {'median':>7} {'p99':>7}"
+        f" {'allow med':>10} {'deny med':>9}"
+    )
     for n in sizes:
-        engine, build_s = build(n)
+        engine, bundle_s, engine_s = build(n)
         latencies(engine, 200)  # warm up
         lat = sorted(latencies(engine, args.decisions))
+        allow = statistics.median(latencies(engine, args.decisions // 2, REQUESTS[:1]))
+        deny = statistics.median(latencies(engine, args.decisions // 2, REQUESTS[2:]))
         medians[n] = statistics.median(lat)
         p99 = lat[int(len(lat) * 0.99) - 1]
-        print(f"{n:>10} {build_s:>8.2f} {medians[n] * 1e6:>10.0f} {p99 * 1e6:>8.0f}")
+        print(
+            f"{n:>10} {bundle_s:>9.2f} {engine_s:>9.2f} {medians[n] * 1e6:>7.0f} {p99 * 1e6:>7.0f}"
+            f" {allow * 1e6:>10.0f} {deny * 1e6:>9.0f}"
+        )
         if n == 1000:
             engine_1000 = engine
     largest = max(sizes)

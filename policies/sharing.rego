@@ -448,25 +448,20 @@ caller_reasons := reasons if {
 	open_data
 }
 
-obligation_notify := flow.provider if {
-	allow
-	flow.notify_provider == true
-}
+# Obligations are the flow's own values (notify flag, days); the broker turns them into the party
+# to notify (matched.provider) and dates counted from input.now (broker/policy/engine.py), which
+# keeps date arithmetic out of every engine.
+obligation_notify := flow.notify_provider if allow
 
-default obligation_notify := null
+default obligation_notify := false
 
-# Retention and the subject-access hold are given in days; the broker turns them into dates from
-# input.now (broker/policy/engine.py), which keeps date arithmetic out of every engine.
 obligation_retain_days := flow.retention_days if allow
 
 default obligation_retain_days := null
 
-obligation_hold_days := flow.subject_access_hold_days if {
-	allow
-	flow.subject_access_hold_days > 0
-}
+obligation_hold_days := flow.subject_access_hold_days if allow
 
-default obligation_hold_days := null
+default obligation_hold_days := 0
 
 default review_break_glass := false
 
@@ -569,10 +564,10 @@ fast_decision := d if {
 		"withheld_fields": withheld,
 		"verified_claims": [],
 		"obligations": {
-			"notify_provider": fast_notify(f),
+			"notify_provider": f.notify_provider,
 			"retain_days": f.retention_days,
 			"review_break_glass": false,
-			"subject_access_hold_days": fast_hold_days(f.subject_access_hold_days),
+			"subject_access_hold_days": f.subject_access_hold_days,
 		},
 		"reasons": [],
 		"caller_reasons": [],
@@ -630,11 +625,3 @@ fast_withheld_reason(n, f, ds) := msg if {
 	f.break_glass.allowed == true
 	f.break_glass.fields[n]
 } else := sprintf("not permitted by agreement '%s'", [input.agreement_id])
-
-fast_notify(f) := f.provider if f.notify_provider == true
-
-else := null
-
-fast_hold_days(days) := days if days > 0
-
-else := null

@@ -75,7 +75,8 @@ test_allow_releases_permitted_and_withholds_the_rest if {
 	d.allow
 	d.released_fields == ["name.family"]
 	d.withheld_fields == [{"field": "address.line", "reason": "not permitted by agreement 'ISA-T'"}]
-	d.obligations.notify_provider == "council"
+	d.obligations.notify_provider == true
+	d.matched.provider == "council"
 	d.obligations.retain_days == 10
 	d.reasons == []
 }

@@ -138,8 +138,9 @@ def _matched(value: Any) -> MatchedFlow | None:
 def decision_from_result(result: Any, revision: str, policy_input: Mapping[str, Any]) -> Decision:
     """Turn the JSON value of ``data.sharing.decision`` into a :class:`Decision`.
 
-    The policy gives retention and the subject-access hold in days; they become dates counted from
-    the UTC date of ``policy_input["now_ns"]``.
+    The policy gives the flow's notify flag, retention days and subject-access hold days; they
+    become the provider to notify (from ``matched``) and dates counted from the UTC date of
+    ``policy_input["now_ns"]`` (a hold of 0 days is no hold).
 
     Anything that is not exactly the expected shape (undefined, missing keys, wrong types) gives the
     fail-closed decision: a policy that answers in a shape we do not understand does not allow.
@@ -152,7 +153,11 @@ def decision_from_result(result: Any, revision: str, policy_input: Mapping[str, 
             raise ValueError("allow must be a boolean")
         today = utc_date(int(policy_input["now_ns"]))
         ob = result["obligations"]
+        matched = _matched(result["matched"])
         notify = ob["notify_provider"]
+        if not isinstance(notify, bool) or (notify and matched is None):
+            raise ValueError("notify_provider must be a boolean, with a matched flow")
+        hold_days = ob["subject_access_hold_days"]
         withheld = tuple(
             WithheldField(field=str(w["field"]), reason=str(w["reason"]))
             for w in result["withheld_fields"]
@@ -167,14 +172,14 @@ def decision_from_result(result: Any, revision: str, policy_input: Mapping[str, 
             withheld_fields=withheld,
             verified_claims=_strs(result["verified_claims"]),
             obligations=Obligations(
-                notify_provider=None if notify is None else str(notify),
+                notify_provider=matched.provider if notify and matched else None,
                 retain_until=_days_after(today, ob["retain_days"]),
                 review_break_glass=ob["review_break_glass"] is True,
-                subject_access_hold_until=_days_after(today, ob["subject_access_hold_days"]),
+                subject_access_hold_until=_days_after(today, hold_days) if hold_days else None,
             ),
             reasons=_strs(result["reasons"]),
             caller_reasons=_strs(result["caller_reasons"]),
-            matched=_matched(result["matched"]),
+            matched=matched,
         )
     except (KeyError, TypeError, ValueError) as e:
         return unavailable(revision, f"unexpected policy result: {e}")
