@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import tarfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ SIGNATURES = ".signatures.json"
 ROOTS = ("sharing", "isa")
 ALGORITHMS = ("RS256", "PS256", "ES256")
 _STRUCTURED = {MANIFEST, DATA}
-_MAX_MEMBER_BYTES = 64 * 1024 * 1024
+_MAX_BUNDLE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -275,11 +276,28 @@ def pack(files: Mapping[str, bytes]) -> bytes:
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
-def unpack(blob: bytes) -> dict[str, bytes]:
-    """The files of a tar.gz bundle. Raises :class:`BundleError` on anything but regular files."""
-    files: dict[str, bytes] = {}
+def _gunzip(blob: bytes) -> bytes:
+    # Whole-stream check (CRC, length, no trailing bytes) and a size bound: tarfile alone stops
+    # reading before the gzip trailer, so a damaged trailer would go unnoticed.
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        raw = inflater.decompress(blob, _MAX_BUNDLE_BYTES)
+    except zlib.error as e:
+        raise BundleError(f"not a gzipped tar bundle: {e}") from e
+    if inflater.unconsumed_tail:
+        raise BundleError("bundle too large")
+    if not inflater.eof or inflater.unused_data:
+        raise BundleError("not a gzipped tar bundle: truncated or trailing data")
+    return raw
+
+
+def unpack(blob: bytes) -> dict[str, bytes]:
+    """The files of a tar.gz bundle. Raises :class:`BundleError` on a damaged archive or anything
+    but regular files."""
+    files: dict[str, bytes] = {}
+    raw = _gunzip(blob)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
             for member in tar:
                 if not member.isfile():
                     if member.isdir():
@@ -288,8 +306,6 @@ def unpack(blob: bytes) -> dict[str, bytes]:
                 name = member.name.lstrip("/")
                 if ".." in name.split("/") or name in files:
                     raise BundleError(f"{member.name}: bad or duplicate path")
-                if member.size > _MAX_MEMBER_BYTES:
-                    raise BundleError(f"{name}: too large")
                 extracted = tar.extractfile(member)
                 if extracted is None:  # pragma: no cover - regular files always extract
                     raise BundleError(f"{name}: unreadable")

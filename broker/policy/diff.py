@@ -32,6 +32,22 @@ class PermissionDiff:
     def unchanged(self) -> bool:
         return not self.gained and not self.lost
 
+    def rows(self) -> list[dict[str, str | bool]]:
+        """One dict per changed permission (``change`` is ``gained`` or ``lost``), for ``--json``
+        and for a table."""
+        return [
+            {
+                "change": change,
+                "party": p.party,
+                "dataset": p.dataset,
+                "purpose": p.purpose,
+                "field": p.field,
+                "break_glass": p.break_glass,
+            }
+            for change, perms in (("gained", self.gained), ("lost", self.lost))
+            for p in perms
+        ]
+
 
 def permissions(
     agreement: CompiledAgreement, datasets: Mapping[str, DatasetEntry]

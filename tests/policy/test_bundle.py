@@ -4,6 +4,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jws
@@ -161,3 +163,16 @@ def test_eddsa_is_not_offered(demo_data: dict[str, Any]) -> None:
 def test_not_a_tar_is_refused() -> None:
     with pytest.raises(BundleError, match="not a gzipped tar"):
         load_bundle(b"hello", {})
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_truncated_or_garbled_bundles_raise_only_bundle_error(
+    signed: bytes, rsa_pair: tuple[bytes, bytes], data: st.DataObject
+) -> None:
+    cut = data.draw(st.integers(min_value=0, max_value=len(signed) - 1))
+    blob = signed[:cut] + data.draw(st.binary(max_size=64))
+    with pytest.raises(BundleError):
+        load_bundle(blob, {"broker": VerificationKey(rsa_pair[1])})

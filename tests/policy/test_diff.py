@@ -38,3 +38,18 @@ def test_catalogue_growing_under_a_wildcard_shows_as_gained() -> None:
     diff = diff_agreements(SAFEGUARDING, SAFEGUARDING, DATASETS, register)
     assert {p.field for p in diff.gained} == {"name.middle"}
     assert not diff.lost
+
+
+def test_rows_for_json_output() -> None:
+    grown = dataclasses.replace(CHILD_PROTECTION, fields=(*CHILD_PROTECTION.fields, "name.middle"))
+    register = [grown if d.id == grown.id else d for d in DATASETS]
+    rows = diff_agreements(SAFEGUARDING, SAFEGUARDING, DATASETS, register).rows()
+    assert {r["change"] for r in rows} == {"gained"}
+    assert rows[0] == {
+        "change": "gained",
+        "party": "R9Z",
+        "dataset": "ccc.child-protection",
+        "purpose": "child-protection-check",
+        "field": "name.middle",
+        "break_glass": False,
+    }

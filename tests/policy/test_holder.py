@@ -192,3 +192,22 @@ def test_undefined_decision_fails_closed(engine_class: Any) -> None:
     decision = engine.decide(build_input(SG, utc(SG_NOW)))
     assert not decision.allow
     assert decision.reasons[0] == "policy engine unavailable"
+
+
+def test_threads_share_one_compiled_bundle_safely(holder: PolicyHolder) -> None:
+    inputs = [build_input(c.request, utc(c.now)) for c in CASES]
+    expected = [holder.decide(i) for i in inputs]
+    failures: list[str] = []
+
+    def work() -> None:
+        for _ in range(3):
+            for i, e in zip(inputs, expected, strict=True):
+                if holder.decide(i) != e:
+                    failures.append(str(i["agreement_id"]))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
