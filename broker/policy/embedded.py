@@ -20,6 +20,7 @@ from typing import Any
 import regopy
 from regopy import rego_shared as _rs
 
+from broker.policy.bundle import PolicyBundle
 from broker.policy.engine import ENTRYPOINT, Decision, decision_from_result, unavailable
 from broker.policy.errors import BundleError
 
@@ -46,6 +47,12 @@ class EmbeddedEngine:
         if not self._bundle.ok:
             raise BundleError("policy does not compile")
         self._builder = builder  # keeps the compiled bundle's owner alive
+
+    @classmethod
+    def from_bundle(cls, bundle: PolicyBundle) -> EmbeddedEngine:
+        """The engine for a verified bundle: the ``engine_factory`` of
+        :class:`broker.policy.holder.PolicyHolder` in embedded mode."""
+        return cls(bundle.modules, bundle.data, bundle.revision)
 
     @property
     def revision(self) -> str:

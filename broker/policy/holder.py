@@ -25,6 +25,22 @@ from broker.policy.engine import GENERIC_REFUSAL, Decision, PolicyEngine, unavai
 from broker.policy.errors import BundleError
 
 EngineFactory = Callable[[PolicyBundle], PolicyEngine]
+"""Builds the engine for a verified bundle; raises ``BundleError`` when its policy does not compile.
+Embedded mode: ``EmbeddedEngine.from_bundle``. OPA mode: :func:`opa_factory`."""
+
+
+def opa_factory(engine: PolicyEngine, check_compiles: EngineFactory | None = None) -> EngineFactory:
+    """OPA mode: every verified bundle is published for OPA to fetch (``current_bundle``) and
+    decisions go to ``engine`` (an ``OpaEngine``). ``check_compiles`` (e.g.
+    ``EmbeddedEngine.from_bundle``) refuses a bundle whose policy does not compile before OPA sees
+    it; leave it out where compiling twice is too slow."""
+
+    def factory(bundle: PolicyBundle) -> PolicyEngine:
+        if check_compiles is not None:
+            check_compiles(bundle)
+        return engine
+
+    return factory
 
 
 @dataclass(frozen=True)

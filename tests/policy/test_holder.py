@@ -13,7 +13,7 @@ from broker.policy.compiled import compile_data
 from broker.policy.embedded import EmbeddedEngine
 from broker.policy.engine import GENERIC_REFUSAL, Decision, PolicyEngine
 from broker.policy.errors import BundleError
-from broker.policy.holder import DecisionCache, PolicyHolder
+from broker.policy.holder import DecisionCache, PolicyHolder, opa_factory
 from broker.policy.input import PolicyRequest, build_input
 from broker.policy.regorus_engine import RegorusEngine
 from tests.policy.fixtures import CHILD_PROTECTION, DEMO_DATA, policy_modules, utc
@@ -211,3 +211,18 @@ def test_threads_share_one_compiled_bundle_safely(holder: PolicyHolder) -> None:
     for t in threads:
         t.join()
     assert failures == []
+
+
+def test_opa_mode_publishes_bundles_and_asks_opa(opa_engine: PolicyEngine) -> None:
+    h = PolicyHolder(opa_factory(opa_engine, EmbeddedEngine.from_bundle), require_signature=False)
+    blob = _blob(DEMO_DATA)
+    h.load(blob)
+    current = h.current_bundle
+    assert current is not None
+    assert current[1] == blob
+    decision = h.decide(build_input(SG, utc(SG_NOW)))
+    assert decision.allow
+    broken = {"policies/sharing.rego": "package sharing\n\ndecision := {{{\n"}
+    with pytest.raises(BundleError, match="does not compile"):
+        h.load(_blob(DEMO_DATA, broken))
+    assert h.current_bundle == current
