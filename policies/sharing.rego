@@ -15,8 +15,6 @@ package sharing
 
 import rego.v1
 
-generic_refusal := "no agreement permits this request"
-
 default agreement_id := ""
 
 agreement_id := input.agreement_id
