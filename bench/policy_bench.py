@@ -59,14 +59,19 @@ def latencies(
     return out
 
 
-def throughput(engine: EmbeddedEngine, threads: int, seconds: float) -> float:
+def throughput(
+    engine: EmbeddedEngine,
+    threads: int,
+    seconds: float,
+    requests: list[PolicyRequest] = REQUESTS,
+) -> float:
     counts = [0] * threads
     stop = threading.Event()
 
     def work(slot: int) -> None:
         i = 0
         while not stop.is_set():
-            engine.decide(build_input(REQUESTS[i % len(REQUESTS)], NOW))
+            engine.decide(build_input(requests[i % len(requests)], NOW))
             i += 1
         counts[slot] = i
 
@@ -112,7 +117,11 @@ def main() -> None:
     assert engine_1000 is not None
     for threads in (1, 2):
         rate = throughput(engine_1000, threads, 2.0)
-        print(f"decisions/s on {threads} thread(s), 1,000 agreements: {rate:,.0f}")
+        allows = throughput(engine_1000, threads, 2.0, REQUESTS[:2])
+        print(
+            f"decisions/s on {threads} thread(s), 1,000 agreements: {rate:,.0f} (mix), "
+            f"{allows:,.0f} (allows only)"
+        )
 
 
 if __name__ == "__main__":
