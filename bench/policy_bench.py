@@ -1,0 +1,128 @@
+"""Embedded engine benchmark: decision latency by number of agreements, throughput, bundle build.
+
+    PYTHONPATH=. /work/venv/bin/python bench/policy_bench.py          # short run (10..1,000)
+    PYTHONPATH=. /work/venv/bin/python bench/policy_bench.py --full   # adds 10,000 agreements
+
+Latency includes building the policy input from the request (input conversion). No decision cache.
+Targets (issue 4): median <= 400 us; 10,000 within 1.5x of 10; >= 4,000 decisions/s on two threads;
+bundle build <= 2 s at 1,000 agreements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+
+from broker.policy.bundle import build_bundle
+from broker.policy.compiled import compile_data
+from broker.policy.embedded import EmbeddedEngine
+from broker.policy.input import PolicyRequest, build_input
+from tests.policy.fixtures import policy_modules, utc
+from tests.policy.synthetic import synthetic_data
+
+NOW = utc("2026-11-10T14:00:00Z")
+REQUESTS = [
+    PolicyRequest("r9z-ed-safeguarding", "R9Z", "nurse-17", "safeguarding-nurse",
+                  "child-protection-check", "ccc.child-protection", "ISA-SAFEGUARDING-CHILDREN",
+                  fields=("name.family", "child_protection_plan.status"),
+                  case_reference="ED-2026-11-0042"),
+    PolicyRequest("partner-client", "partner-00003", "cw-1", "caseworker", "purpose-3",
+                  "ccc.child-protection", "ISA-SYNTH-00003", fields=("name.given",),
+                  case_reference="C-1"),
+    PolicyRequest("northgate", "northgate-housing", "x", "analyst", "child-protection-check",
+                  "ccc.child-protection", "ISA-SAFEGUARDING-CHILDREN"),
+]  # fmt: skip
+
+
+def build(n: int) -> tuple[EmbeddedEngine, float, float]:
+    """The engine, the bundle build time (compile + tar.gz) and the engine compile time."""
+    agreements = synthetic_data(n)
+    start = time.perf_counter()
+    data = compile_data(agreements)
+    bundle, _ = build_bundle(policy_modules(), data)
+    built = time.perf_counter()
+    engine = EmbeddedEngine(bundle.modules, bundle.data, bundle.revision)
+    return engine, built - start, time.perf_counter() - built
+
+
+def latencies(
+    engine: EmbeddedEngine, count: int, requests: list[PolicyRequest] = REQUESTS
+) -> list[float]:
+    out = []
+    for i in range(count):
+        request = requests[i % len(requests)]
+        t = time.perf_counter()
+        engine.decide(build_input(request, NOW))
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def throughput(
+    engine: EmbeddedEngine,
+    threads: int,
+    seconds: float,
+    requests: list[PolicyRequest] = REQUESTS,
+) -> float:
+    counts = [0] * threads
+    stop = threading.Event()
+
+    def work(slot: int) -> None:
+        i = 0
+        while not stop.is_set():
+            engine.decide(build_input(requests[i % len(requests)], NOW))
+            i += 1
+        counts[slot] = i
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    return sum(counts) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--full", action="store_true", help="include 10,000 agreements")
+    parser.add_argument("--decisions", type=int, default=2000)
+    args = parser.parse_args()
+    sizes = [10, 100, 1000] + ([10_000] if args.full else [])
+    medians: dict[int, float] = {}
+    engine_1000 = None
+    print("latency in us, input conversion included, no cache; mix = 2 allows : 1 deny")
+    print(
+        f"{'agreements':>10} {'bundle s':>9} {'engine s':>9} {'median':>7} {'p99':>7}"
+        f" {'allow med':>10} {'deny med':>9}"
+    )
+    for n in sizes:
+        engine, bundle_s, engine_s = build(n)
+        latencies(engine, 200)  # warm up
+        lat = sorted(latencies(engine, args.decisions))
+        allow = statistics.median(latencies(engine, args.decisions // 2, REQUESTS[:1]))
+        deny = statistics.median(latencies(engine, args.decisions // 2, REQUESTS[2:]))
+        medians[n] = statistics.median(lat)
+        p99 = lat[int(len(lat) * 0.99) - 1]
+        print(
+            f"{n:>10} {bundle_s:>9.2f} {engine_s:>9.2f} {medians[n] * 1e6:>7.0f} {p99 * 1e6:>7.0f}"
+            f" {allow * 1e6:>10.0f} {deny * 1e6:>9.0f}"
+        )
+        if n == 1000:
+            engine_1000 = engine
+    largest = max(sizes)
+    print(f"median at {largest} / median at 10: {medians[largest] / medians[10]:.2f}x")
+    assert engine_1000 is not None
+    for threads in (1, 2):
+        rate = throughput(engine_1000, threads, 2.0)
+        allows = throughput(engine_1000, threads, 2.0, REQUESTS[:2])
+        print(
+            f"decisions/s on {threads} thread(s), 1,000 agreements: {rate:,.0f} (mix), "
+            f"{allows:,.0f} (allows only)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Errors of the policy area.
+
+::
+
+    BrokerError
+    └── PolicyError                 anything the policy layer refuses
+        ├── PolicyCompileError      compiled agreements the policy could not decide on safely
+        ├── BundleError             malformed, tampered, badly signed or not compiling
+        └── EngineUnavailableError      no decision could be had (an ``Unavailable``: 503)
+
+Engines never raise on a normal request: a failing engine yields a *deny* decision with the reason
+``policy engine unavailable``. ``EngineUnavailable`` is raised only where a caller asked to be told,
+for example when loading the first bundle at start-up.
+"""
+
+from __future__ import annotations
+
+from broker.core.errors import BrokerError, ConfigurationError, Unavailable
+
+
+class PolicyError(BrokerError):
+    title = "Policy error"
+
+
+class PolicyCompileError(PolicyError, ConfigurationError):
+    title = "Agreements cannot be compiled into policy"
+
+
+class BundleError(PolicyError):
+    title = "Policy bundle refused"
+
+
+class EngineUnavailableError(PolicyError, Unavailable):
+    title = "Policy engine unavailable"

@@ -1,0 +1,191 @@
+"""The live policy: the current engine, swapped atomically when a new bundle arrives.
+
+- :meth:`PolicyHolder.load` verifies a bundle and builds its engine *before* swapping it in, so a
+  bad bundle (tampered, badly signed, not compiling) never replaces a good one; the refusal is kept
+  for ``/readyz``.
+- :meth:`PolicyHolder.decide` takes the engine reference once, so a request finishes on the
+  revision it started with even if a swap happens meanwhile; the decision records that revision.
+- Revocations are checked before the engine: a revoked agreement is denied at once, whatever the
+  engine's bundle says, because rebuilding the bundle takes seconds with thousands of agreements.
+- An optional decision cache keyed by revision and the whole input returns exactly what the engine
+  returned for that input under that revision.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broker.policy.bundle import PolicyBundle, VerificationKey, load_bundle
+from broker.policy.engine import GENERIC_REFUSAL, Decision, PolicyEngine, unavailable
+from broker.policy.errors import BundleError
+
+EngineFactory = Callable[[PolicyBundle], PolicyEngine]
+"""Builds the engine for a verified bundle; raises ``BundleError`` when its policy does not compile.
+Embedded mode: ``EmbeddedEngine.from_bundle``. OPA mode: :func:`opa_factory`."""
+
+
+def opa_factory(engine: PolicyEngine, check_compiles: EngineFactory | None = None) -> EngineFactory:
+    """OPA mode: every verified bundle is published for OPA to fetch (``current_bundle``) and
+    decisions go to ``engine`` (an ``OpaEngine``). ``check_compiles`` (e.g.
+    ``EmbeddedEngine.from_bundle``) refuses a bundle whose policy does not compile before OPA sees
+    it; leave it out where compiling twice is too slow."""
+
+    def factory(bundle: PolicyBundle) -> PolicyEngine:
+        if check_compiles is not None:
+            check_compiles(bundle)
+        return engine
+
+    return factory
+
+
+@dataclass(frozen=True)
+class HolderStatus:
+    """What ``/readyz`` reports about the policy."""
+
+    ready: bool
+    revision: str | None
+    last_refusal: str | None
+    """Why the latest bundle offered was refused, while an older good one keeps serving."""
+
+
+class DecisionCache:
+    """A bounded LRU of decisions keyed by (revision, canonical JSON of the input). Thread-safe."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._max = max_entries
+        self._entries: OrderedDict[tuple[str, str], Decision] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(revision: str, policy_input: Mapping[str, Any]) -> tuple[str, str]:
+        return revision, json.dumps(policy_input, sort_keys=True, separators=(",", ":"))
+
+    def get(self, key: tuple[str, str]) -> Decision | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, str], decision: Decision) -> None:
+        with self._lock:
+            self._entries[key] = decision
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
+class PolicyHolder:
+    """Holds the engine that decides now. Thread-safe; swaps are atomic (one reference)."""
+
+    def __init__(
+        self,
+        engine_factory: EngineFactory,
+        keys: Mapping[str, VerificationKey] | None = None,
+        *,
+        require_signature: bool = True,
+        cache: DecisionCache | None = None,
+    ) -> None:
+        self._factory = engine_factory
+        self._keys = dict(keys or {})
+        self._require_signature = require_signature
+        self._cache = cache
+        self._engine: PolicyEngine | None = None
+        self._bundle: tuple[str, bytes] | None = None
+        self._revoked: frozenset[str] = frozenset()
+        self._last_refusal: str | None = None
+        self._lock = threading.Lock()
+
+    def load(self, blob: bytes) -> str:
+        """Verify ``blob``, build its engine and swap it in. Returns the new revision.
+
+        Raises :class:`BundleError` (and records it for :meth:`status`) when the bundle is refused;
+        the engine serving before keeps serving.
+        """
+        try:
+            bundle = load_bundle(blob, self._keys, require_signature=self._require_signature)
+            engine = self._factory(bundle)
+        except BundleError as e:
+            with self._lock:
+                self._last_refusal = e.detail
+            raise
+        with self._lock:
+            self._engine = engine
+            self._bundle = (engine.revision, blob)
+            self._last_refusal = None
+        return engine.revision
+
+    def install(self, engine: PolicyEngine) -> None:
+        """Swap in an engine already built (the OPA engine, or tests); no bundle to serve then."""
+        with self._lock:
+            self._engine = engine
+            self._bundle = None
+            self._last_refusal = None
+
+    @property
+    def current_bundle(self) -> tuple[str, bytes] | None:
+        """(revision, tar.gz bytes) of the bundle serving now, for ``GET /v1/policy/bundle``."""
+        return self._bundle
+
+    def set_revoked(self, agreement_ids: Iterable[str]) -> None:
+        """Replace the set of revoked agreement ids, consulted before any engine."""
+        self._revoked = frozenset(agreement_ids)
+
+    def revoke(self, agreement_id: str) -> None:
+        with self._lock:
+            self._revoked = self._revoked | {agreement_id}
+
+    @property
+    def engine(self) -> PolicyEngine | None:
+        return self._engine
+
+    def status(self) -> HolderStatus:
+        engine = self._engine
+        return HolderStatus(
+            ready=engine is not None,
+            revision=None if engine is None else engine.revision,
+            last_refusal=self._last_refusal,
+        )
+
+    def decide(self, policy_input: Mapping[str, Any]) -> Decision:
+        """Decide with the engine current when the call starts. Never raises: no engine, or a
+        failing
+        one, denies with ``policy engine unavailable``."""
+        engine = self._engine  # one read: a concurrent swap does not affect this request
+        if engine is None:
+            return unavailable("none", "no policy bundle loaded")
+        revision = engine.revision
+        agreement_id = policy_input.get("agreement_id")
+        if isinstance(agreement_id, str) and agreement_id in self._revoked:
+            return _revoked(agreement_id, engine.decide(policy_input))
+        if self._cache is None:
+            return engine.decide(policy_input)
+        key = DecisionCache.key(revision, policy_input)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        decision = engine.decide(policy_input)
+        if decision.revision == revision:
+            self._cache.put(key, decision)
+        return decision
+
+
+def _revoked(agreement_id: str, decision: Decision) -> Decision:
+    """Deny whatever the engine said. The engine still runs, only to learn whether the caller is a
+    party to the agreement (and so may see the specific reason) or gets the generic refusal."""
+    reason = f"agreement '{agreement_id}' has been revoked"
+    reasons = (reason, *(r for r in decision.reasons if r != reason))
+    caller = (GENERIC_REFUSAL,) if GENERIC_REFUSAL in decision.caller_reasons else reasons
+    return Decision(
+        allow=False,
+        revision=decision.revision,
+        mode=decision.mode,
+        reasons=reasons,
+        caller_reasons=caller,
+        matched=decision.matched,
+    )

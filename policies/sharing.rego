@@ -1,0 +1,625 @@
+# The broker's sharing policy: one entry point, data.sharing.decision.
+#
+# Generic rules; the agreements are data (data.isa, built by broker/policy/compiled.py). Every lookup
+# goes through the index agreement -> dataset -> purpose -> recipient party, so the cost of a decision
+# does not grow with the number of agreements. Fails closed: any reason denies, and a request that
+# matches no flow has at least one reason.
+#
+# The input is built by broker/policy/input.py. UK local time (Europe/London, summer time included) is
+# computed by the broker from input.now into input.clock, so that every engine (rego-cpp, regorus, OPA)
+# sees the same local time whatever time zone database it ships.
+#
+# Written to run unchanged on OPA 1.x, regorus and rego-cpp (regopy): comprehensions use one iteration
+# variable, and the entry point is the only rule callers query.
+package sharing
+
+import rego.v1
+
+default agreement_id := ""
+
+agreement_id := input.agreement_id
+
+default mode := "fetch"
+
+mode := input.mode
+
+default role := ""
+
+role := input.user.role
+
+default party := ""
+
+party := input.party
+
+break_glass_requested if input.break_glass == true
+
+dataset := data.isa.datasets[input.dataset]
+
+open_data if dataset.open == true
+
+agreement := data.isa.agreements[agreement_id]
+
+flow_id := agreement.index[input.dataset][input.purpose][party]
+
+flow := agreement.flows[flow_id]
+
+caller_is_party if agreement.parties[party]
+
+# ---------------------------------------------------------------- reasons that refuse the request
+
+# Agreement-level reasons.
+reason contains msg if {
+	not open_data
+	agreement_id == ""
+	msg := "no agreement was named and the dataset is not open data"
+}
+
+reason contains msg if {
+	not open_data
+	agreement_id != ""
+	not agreement
+	msg := sprintf("agreement '%s' is not in force (unknown, unsigned or invalid)", [agreement_id])
+}
+
+reason contains msg if {
+	not open_data
+	agreement.revoked == true
+	msg := sprintf("agreement '%s' has been revoked", [agreement_id])
+}
+
+reason contains msg if {
+	not open_data
+	input.now_ns < agreement.valid_from_ns
+	msg := sprintf("agreement '%s' takes effect on %s", [agreement_id, agreement.effective_from])
+}
+
+reason contains msg if {
+	not open_data
+	agreement.valid_until_ns != null
+	input.now_ns >= agreement.valid_until_ns
+	msg := sprintf("agreement '%s' expired on %s", [agreement_id, agreement.expires_on])
+}
+
+reason contains msg if {
+	not dataset
+	msg := sprintf("dataset '%s' is not in the information asset register", [input.dataset])
+}
+
+reason contains msg if {
+	dataset
+	not open_data
+	agreement
+	not agreement.datasets[input.dataset]
+	msg := sprintf("dataset '%s' is not covered by agreement '%s'", [input.dataset, agreement_id])
+}
+
+reason contains msg if {
+	not open_data
+	agreement
+	not agreement.purposes[input.purpose]
+	msg := sprintf("purpose '%s' is not covered by agreement '%s'", [input.purpose, agreement_id])
+}
+
+reason contains msg if {
+	not open_data
+	agreement.datasets[input.dataset]
+	agreement.purposes[input.purpose]
+	not agreement.index[input.dataset][input.purpose]
+	msg := sprintf(
+		"purpose '%s' is not a purpose of dataset '%s' under agreement '%s'",
+		[input.purpose, input.dataset, agreement_id],
+	)
+}
+
+reason contains msg if {
+	not open_data
+	agreement.index[input.dataset][input.purpose]
+	not flow_id
+	msg := sprintf(
+		"party '%s' is not a recipient of dataset '%s' for purpose '%s' under agreement '%s'",
+		[party, input.dataset, input.purpose, agreement_id],
+	)
+}
+
+# Flow-level reasons: conditions of the flow the request matched.
+reason contains msg if {
+	not open_data
+	count(flow.roles) > 0
+	not flow.roles[role]
+	msg := sprintf("role '%s' may not make requests under flow '%s' of agreement '%s'", [role, flow_id, agreement_id])
+}
+
+reason contains msg if {
+	not open_data
+	flow.case_reference_required == true
+	not has_case_reference
+	msg := sprintf("agreement '%s' requires a case reference for dataset '%s'", [agreement_id, input.dataset])
+}
+
+has_case_reference if {
+	is_string(input.case_reference)
+	trim_space(input.case_reference) != ""
+}
+
+default consent_status := "none"
+
+consent_status := input.consent
+
+reason contains msg if {
+	not open_data
+	flow.consent_required == true
+	consent_status == "withdrawn"
+	msg := sprintf("agreement '%s' requires consent and the subject has withdrawn it", [agreement_id])
+}
+
+reason contains msg if {
+	not open_data
+	flow.consent_required == true
+	consent_status != "given"
+	consent_status != "withdrawn"
+	msg := sprintf("agreement '%s' requires recorded consent and none is on record", [agreement_id])
+}
+
+reason contains msg if {
+	not open_data
+	break_glass_requested
+	flow.break_glass.allowed != true
+	msg := sprintf("break-glass is not allowed under flow '%s' of agreement '%s'", [flow_id, agreement_id])
+}
+
+reason contains msg if {
+	not open_data
+	break_glass_requested
+	flow.break_glass.allowed == true
+	count(flow.break_glass.roles) > 0
+	not flow.break_glass.roles[role]
+	msg := sprintf("role '%s' may not use break-glass under agreement '%s'", [role, agreement_id])
+}
+
+reason contains msg if {
+	not open_data
+	break_glass_requested
+	flow
+	not has_justification
+	msg := "break-glass needs a justification"
+}
+
+has_justification if {
+	is_string(input.justification)
+	trim_space(input.justification) != ""
+}
+
+reason contains msg if {
+	not open_data
+	oh := flow.office_hours
+	oh != null
+	not within_office_hours(oh)
+	msg := sprintf(
+		"agreement '%s' allows requests for dataset '%s' only in office hours (%s); it is %s in the UK",
+		[agreement_id, input.dataset, oh.text, input.clock.uk_text],
+	)
+}
+
+within_office_hours(oh) if {
+	input.clock.uk_weekday in oh.weekdays
+	input.clock.uk_minute >= oh.start_minute
+	input.clock.uk_minute < oh.end_minute
+}
+
+reason contains msg if {
+	not mode in {"fetch", "verify"}
+	msg := sprintf("mode '%s' is not known", [mode])
+}
+
+reason contains msg if {
+	not open_data
+	mode == "fetch"
+	flow.verification_only == true
+	msg := sprintf(
+		"flow '%s' of agreement '%s' is verification-only: it answers yes or no and releases no values",
+		[flow_id, agreement_id],
+	)
+}
+
+reason contains msg if {
+	mode == "verify"
+	open_data
+	msg := sprintf("dataset '%s' is open data: fetch it instead of verifying claims", [input.dataset])
+}
+
+reason contains msg if {
+	not open_data
+	mode == "verify"
+	flow.verification_only != true
+	msg := sprintf("flow '%s' of agreement '%s' does not answer verification questions", [flow_id, agreement_id])
+}
+
+reason contains msg if {
+	mode == "verify"
+	flow.verification_only == true
+	count(claims) == 0
+	msg := "a verification request needs at least one claim"
+}
+
+reason contains msg if {
+	mode == "verify"
+	flow.verification_only == true
+	some c in claims
+	not permits(c)
+	msg := sprintf("claim '%s' cannot be verified under agreement '%s'", [c, agreement_id])
+}
+
+reason contains msg if {
+	mode == "fetch"
+	dataset
+	open_data
+	count(released) == 0
+	msg := sprintf("none of the requested fields is in the catalogue of dataset '%s'", [input.dataset])
+}
+
+reason contains msg if {
+	mode == "fetch"
+	not open_data
+	flow
+	count(released) == 0
+	msg := sprintf("none of the requested fields is permitted by agreement '%s'", [agreement_id])
+}
+
+# ---------------------------------------------------------------- fields
+
+# A field this request may see: the flow's permitted fields, plus the break-glass fields when
+# break-glass is asked for (any break-glass problem refuses the request anyway); on open data, the
+# whole catalogue.
+permits(f) if {
+	not open_data
+	flow.fields[f]
+}
+
+permits(f) if {
+	not open_data
+	break_glass_requested
+	flow.break_glass.allowed == true
+	flow.break_glass.fields[f]
+}
+
+permits(f) if {
+	open_data
+	dataset.fields[f]
+}
+
+fields_named if input.fields
+
+# Requested names, with a trailing ".*" expanded against the catalogue.
+requested contains f if {
+	some f in input.fields
+	not endswith(f, ".*")
+}
+
+requested contains f if {
+	some pattern in input.fields
+	endswith(pattern, ".*")
+	prefix := trim_suffix(pattern, "*")
+	some f
+	dataset.fields[f]
+	startswith(f, prefix)
+}
+
+# No fields named: every field the request may see.
+requested contains f if {
+	not fields_named
+	not open_data
+	some f
+	flow.fields[f]
+}
+
+requested contains f if {
+	not fields_named
+	not open_data
+	break_glass_requested
+	flow.break_glass.allowed == true
+	some f
+	flow.break_glass.fields[f]
+}
+
+requested contains f if {
+	not fields_named
+	open_data
+	some f
+	dataset.fields[f]
+}
+
+claims contains c if {
+	some c in input.claims
+}
+
+released contains f if {
+	mode == "fetch"
+	some f in requested
+	permits(f)
+}
+
+withheld_reason(f) := msg if {
+	not dataset.fields[f]
+	msg := sprintf("not in the catalogue of dataset '%s'", [input.dataset])
+} else := msg if {
+	not break_glass_requested
+	flow.break_glass.allowed == true
+	flow.break_glass.fields[f]
+	msg := "opened only by break-glass"
+} else := msg if {
+	not permits(f)
+	msg := sprintf("not permitted by agreement '%s'", [agreement_id])
+} else := "the request was refused"
+
+# ---------------------------------------------------------------- the decision
+
+# The allow path is checked without building any message (rego-cpp pays for every rule it evaluates);
+# the reasons above are built only when this fails. The Rego unit tests and the decision table check
+# that the two agree: no reason on any allow, at least one on any deny.
+valid_until_ok if agreement.valid_until_ns == null
+
+valid_until_ok if input.now_ns < agreement.valid_until_ns
+
+role_ok if count(flow.roles) == 0
+
+role_ok if flow.roles[role]
+
+case_ok if flow.case_reference_required == false
+
+case_ok if has_case_reference
+
+consent_ok if flow.consent_required == false
+
+consent_ok if consent_status == "given"
+
+break_glass_ok if not break_glass_requested
+
+break_glass_ok if {
+	flow.break_glass.allowed == true
+	break_glass_role_ok
+	has_justification
+}
+
+break_glass_role_ok if count(flow.break_glass.roles) == 0
+
+break_glass_role_ok if flow.break_glass.roles[role]
+
+office_ok if flow.office_hours == null
+
+office_ok if within_office_hours(flow.office_hours)
+
+mode_ok if {
+	mode == "fetch"
+	flow.verification_only == false
+	count(released) > 0
+}
+
+mode_ok if {
+	mode == "verify"
+	flow.verification_only == true
+	count(claims) > 0
+	every c in claims {
+		permits(c)
+	}
+}
+
+agreement_allows if {
+	not open_data
+	dataset
+	agreement.revoked == false
+	input.now_ns >= agreement.valid_from_ns
+	valid_until_ok
+	flow
+	role_ok
+	case_ok
+	consent_ok
+	break_glass_ok
+	office_ok
+	mode_ok
+}
+
+open_data_allows if {
+	open_data
+	mode == "fetch"
+	count(released) > 0
+}
+
+default allow := false
+
+allow if agreement_allows
+
+allow if open_data_allows
+
+reasons := [] if {
+	allow
+} else := r if {
+	r := sort(reason)
+	count(r) > 0
+} else := ["the request does not satisfy the agreement"]
+
+default caller_reasons := ["no agreement permits this request"]
+
+caller_reasons := reasons if caller_is_party
+
+caller_reasons := reasons if {
+	not caller_is_party
+	open_data
+}
+
+# Obligations are the flow's own values (notify flag, days); the broker turns them into the party
+# to notify (matched.provider) and dates counted from input.now (broker/policy/engine.py), which
+# keeps date arithmetic out of every engine.
+obligation_notify := flow.notify_provider if allow
+
+default obligation_notify := false
+
+obligation_retain_days := flow.retention_days if allow
+
+default obligation_retain_days := null
+
+obligation_hold_days := flow.subject_access_hold_days if allow
+
+default obligation_hold_days := 0
+
+default review_break_glass := false
+
+review_break_glass if {
+	allow
+	break_glass_requested
+}
+
+default matched := null
+
+matched := {
+	"agreement_id": agreement_id,
+	"agreement_version": agreement.version,
+	"agreement_digest": agreement.digest,
+	"flow_id": flow_id,
+	"provider": flow.provider,
+	"lawful_basis": flow.lawful_basis,
+} if {
+	not open_data
+	flow
+}
+
+default basis := null
+
+basis := "open-data" if open_data_allows
+
+basis := "agreement" if agreement_allows
+
+released_fields := sort(released) if allow
+
+default released_fields := []
+
+withheld_fields := [{"field": f, "reason": withheld_reason(f)} | some f in sort(requested); not released[f]] if {
+	allow
+} else := [{"field": f, "reason": withheld_reason(f)} | some f in sort(requested)]
+
+verified_claims := sort(claims) if {
+	allow
+	mode == "verify"
+}
+
+default verified_claims := []
+
+# The general decision: every path, every reason.
+full_decision := {
+	"allow": allow,
+	"mode": mode,
+	"basis": basis,
+	"released_fields": released_fields,
+	"withheld_fields": withheld_fields,
+	"verified_claims": verified_claims,
+	"obligations": {
+		"notify_provider": obligation_notify,
+		"retain_days": obligation_retain_days,
+		"review_break_glass": review_break_glass,
+		"subject_access_hold_days": obligation_hold_days,
+	},
+	"reasons": reasons,
+	"caller_reasons": caller_reasons,
+	"matched": matched,
+}
+
+# ---------------------------------------------------------------- the common case, fast
+
+# rego-cpp pays for every rule it evaluates, so the common request (a fetch under an agreement,
+# fields named without wildcards or not named at all, no break-glass, every condition met) is
+# decided in one rule body. It must give exactly what full_decision gives: the decision table runs
+# every case through both (tests/policy/test_decision_table.py, test_fast_path_agrees) and a
+# Hypothesis property compares them on random requests. Anything else falls through to
+# full_decision.
+decision := fast_decision if {
+	fast_decision
+} else := full_decision
+
+fast_decision := d if {
+	input.mode == "fetch"
+	input.break_glass == false
+	ds := data.isa.datasets[input.dataset]
+	ds.open == false
+	a := data.isa.agreements[input.agreement_id]
+	fid := a.index[input.dataset][input.purpose][input.party]
+	f := a.flows[fid]
+	a.revoked == false
+	input.now_ns >= a.valid_from_ns
+	fast_before_expiry(a.valid_until_ns)
+	f.verification_only == false
+	fast_role_ok(f.roles)
+	fast_case_ok(f.case_reference_required)
+	fast_consent_ok(f.consent_required)
+	fast_office_ok(f.office_hours)
+	names := fast_requested(f)
+	released := sort([n | some n in names; f.fields[n]])
+	count(released) > 0
+	withheld := [{"field": n, "reason": fast_withheld_reason(n, f, ds)} | some n in names; not f.fields[n]]
+	d := {
+		"allow": true,
+		"mode": "fetch",
+		"basis": "agreement",
+		"released_fields": released,
+		"withheld_fields": withheld,
+		"verified_claims": [],
+		"obligations": {
+			"notify_provider": f.notify_provider,
+			"retain_days": f.retention_days,
+			"review_break_glass": false,
+			"subject_access_hold_days": f.subject_access_hold_days,
+		},
+		"reasons": [],
+		"caller_reasons": [],
+		"matched": {
+			"agreement_id": input.agreement_id,
+			"agreement_version": a.version,
+			"agreement_digest": a.digest,
+			"flow_id": fid,
+			"provider": f.provider,
+			"lawful_basis": f.lawful_basis,
+		},
+	}
+}
+
+fast_before_expiry(until) if until == null
+
+fast_before_expiry(until) if input.now_ns < until
+
+fast_role_ok(roles) if count(roles) == 0
+
+fast_role_ok(roles) if roles[input.user.role]
+
+fast_case_ok(required) if required == false
+
+fast_case_ok(required) if has_case_reference
+
+fast_consent_ok(required) if required == false
+
+fast_consent_ok(required) if input.consent == "given"
+
+fast_office_ok(hours) if hours == null
+
+fast_office_ok(hours) if within_office_hours(hours)
+
+# Named fields, sorted, when none is a wildcard; all permitted fields when none is named. (Two
+# definitions rather than an else chain: regopy 1.5 aborts on an else chain whose every body fails.)
+fast_requested(f) := sort(input.fields) if {
+	fields_named
+	not fast_any_wildcard
+}
+
+fast_requested(f) := sort(object.keys(f.fields)) if {
+	not fields_named
+}
+
+fast_any_wildcard if {
+	some n in input.fields
+	endswith(n, ".*")
+}
+
+fast_withheld_reason(n, f, ds) := msg if {
+	not ds.fields[n]
+	msg := sprintf("not in the catalogue of dataset '%s'", [input.dataset])
+} else := "opened only by break-glass" if {
+	f.break_glass.allowed == true
+	f.break_glass.fields[n]
+} else := sprintf("not permitted by agreement '%s'", [input.agreement_id])
