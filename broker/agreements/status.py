@@ -1,0 +1,196 @@
+"""An agreement's status, computed (never stored) from the document, its signatures, the trust
+store, the recorded revocations, the highest version seen, and ``now``. Pure, no I/O.
+
+Statuses, in the order they are decided:
+
+- ``revoked``: a verified revocation by a party covers this version (recorded revocations stay
+  in force even when the revocation file is deleted);
+- ``invalid``: the document fails validation, a signature fails to verify or is by a key that is
+  not the named party's, or a later version (or this version with other content) was already seen;
+- ``draft``: valid, but some party's signature is missing;
+- ``pending``: signed by every party, before ``effective_from``;
+- ``expired``: signed by every party, on or after ``expires_on``;
+- ``active``: signed by every party and inside its validity. Past ``review_by`` it stays active
+  and ``review_due`` is set.
+
+Only ``active`` agreements may be compiled into policy. Dates are UK local dates (Europe/London).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from broker.agreements.model import Agreement
+from broker.agreements.parsing import Problem
+from broker.agreements.signing import SignatureCheck, TrustSnapshot, verify_detached
+
+Status = Literal["draft", "pending", "active", "expired", "revoked", "invalid"]
+UK = ZoneInfo("Europe/London")
+
+
+@dataclass(frozen=True)
+class RevocationRecord:
+    """A verified revocation: versions up to ``version`` of ``agreement_id`` are revoked."""
+
+    agreement_id: str
+    version: int
+    revoked_by: str
+    reason: str
+    revoked_at: dt.datetime
+    digest: str
+
+
+@dataclass(frozen=True)
+class VersionSeen:
+    """The highest fully signed version of an agreement ever seen, and its digest."""
+
+    agreement_id: str
+    version: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class AgreementStatus:
+    """The computed state of one agreement file."""
+
+    file: str
+    agreement_id: str | None
+    version: int | None
+    digest: str | None
+    status: Status
+    reasons: tuple[str, ...]
+    review_due: bool
+    signatures: tuple[SignatureCheck, ...]
+
+    @property
+    def fully_signed(self) -> bool:
+        """Every party's signature is present and valid (whatever the dates say)."""
+        return self.status in ("pending", "active", "expired")
+
+
+def uk_date(now: dt.datetime) -> dt.date:
+    """The UK local date of an aware ``now``."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UK).date()
+
+
+def check_signatures(
+    agreement: Agreement, content: bytes, signatures: Mapping[str, str], trust: TrustSnapshot
+) -> tuple[list[SignatureCheck], list[str], list[str]]:
+    """Checks of every filed signature; returns (checks, missing party ids, problems)."""
+    checks: list[SignatureCheck] = []
+    problems: list[str] = []
+    party_ids = [p.id for p in agreement.parties]
+    for party_id, token in sorted(signatures.items()):
+        if party_id not in party_ids:
+            problems.append(f"signature filed for {party_id!r}, which is not a party")
+            continue
+        check = verify_detached(content, token, party_id, trust)
+        checks.append(check)
+        if not check.valid:
+            problems.append(f"signature of {party_id!r}: {check.reason}")
+    missing = [p for p in party_ids if p not in signatures]
+    return checks, missing, problems
+
+
+def evaluate(
+    *,
+    file: str,
+    agreement: Agreement | None,
+    problems: Sequence[Problem],
+    signatures: Mapping[str, str],
+    trust: TrustSnapshot,
+    revocations: Sequence[RevocationRecord],
+    highest_seen: Mapping[str, VersionSeen],
+    now: dt.datetime,
+) -> AgreementStatus:
+    """The status of one agreement file. ``problems`` are its validation problems (may be empty)."""
+    if agreement is None:
+        return AgreementStatus(
+            file,
+            None,
+            None,
+            None,
+            "invalid",
+            tuple(str(p) for p in problems) or ("unreadable",),
+            False,
+            (),
+        )
+    content = agreement.canonical_bytes()
+    digest = agreement.digest()
+
+    def result(
+        status: Status,
+        reasons: Sequence[str],
+        checks: Sequence[SignatureCheck] = (),
+        review_due: bool = False,
+    ) -> AgreementStatus:
+        return AgreementStatus(
+            file,
+            agreement.id,
+            agreement.version,
+            digest,
+            status,
+            tuple(reasons),
+            review_due,
+            tuple(checks),
+        )
+
+    revoked = [
+        r for r in revocations if r.agreement_id == agreement.id and r.version >= agreement.version
+    ]
+    if revoked:
+        return result(
+            "revoked",
+            [
+                f"revoked by {r.revoked_by!r} at {r.revoked_at.isoformat()}: {r.reason}"
+                for r in revoked
+            ],
+        )
+    if problems:
+        return result("invalid", [f"{p.place or '(document)'}: {p.reason}" for p in problems])
+
+    checks, missing, bad = check_signatures(agreement, content, signatures, trust)
+    if bad:
+        return result("invalid", bad, checks)
+    seen = highest_seen.get(agreement.id)
+    if seen is not None and seen.version > agreement.version:
+        return result(
+            "invalid",
+            [
+                f"superseded: version {seen.version} has already been seen; an older version never "
+                "comes back into force"
+            ],
+            checks,
+        )
+    if missing:
+        return result(
+            "draft", [f"awaiting the signature of {', '.join(repr(m) for m in missing)}"], checks
+        )
+    if seen is not None and seen.version == agreement.version and seen.digest != digest:
+        return result(
+            "invalid",
+            [
+                f"version {agreement.version} was already seen with other content ({seen.digest}); "
+                "a changed agreement needs a new version number and new signatures"
+            ],
+            checks,
+        )
+    today = uk_date(now)
+    validity = agreement.validity
+    if today < validity.effective_from:
+        return result(
+            "pending", [f"signed by every party; takes effect on {validity.effective_from}"], checks
+        )
+    if today >= validity.expires_on:
+        return result("expired", [f"expired on {validity.expires_on}"], checks)
+    review_due = today > validity.review_by
+    reasons = ["signed by every party and in force"]
+    if review_due:
+        reasons.append(f"review was due by {validity.review_by}")
+    return result("active", reasons, checks, review_due)
