@@ -3,14 +3,18 @@
 ::
 
     BrokerError
-    └── AgreementError              anything about agreements, the register, signatures, keys
-        ├── UnusableKeyError             a key file that is unreadable or of a kind we do not accept
-        ├── DemoKeyRefusedError          a demo key outside demo mode (ConfigurationError semantics)
-        ├── UnknownPartyError            a key or document names a party the registry does not know
-        └── KeyConflictError             a key already trusted for another party
+    └── AgreementError          anything about agreements, the register, signatures, keys
+        ├── UnusableKeyError        an unreadable key file, or a kind of key we do not accept
+        ├── DemoKeyRefusedError     a demo key outside demo mode
+        ├── UnknownPartyError       a key or document names a party the registry does not know
+        ├── KeyConflictError        a key already trusted for another party
+        ├── DocumentInvalidError    a document fails validation (carries the problems)
+        └── NotASignatoryError      a party signing or revoking what it is not party to
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from broker.core.errors import BrokerError
 
@@ -33,3 +37,19 @@ class UnknownPartyError(AgreementError):
 
 class KeyConflictError(AgreementError):
     title = "Key conflict"
+
+
+class DocumentInvalidError(AgreementError):
+    """A document fails validation; ``problems`` says where and why (file, place, reason)."""
+
+    title = "Invalid document"
+
+    def __init__(self, detail: str, problems: Sequence[object] = ()) -> None:
+        super().__init__(detail)
+        self.problems = tuple(problems)
+
+
+class NotASignatoryError(AgreementError):
+    """The party asked to sign or revoke is not entitled to (not a party, not the owner)."""
+
+    title = "Not a signatory"
