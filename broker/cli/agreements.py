@@ -37,8 +37,6 @@ from broker.settings import load_settings
 
 app = typer.Typer(help="Information Sharing Agreements.", no_args_is_help=True)
 
-DEMO_ROOT = Path("agreements/examples")
-
 RootOpt = Annotated[
     Path | None,
     typer.Option("--root", help="Agreements directory (register/, isa/, revocations/, keys/)."),
@@ -70,11 +68,17 @@ def _context(demo_flag: bool) -> _Context:
     settings = load_settings()
     demo = demo_flag or settings.demo
     if demo:
+        # The examples live in <agreements dir>/examples; their public keys in examples/keys.
+        demo_root = settings.agreements_dir / "examples"
         store = MemoryAgreementStore()
-        for party, _file, jwk in read_jwks_dir(DEMO_ROOT / "keys"):
+        try:
+            found = read_jwks_dir(demo_root / "keys")
+        except AgreementError as e:
+            raise _fail(e.detail) from e
+        for party, _file, jwk in found:
             kid = thumbprint(jwk)
             store.keys[kid] = TrustedKey(kid, party, jwk)
-        return _Context(True, frozenset(p.id for p in DEMO_PARTIES), store, DEMO_ROOT)
+        return _Context(True, frozenset(p.id for p in DEMO_PARTIES), store, demo_root)
     try:
         engine = build_engine(settings.database_url)
         with engine.connect() as conn:
