@@ -1,4 +1,5 @@
-"""The issue's "done when": tampering, missing and foreign signatures, revocation, expiry, versions."""
+"""The issue's "done when": tampering, missing and foreign signatures, revocation, expiry,
+versions."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from broker.agreements.store import MemoryAgreementStore
 from tests.agreements.conftest import NOW, Loader, demo_key, status_of
 
 SAFEGUARDING = "ISA-SAFEGUARDING-CHILDREN"
+NEW_FIELD = "  - {name: name.previous, type: string, description: Previous names}\n"
 
 
 def _isa(root: Path, agreement_id: str = SAFEGUARDING) -> Path:
@@ -129,7 +131,7 @@ def test_dataset_entry_changed_without_owner_signature_counts_for_nothing(
     _edit(
         entry,
         "  - {name: date_of_birth,",
-        "  - {name: name.previous, type: string, description: Previous names}\n  - {name: date_of_birth,",
+        NEW_FIELD + "  - {name: date_of_birth,",
     )
     result = load()
     status, reasons = status_of(result, SAFEGUARDING)
@@ -146,14 +148,14 @@ def test_field_added_under_a_wildcard_needs_new_agreement_signatures(
     _edit(
         entry,
         "  - {name: date_of_birth,",
-        "  - {name: name.previous, type: string, description: Previous names}\n  - {name: date_of_birth,",
+        NEW_FIELD + "  - {name: date_of_birth,",
     )
     _resign(entry, "calderbridge-city-council")  # the owner signs the grown entry...
     status, reasons = status_of(load(), SAFEGUARDING)
     assert status == "invalid"  # ...but the agreement was signed over the old one
     assert (
-        "dataset entry 'ccc.child-protection''s digest differs from the one the agreement was signed over"
-        in reasons
+        "dataset entry 'ccc.child-protection''s digest differs from the one the agreement "
+        "was signed over" in reasons
     )
 
 
