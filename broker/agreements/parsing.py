@@ -89,7 +89,6 @@ def load_yaml(text: str, file: str) -> _Document:
             if isinstance(n, yaml.MappingNode):
                 result: dict[Any, Any] = {}
                 for key_node, value_node in n.value:
-                    key = loader.construct_object(key_node, deep=True)
                     if key_node.tag == "tag:yaml.org,2002:merge":
                         raise DocumentError(
                             [
@@ -101,6 +100,7 @@ def load_yaml(text: str, file: str) -> _Document:
                                 )
                             ]
                         )
+                    key = loader.construct_object(key_node, deep=True)
                     if not isinstance(key, str):
                         key = str(key)
                     if key in result:
@@ -144,9 +144,22 @@ def parse_model(doc: _Document, model: type[M], file: str) -> M:
     try:
         return model.model_validate(doc.data)
     except ValidationError as e:
+        errors = e.errors()
+        # An invalid item also makes pydantic report its container as too short: noise.
+        errors = [
+            err
+            for err in errors
+            if not (
+                err["type"] == "too_short"
+                and any(
+                    len(o["loc"]) > len(err["loc"]) and o["loc"][: len(err["loc"])] == err["loc"]
+                    for o in errors
+                )
+            )
+        ]
         problems = [
             Problem(file, format_place(err["loc"]), _reason(err), doc.line(err["loc"]))
-            for err in e.errors()
+            for err in errors
         ]
         raise DocumentError(problems) from e
 
