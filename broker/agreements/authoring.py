@@ -16,7 +16,13 @@ from broker.agreements.demo import refuse_demo_keys
 from broker.agreements.errors import DocumentInvalidError, NotASignatoryError
 from broker.agreements.loader import Layout, write_signature
 from broker.agreements.model import Agreement, Revocation
-from broker.agreements.parsing import DocumentError, Problem, parse_document
+from broker.agreements.parsing import (
+    DocumentError,
+    Problem,
+    parse_document,
+    parse_document_with_lines,
+    with_lines,
+)
 from broker.agreements.register import DatasetEntry, Register
 from broker.agreements.signing import SigningKey, sign_detached
 from broker.agreements.validation import check_agreement, check_dataset
@@ -60,15 +66,18 @@ def read_document(path: Path) -> Agreement | DatasetEntry | Revocation:
 def validate_file(path: Path, root: Path, known_parties: Collection[str]) -> list[Problem]:
     """Every schema and consistency problem of one document (empty when it is valid)."""
     try:
-        doc = read_document(path)
-    except DocumentInvalidError as e:
-        return [p for p in e.problems if isinstance(p, Problem)]
+        doc, lines = parse_document_with_lines(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as e:
+        return [Problem(str(path), "", f"cannot read: {e}")]
+    except DocumentError as e:
+        return list(e.problems)
     if isinstance(doc, DatasetEntry):
-        return check_dataset(doc, str(path), known_parties)
+        return with_lines(check_dataset(doc, str(path), known_parties), lines)
     if isinstance(doc, Agreement):
-        return check_agreement(
+        found = check_agreement(
             doc, str(path), register=unsigned_register(root), known_parties=known_parties
         )
+        return with_lines(found, lines)
     return []
 
 

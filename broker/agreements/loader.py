@@ -23,9 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.agreements.demo import demo_refusals
-from broker.agreements.model import Agreement, Revocation
-from broker.agreements.parsing import DocumentError, Problem, parse_document
-from broker.agreements.register import DatasetEntry, Register
+from broker.agreements.model import Agreement, Flow, Revocation
+from broker.agreements.parsing import (
+    DocumentError,
+    Problem,
+    parse_document_with_lines,
+    with_lines,
+)
+from broker.agreements.register import DatasetEntry, Register, expand_fields
 from broker.agreements.signing import TrustSnapshot, verify_detached
 from broker.agreements.status import AgreementStatus, RevocationRecord, VersionSeen, evaluate
 from broker.agreements.store import AgreementStateStore
@@ -120,6 +125,20 @@ class VerifiedAgreement:
     datasets: Mapping[str, DatasetEntry] = field(default_factory=dict)
     """The verified register entries its flows rely on, by dataset id."""
 
+    def permitted_fields(self, flow: Flow) -> tuple[str, ...]:
+        """The catalogue names ``flow.permitted_fields`` stands for (``prefix.*`` expanded over
+        the signed register entry the agreement pins). Empty if the entry is not verified."""
+        entry = self.datasets.get(flow.dataset)
+        return expand_fields(flow.permitted_fields, entry.field_names()) if entry else ()
+
+    def break_glass_fields(self, flow: Flow) -> tuple[str, ...]:
+        """The extra catalogue names break-glass opens on ``flow`` (empty without break-glass)."""
+        entry = self.datasets.get(flow.dataset)
+        bg = flow.conditions.break_glass
+        if entry is None or bg is None or not bg.allowed:
+            return ()
+        return expand_fields(bg.extra_fields, entry.field_names())
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -139,12 +158,12 @@ def _files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
 
 
-def _read(path: Path) -> Agreement | DatasetEntry | Revocation:
+def _read(path: Path) -> tuple[Agreement | DatasetEntry | Revocation, dict[str, int]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise DocumentError([Problem(str(path), "", f"cannot read: {e}")]) from e
-    return parse_document(text, str(path))
+    return parse_document_with_lines(text, str(path))
 
 
 def _signed_by(document: Path, party_id: str, content: bytes, trust: TrustSnapshot) -> str | None:
@@ -166,9 +185,10 @@ def load_register(
     """Every register entry under ``directory``; only valid entries signed by their owner count."""
     problems: list[Problem] = []
     parsed: list[tuple[Path, DatasetEntry]] = []
+    lines_of: dict[Path, dict[str, int]] = {}
     for path in _files(directory):
         try:
-            doc = _read(path)
+            doc, lines_of[path] = _read(path)
         except DocumentError as e:
             problems.extend(e.problems)
             continue
@@ -183,7 +203,7 @@ def load_register(
     digests: dict[str, str] = {}
     unverified: dict[str, str] = {}
     for path, entry in parsed:
-        entry_problems = check_dataset(entry, str(path), known_parties)
+        entry_problems = with_lines(check_dataset(entry, str(path), known_parties), lines_of[path])
         reason: str | None
         if str(path) in duplicate_files:
             reason = "its id appears in more than one register file"
@@ -228,7 +248,7 @@ def load_directory(
     docs: list[tuple[Path, Agreement | None, list[Problem]]] = []
     for path in files:
         try:
-            doc = _read(path)
+            doc, lines = _read(path)
         except DocumentError as e:
             docs.append((path, None, list(e.problems)))
             continue
@@ -242,7 +262,7 @@ def load_directory(
             unverified_datasets=loaded.unverified,
             known_parties=known_parties,
         )
-        docs.append((path, doc, found))
+        docs.append((path, doc, with_lines(found, lines)))
     for dup in check_unique_versions([(str(p), a) for p, a, _ in docs if a is not None]):
         for path, _, found in docs:
             if str(path) == dup.file:
@@ -306,14 +326,16 @@ def _record_revocations(
     problems: list[Problem] = []
     for path in _files(directory):
         try:
-            doc = _read(path)
+            doc, _ = _read(path)
         except DocumentError as e:
             problems.extend(e.problems)
             continue
         if not isinstance(doc, Revocation):
             problems.append(Problem(str(path), "kind", "expected kind: revocation"))
             continue
-        if doc.revoked_by not in parties_of.get(doc.agreement_id, set()):
+        if doc.agreement_id not in parties_of:
+            continue  # not loaded this time: judged (and recorded) when it is
+        if doc.revoked_by not in parties_of[doc.agreement_id]:
             problems.append(
                 Problem(
                     str(path),

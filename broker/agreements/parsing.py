@@ -171,8 +171,19 @@ _KINDS: dict[str, type[BaseModel]] = {
 }
 
 
-def parse_document(text: str, file: str) -> Agreement | DatasetEntry | Revocation:
-    """Parse any of the three document kinds, chosen by the top-level ``kind`` key."""
+Document = Agreement | DatasetEntry | Revocation
+
+
+def parse_document(text: str, file: str) -> Document:
+    """Parse any of the three document kinds, chosen by the top-level ``kind`` key.
+
+    Raises :class:`DocumentError` naming every problem.
+    """
+    return parse_document_with_lines(text, file)[0]
+
+
+def parse_document_with_lines(text: str, file: str) -> tuple[Document, dict[str, int]]:
+    """:func:`parse_document`, plus the line of every place (``flows[0].dataset`` -> 61)."""
     doc = load_yaml(text, file)
     if not isinstance(doc.data, dict):
         raise DocumentError([Problem(file, "", "the document must be a mapping")])
@@ -191,4 +202,12 @@ def parse_document(text: str, file: str) -> Agreement | DatasetEntry | Revocatio
         )
     parsed = parse_model(doc, model, file)
     assert isinstance(parsed, Agreement | DatasetEntry | Revocation)
-    return parsed
+    return parsed, {format_place(path): line for path, line in doc.lines.items()}
+
+
+def with_lines(problems: Sequence[Problem], lines: Mapping[str, int]) -> list[Problem]:
+    """``problems`` with the line of their place filled in where it is known."""
+    return [
+        p if p.line is not None else Problem(p.file, p.place, p.reason, lines.get(p.place))
+        for p in problems
+    ]

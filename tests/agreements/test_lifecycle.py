@@ -316,3 +316,25 @@ def test_revocation_does_not_touch_a_later_version(root: Path, load: Loader) -> 
     _edit(path, "version: 1", "version: 2")
     _resign_all(path)
     assert status_of(load(), SAFEGUARDING)[0] == "active"
+
+
+def test_verified_agreement_expands_fields_for_the_policy_compiler(load: Loader) -> None:
+    [item] = [a for a in load().agreements if a.status.agreement_id == SAFEGUARDING]
+    assert item.agreement is not None
+    flow = item.agreement.flows[0]
+    assert item.permitted_fields(flow) == (
+        "name.given",
+        "name.family",
+        "date_of_birth",
+        "child_protection_plan.status",
+        "child_protection_plan.category",
+        "child_protection_plan.start_date",
+        "child_protection_plan.end_date",
+        "looked_after.status",
+        "allocated_team.name",
+        "allocated_team.phone",
+        "allocated_team.email",
+    )
+    assert item.break_glass_fields(flow) == ("looked_after.legal_status", "social_worker.name")
+    assert flow.notify_provider
+    assert flow.subject_access_hold_days == 365

@@ -316,3 +316,30 @@ def test_unsigned_entry_counts_for_nothing(tmp_path: Path) -> None:
 def test_expand_fields(patterns: list[str], expected: tuple[str, ...]) -> None:
     catalogue = ["person_id", "name.given", "name.family", "date_of_birth", "names.other"]
     assert expand_fields(patterns, catalogue) == expected
+
+
+def test_consistency_problems_carry_the_line(tmp_path: Path) -> None:
+    text = _edited(ISA, "    provider: calderbridge-city-council", "    provider: R9Z")
+    found = [(p, line) for p, r, line in _problems(tmp_path, text) if "is not the owner" in r]
+    [(place, line)] = found
+    assert place == f"{FLOW}.provider"
+    assert line is not None
+    assert text.splitlines()[line - 1].strip() == "provider: R9Z"
+
+
+def test_every_document_model_refuses_unknown_keys_and_is_frozen() -> None:
+    from pydantic import BaseModel
+
+    import broker.agreements.model as model_module
+    import broker.agreements.register as register_module
+
+    models = [
+        obj
+        for module in (model_module, register_module)
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel
+    ]
+    assert len(models) > 15
+    for m in models:
+        assert m.model_config.get("extra") == "forbid", m
+        assert m.model_config.get("frozen") is True, m
