@@ -77,7 +77,8 @@ def load_yaml(text: str, file: str) -> _Document:
 
     Raises :class:`DocumentError` with the line of the first problem.
     """
-    loader = yaml.SafeLoader(text)
+    # The C loader (libyaml) when available: the same nodes and marks, several times faster.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     lines: dict[Path_, int] = {}
     try:
         node = loader.get_single_node()
