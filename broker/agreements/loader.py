@@ -300,11 +300,12 @@ def load_directory(
             for path, a, found in docs
         ]
 
+    by_file = {str(path): a for path, a, _ in docs}
     for status in run():
-        if status.fully_signed and status.agreement_id and status.version and status.digest:
-            store.record_version(
-                VersionSeen(status.agreement_id, status.version, status.digest), now_utc
-            )
+        signed = by_file.get(status.file)
+        if status.fully_signed and signed is not None and status.digest:
+            seen = VersionSeen(signed.id, signed.version, status.digest, signed.content())
+            store.record_version(seen, now_utc)
     results = []
     for (_, a, _), status in zip(docs, run(), strict=True):
         datasets: dict[str, DatasetEntry] = {}

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from broker.agreements.model import Agreement
@@ -51,6 +51,41 @@ class VersionSeen:
     agreement_id: str
     version: int
     digest: str
+    content: Mapping[str, Any] | None = field(default=None, compare=False)
+    """The signed canonical content, when recorded: lets verify name what changed since."""
+
+
+def changed_places(old: Any, new: Any, place: str = "", limit: int = 8) -> list[str]:
+    """Where ``new`` differs from ``old`` (JSON values), as ``place: old -> new`` lines."""
+    out: list[str] = []
+
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    def walk(a: Any, b: Any, at: str) -> None:
+        if len(out) >= limit or a == b:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key, _ABSENT), b.get(key, _ABSENT), f"{at}.{key}" if at else key)
+            return
+        if isinstance(a, list) and isinstance(b, list):
+            for i in range(max(len(a), len(b))):
+                walk(a[i] if i < len(a) else _ABSENT, b[i] if i < len(b) else _ABSENT, f"{at}[{i}]")
+            return
+        if a is _ABSENT:
+            out.append(f"{at or '(document)'}: added {short(b)}")
+        elif b is _ABSENT:
+            out.append(f"{at or '(document)'}: removed {short(a)}")
+        else:
+            out.append(f"{at or '(document)'}: {short(a)} -> {short(b)}")
+
+    walk(old, new, place)
+    return out
+
+
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -156,9 +191,12 @@ def evaluate(
         return result("invalid", [f"{p.place or '(document)'}: {p.reason}" for p in problems])
 
     checks, missing, bad = check_signatures(agreement, content, signatures, trust)
-    if bad:
-        return result("invalid", bad, checks)
     seen = highest_seen.get(agreement.id)
+    if bad:
+        if seen and seen.version == agreement.version and seen.digest != digest and seen.content:
+            changes = changed_places(seen.content, agreement.content())
+            bad.append(f"changed since version {seen.version} was signed: " + "; ".join(changes))
+        return result("invalid", bad, checks)
     if seen is not None and seen.version > agreement.version:
         return result(
             "invalid",

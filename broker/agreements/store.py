@@ -130,8 +130,11 @@ class SqlAgreementStore:
     def highest_versions(self) -> dict[str, VersionSeen]:
         t = agreement_versions
         with self._engine.connect() as conn:
-            rows = conn.execute(select(t.c.agreement_id, t.c.version, t.c.digest))
-            return {r.agreement_id: VersionSeen(r.agreement_id, r.version, r.digest) for r in rows}
+            rows = conn.execute(select(t.c.agreement_id, t.c.version, t.c.digest, t.c.content))
+            return {
+                r.agreement_id: VersionSeen(r.agreement_id, r.version, r.digest, r.content)
+                for r in rows
+            }
 
     def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:
         t = agreement_versions
@@ -142,6 +145,7 @@ class SqlAgreementStore:
                         agreement_id=seen.agreement_id,
                         version=seen.version,
                         digest=seen.digest,
+                        content=dict(seen.content) if seen.content is not None else None,
                         first_seen_at=now,
                     )
                 )
@@ -150,7 +154,12 @@ class SqlAgreementStore:
                 conn.execute(
                     update(t)
                     .where(t.c.agreement_id == seen.agreement_id, t.c.version < seen.version)
-                    .values(version=seen.version, digest=seen.digest, first_seen_at=now)
+                    .values(
+                        version=seen.version,
+                        digest=seen.digest,
+                        content=dict(seen.content) if seen.content is not None else None,
+                        first_seen_at=now,
+                    )
                 )
 
 

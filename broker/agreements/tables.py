@@ -43,5 +43,6 @@ agreement_versions = Table(
     Column("agreement_id", String(100), primary_key=True),
     Column("version", Integer, nullable=False),
     Column("digest", String(80), nullable=False),
+    Column("content", JSON, nullable=True),  # the signed canonical content, to name changes
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
 )

@@ -338,3 +338,16 @@ def test_verified_agreement_expands_fields_for_the_policy_compiler(load: Loader)
     assert item.break_glass_fields(flow) == ("looked_after.legal_status", "social_worker.name")
     assert flow.notify_provider
     assert flow.subject_access_hold_days == 365
+
+
+def test_verify_names_what_changed_since_the_version_was_signed(root: Path, load: Loader) -> None:
+    assert status_of(load(), SAFEGUARDING)[0] == "active"  # seen (and recorded) once, intact
+    _edit(_isa(root), "      - looked_after.status\n", "      - looked_after.legal_status\n")
+    _edit(_isa(root), "expires_on: 2029-04-01", "expires_on: 2031-04-01")
+    status, reasons = status_of(load(), SAFEGUARDING)
+    assert status == "invalid"
+    assert "changed since version 1 was signed" in reasons
+    assert "flows[0].permitted_fields[3]: 'looked_after.status' -> 'looked_after.legal_status'" in (
+        reasons
+    )
+    assert "validity.expires_on: '2029-04-01' -> '2031-04-01'" in reasons

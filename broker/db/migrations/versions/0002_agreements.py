@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("agreement_id", sa.String(100), primary_key=True),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("digest", sa.String(80), nullable=False),
+        sa.Column("content", sa.JSON, nullable=True),
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
     )
 
