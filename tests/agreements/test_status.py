@@ -20,8 +20,15 @@ from broker.agreements.status import (
 from tests.agreements.conftest import EXAMPLES, NOW, demo_store
 
 PATH = EXAMPLES / "isa" / "ISA-HOSPITAL-DISCHARGE.yaml"
-DOC = parse_document(PATH.read_text(), str(PATH))
-assert isinstance(DOC, Agreement)
+
+
+def _agreement() -> Agreement:
+    doc = parse_document(PATH.read_text(), str(PATH))
+    assert isinstance(doc, Agreement)
+    return doc
+
+
+DOC = _agreement()
 SIGS = read_signatures(PATH)
 TRUST = demo_store().trust_snapshot()
 
