@@ -125,6 +125,29 @@ class VerifiedAgreement:
     datasets: Mapping[str, DatasetEntry] = field(default_factory=dict)
     """The verified register entries its flows rely on, by dataset id."""
 
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready summary: id, version, digest, status, reasons, parties, dates, signatures
+        (what ``agreements list --json`` prints and ``GET /v1/agreements`` can return)."""
+        s, a = self.status, self.agreement
+        return {
+            "file": s.file,
+            "id": s.agreement_id,
+            "version": s.version,
+            "title": a.title if a else None,
+            "digest": s.digest,
+            "status": s.status,
+            "review_due": s.review_due,
+            "reasons": list(s.reasons),
+            "parties": [p.id for p in a.parties] if a else [],
+            "effective_from": a.validity.effective_from.isoformat() if a else None,
+            "expires_on": a.validity.expires_on.isoformat() if a else None,
+            "review_by": a.validity.review_by.isoformat() if a else None,
+            "signatures": [
+                {"party": c.party_id, "kid": c.kid, "valid": c.valid, "reason": c.reason}
+                for c in s.signatures
+            ],
+        }
+
     def permitted_fields(self, flow: Flow) -> tuple[str, ...]:
         """The catalogue names ``flow.permitted_fields`` stands for (``prefix.*`` expanded over
         the signed register entry the agreement pins). Empty if the entry is not verified."""

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from broker.agreements.authoring import infer_root, revoke, sign_file, validate_file
 from broker.agreements.errors import AgreementError, DocumentInvalidError
-from broker.agreements.loader import LoadResult, VerifiedAgreement, load_directory
+from broker.agreements.loader import LoadResult, load_directory
 from broker.agreements.signing import SigningKey, TrustedKey, load_private_key, thumbprint
 from broker.agreements.store import (
     AgreementStateStore,
@@ -107,30 +107,10 @@ def _key(path: Path) -> SigningKey:
         raise _fail(f"{path}: {e.detail}") from e
 
 
-def _as_json(item: VerifiedAgreement) -> dict[str, object]:
-    s = item.status
-    a = item.agreement
-    return {
-        "file": s.file,
-        "id": s.agreement_id,
-        "version": s.version,
-        "digest": s.digest,
-        "status": s.status,
-        "review_due": s.review_due,
-        "reasons": list(s.reasons),
-        "parties": [p.id for p in a.parties] if a else [],
-        "expires_on": a.validity.expires_on.isoformat() if a else None,
-        "signatures": [
-            {"party": c.party_id, "kid": c.kid, "valid": c.valid, "reason": c.reason}
-            for c in s.signatures
-        ],
-    }
-
-
 def _print_statuses(result: LoadResult, as_json: bool, *, with_problems: bool = True) -> None:
     if as_json:
         payload = {
-            "agreements": [_as_json(a) for a in result.agreements],
+            "agreements": [a.summary() for a in result.agreements],
             "problems": [str(p) for p in result.problems] if with_problems else [],
         }
         typer.echo(json.dumps(payload, indent=2))

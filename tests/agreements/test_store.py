@@ -211,3 +211,30 @@ def test_sql_timestamps_come_back_aware(engine: Engine) -> None:
     )
     [back] = store.revocations()
     assert back.revoked_at == when
+
+
+def test_migration_matches_the_table_definitions(engine: Engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    import broker.agreements.tables as ours
+    from broker.db.tables import metadata
+
+    names = {ours.party_keys.name, ours.agreement_revocations.name, ours.agreement_versions.name}
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+
+    def table_of(diff: object) -> str | None:
+        item = diff[0] if isinstance(diff, list) else diff
+        for part in item if isinstance(item, tuple) else ():
+            name = getattr(part, "name", None) if not isinstance(part, str) else None
+            table = getattr(part, "table", None)
+            if table is not None and getattr(table, "name", None) in names:
+                return str(table.name)
+            if name in names:
+                return str(name)
+            if isinstance(part, str) and part in names:
+                return part
+        return None
+
+    assert [d for d in diffs if table_of(d)] == []
