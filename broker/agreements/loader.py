@@ -268,6 +268,7 @@ def load_directory(
     problems = list(loaded.problems)
 
     files = list(agreement_files) if agreement_files is not None else _files(layout.isa_dir)
+    files = list({path.resolve(): path for path in files}.values())  # the same file named twice
     docs: list[tuple[Path, Agreement | None, list[Problem]]] = []
     for path in files:
         try:

@@ -6,7 +6,8 @@ Statuses, in the order they are decided:
 - ``revoked``: a verified revocation by a party covers this version (recorded revocations stay
   in force even when the revocation file is deleted);
 - ``invalid``: the document fails validation, a signature fails to verify or is by a key that is
-  not the named party's, or a later version (or this version with other content) was already seen;
+  not the named party's, or a later version already in effect (or this version with other
+  content) was already seen;
 - ``draft``: valid, but some party's signature is missing;
 - ``pending``: signed by every party, before ``effective_from``;
 - ``expired``: signed by every party, on or after ``expires_on``;
@@ -86,6 +87,14 @@ def changed_places(old: Any, new: Any, place: str = "", limit: int = 8) -> list[
 
 
 _ABSENT = object()
+
+
+def _effective_from(seen: VersionSeen) -> dt.date | None:
+    try:
+        value = seen.content["validity"]["effective_from"]  # type: ignore[index]
+        return dt.date.fromisoformat(value)
+    except (TypeError, KeyError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -197,15 +206,22 @@ def evaluate(
             changes = changed_places(seen.content, agreement.content())
             bad.append(f"changed since version {seen.version} was signed: " + "; ".join(changes))
         return result("invalid", bad, checks)
+    today = uk_date(now)
+    notes: list[str] = []
     if seen is not None and seen.version > agreement.version:
-        return result(
-            "invalid",
-            [
-                f"superseded: version {seen.version} has already been seen; an older version never "
-                "comes back into force"
-            ],
-            checks,
-        )
+        # A later version signed in advance replaces this one only from its own effective date,
+        # so that sharing does not stop in between. Unknown date: superseded at once (fail closed).
+        takes_effect = _effective_from(seen)
+        if takes_effect is None or today >= takes_effect:
+            return result(
+                "invalid",
+                [
+                    f"superseded: version {seen.version} has already been seen; an older version "
+                    "never comes back into force"
+                ],
+                checks,
+            )
+        notes.append(f"version {seen.version} is signed and replaces this one on {takes_effect}")
     if missing:
         return result(
             "draft", [f"awaiting the signature of {', '.join(repr(m) for m in missing)}"], checks
@@ -219,7 +235,6 @@ def evaluate(
             ],
             checks,
         )
-    today = uk_date(now)
     validity = agreement.validity
     if today < validity.effective_from:
         return result(
@@ -228,7 +243,7 @@ def evaluate(
     if today >= validity.expires_on:
         return result("expired", [f"expired on {validity.expires_on}"], checks)
     review_due = today > validity.review_by
-    reasons = ["signed by every party and in force"]
+    reasons = ["signed by every party and in force", *notes]
     if review_due:
         reasons.append(f"review was due by {validity.review_by}")
     return result("active", reasons, checks, review_due)

@@ -39,7 +39,7 @@ def _resign(path: Path, party: str) -> None:
 def _resign_all(path: Path) -> None:
     doc = parse_document(path.read_text(), str(path))
     assert isinstance(doc, Agreement)
-    signature_path(path).unlink()
+    signature_path(path).unlink(missing_ok=True)
     for party in doc.parties:
         _resign(path, party.id)
 
@@ -351,3 +351,35 @@ def test_verify_names_what_changed_since_the_version_was_signed(root: Path, load
         reasons
     )
     assert "validity.expires_on: '2029-04-01' -> '2031-04-01'" in reasons
+
+
+def test_a_later_version_signed_in_advance_replaces_the_old_one_on_its_own_date(
+    root: Path, load: Loader
+) -> None:
+    path = _isa(root)
+    v2 = root / "isa" / "ISA-SAFEGUARDING-CHILDREN-v2.yaml"
+    v2.write_text(
+        path.read_text()
+        .replace("version: 1", "version: 2")
+        .replace("effective_from: 2026-04-01", "effective_from: 2027-01-01")
+    )
+    _resign_all(v2)
+    result = load()
+    by_version = {
+        a.status.version: a.status
+        for a in result.agreements
+        if a.status.agreement_id == SAFEGUARDING
+    }
+    assert by_version[2].status == "pending"
+    assert by_version[1].status == "active"
+    assert "version 2 is signed and replaces this one on 2027-01-01" in by_version[1].reasons
+    later = dt.datetime(2027, 1, 1, 0, 0, tzinfo=dt.UTC)
+    by_version = {
+        a.status.version: a.status
+        for a in load(now=later).agreements
+        if a.status.agreement_id == SAFEGUARDING
+    }
+    assert by_version[2].status == "active"
+    assert by_version[1].status == "invalid"
+    v2.unlink()  # deleting the new version does not bring the old one back either
+    assert status_of(load(now=later), SAFEGUARDING)[0] == "invalid"
