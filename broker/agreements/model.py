@@ -37,11 +37,12 @@ class Strict(BaseModel):
     def content(self) -> dict[str, JSONValue]:
         """The JSON content that is canonicalised and signed.
 
-        Keys left at their default are omitted, so adding an optional key to the schema later does
-        not change the digest of documents that do not use it; a key written out with its default
-        value means the same as leaving it out, and gives the same digest.
+        Every key, with defaults filled in: signatures cover the full effective meaning, so a
+        key written out with its default value gives the same digest as leaving it out, and a
+        default changed in a later schema changes the digest (the agreement must be signed again
+        rather than silently mean something else).
         """
-        dumped: dict[str, JSONValue] = self.model_dump(mode="json", exclude_defaults=True)
+        dumped: dict[str, JSONValue] = self.model_dump(mode="json")
         return dumped
 
     def canonical_bytes(self) -> bytes:

@@ -191,6 +191,8 @@ LEAVES = _leaves(CONTENT)
 
 
 def _changed(value: Any) -> Any:
+    if value is None:
+        return "now set"
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
