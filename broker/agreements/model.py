@@ -135,6 +135,15 @@ class LawfulBasis(Strict):
     legal_powers: tuple[Text, ...] = ()
     """Statutory powers of a public authority, e.g. "Children Act 2004, s.11"."""
 
+    def labels(self) -> tuple[str, ...]:
+        """Human labels for decisions and the audit log, e.g. ``("UK GDPR 6(1)(e)",
+        "UK GDPR 9(2)(g)", "DPA 2018 Sch 1 para 18")``."""
+        out = [f"UK GDPR 6(1)({self.article_6})"]
+        if self.article_9:
+            out.append(f"UK GDPR 9(2)({self.article_9})")
+        out.extend(f"DPA 2018 Sch 1 para {n}" for n in self.dpa_2018_schedule_1)
+        return tuple(out)
+
 
 class Consent(Strict):
     required: bool = True
@@ -157,6 +166,12 @@ class OfficeHours(Strict):
     days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
     start: ClockTime = "08:00"
     end: ClockTime = "18:00"
+    """Exclusive: a request at ``end`` is outside office hours."""
+
+    def iso_weekdays(self) -> frozenset[int]:
+        """The days as ISO weekday numbers (1 = Monday)."""
+        order = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        return frozenset(order.index(d) + 1 for d in self.days)
 
 
 class Conditions(Strict):
@@ -190,7 +205,8 @@ class Flow(Strict):
 
 
 class Validity(Strict):
-    """Active while ``effective_from <= today < expires_on`` (UK local date)."""
+    """In force from the start of ``effective_from`` to the end of ``expires_on`` (both days
+    included, UK local dates), the same reading as the policy compiler's."""
 
     effective_from: dt.date
     expires_on: dt.date

@@ -10,7 +10,7 @@ Statuses, in the order they are decided:
   content) was already seen;
 - ``draft``: valid, but some party's signature is missing;
 - ``pending``: signed by every party, before ``effective_from``;
-- ``expired``: signed by every party, on or after ``expires_on``;
+- ``expired``: signed by every party, after ``expires_on`` (its last day in force);
 - ``active``: signed by every party and inside its validity. Past ``review_by`` it stays active
   and ``review_due`` is set.
 
@@ -240,8 +240,8 @@ def evaluate(
         return result(
             "pending", [f"signed by every party; takes effect on {validity.effective_from}"], checks
         )
-    if today >= validity.expires_on:
-        return result("expired", [f"expired on {validity.expires_on}"], checks)
+    if today > validity.expires_on:
+        return result("expired", [f"expired: its last day was {validity.expires_on}"], checks)
     review_due = today > validity.review_by
     reasons = ["signed by every party and in force", *notes]
     if review_due:

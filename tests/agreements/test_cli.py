@@ -85,7 +85,7 @@ def test_list_json(agreements_dir: Path) -> None:
     rows = {a["id"]: a for a in json.loads(result.output)["agreements"]}
     assert rows["ISA-SPD-FRAUD"]["review_due"] is True
     assert rows["ISA-HOSPITAL-DISCHARGE"]["parties"] == ["R9Z", "calderbridge-city-council"]
-    assert rows["ISA-HOSPITAL-DISCHARGE"]["expires_on"] == "2029-04-01"
+    assert rows["ISA-HOSPITAL-DISCHARGE"]["expires_on"] == "2029-03-31"
 
 
 def test_keys_generate_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_review_due_stays_active_and_is_flagged(load: Loader) -> None:
             "or looked after, or anything, and who the",
             id="purpose-text",
         ),
-        pytest.param("expires_on: 2029-04-01", "expires_on: 2031-04-01", id="date"),
+        pytest.param("expires_on: 2029-03-31", "expires_on: 2031-03-31", id="date"),
         pytest.param(
             "recipient_retention_days: 365", "recipient_retention_days: 3650", id="retention"
         ),
@@ -343,14 +343,14 @@ def test_verified_agreement_expands_fields_for_the_policy_compiler(load: Loader)
 def test_verify_names_what_changed_since_the_version_was_signed(root: Path, load: Loader) -> None:
     assert status_of(load(), SAFEGUARDING)[0] == "active"  # seen (and recorded) once, intact
     _edit(_isa(root), "      - looked_after.status\n", "      - looked_after.legal_status\n")
-    _edit(_isa(root), "expires_on: 2029-04-01", "expires_on: 2031-04-01")
+    _edit(_isa(root), "expires_on: 2029-03-31", "expires_on: 2031-03-31")
     status, reasons = status_of(load(), SAFEGUARDING)
     assert status == "invalid"
     assert "changed since version 1 was signed" in reasons
     assert "flows[0].permitted_fields[3]: 'looked_after.status' -> 'looked_after.legal_status'" in (
         reasons
     )
-    assert "validity.expires_on: '2029-04-01' -> '2031-04-01'" in reasons
+    assert "validity.expires_on: '2029-03-31' -> '2031-03-31'" in reasons
 
 
 def test_a_later_version_signed_in_advance_replaces_the_old_one_on_its_own_date(

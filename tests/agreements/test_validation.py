@@ -125,7 +125,7 @@ AGREEMENT_CASES = [
         id="consent-basis-without-consent",
     ),
     pytest.param(
-        "expires_on: 2029-04-01",
+        "expires_on: 2029-03-31",
         "expires_on: 2026-03-01",
         "validity.expires_on",
         "expiry before effect",
@@ -343,3 +343,17 @@ def test_every_document_model_refuses_unknown_keys_and_is_frozen() -> None:
     for m in models:
         assert m.model_config.get("extra") == "forbid", m
         assert m.model_config.get("frozen") is True, m
+
+
+def test_helpers_for_the_policy_compiler() -> None:
+    doc = parse_document(ISA, "a.yaml")
+    assert isinstance(doc, Agreement)
+    assert doc.flows[0].lawful_basis.labels() == (
+        "UK GDPR 6(1)(e)",
+        "UK GDPR 9(2)(g)",
+        "DPA 2018 Sch 1 para 18",
+    )
+    from broker.agreements.model import OfficeHours
+
+    assert OfficeHours().iso_weekdays() == frozenset({1, 2, 3, 4, 5})
+    assert OfficeHours(days=("sat", "sun")).iso_weekdays() == frozenset({6, 7})
