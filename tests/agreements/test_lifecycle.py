@@ -161,7 +161,7 @@ def test_field_added_under_a_wildcard_needs_new_agreement_signatures(
 
 def test_open_true_set_without_signature_opens_nothing(root: Path, load: Loader) -> None:
     entry = root / "register" / "ccc.electoral-register.yaml"
-    _edit(entry, "source: ccc-electoral-sql", "source: ccc-electoral-sql\nopen: true")
+    _edit(entry, "source: ccc-electoral-register", "source: ccc-electoral-register\nopen: true")
     result = load()
     assert result.register.open_datasets() == ("ccc.spending-over-500",)
     assert status_of(result, "ISA-SPD-FRAUD")[0] == "invalid"
@@ -171,7 +171,7 @@ def test_open_true_signed_by_owner_still_invalidates_agreements_relying_on_it(
     root: Path, load: Loader
 ) -> None:
     entry = root / "register" / "ccc.electoral-register.yaml"
-    _edit(entry, "source: ccc-electoral-sql", "source: ccc-electoral-sql\nopen: true")
+    _edit(entry, "source: ccc-electoral-register", "source: ccc-electoral-register\nopen: true")
     _resign(entry, "calderbridge-city-council")
     result = load()
     assert "ccc.electoral-register" in result.register.open_datasets()

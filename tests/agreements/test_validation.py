@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ from tests.agreements.conftest import EXAMPLES, KNOWN_PARTIES
 ISA = (EXAMPLES / "isa" / "ISA-SAFEGUARDING-CHILDREN.yaml").read_text()
 ENTRY = (EXAMPLES / "register" / "ccc.child-protection.yaml").read_text()
 FLOW = "flows[0]"
+_PINNED = re.search(r"ccc\.child-protection: (sha256:[0-9a-f]{64})", ISA)
+assert _PINNED is not None
+CP_DIGEST = _PINNED.group(1)
 
 
 def _problems(
@@ -168,8 +172,8 @@ AGREEMENT_CASES = [
         id="digest-unused",
     ),
     pytest.param(
-        "  ccc.child-protection: sha256:1",
-        "  ccc.child-protection: sha256:2",
+        CP_DIGEST,
+        "sha256:" + "0" * 64,
         "dataset_digests['ccc.child-protection']",
         "digest differs from the one the agreement was signed over",
         id="digest-differs",
@@ -233,8 +237,8 @@ DATASET_CASES = [
         id="enum-no-values",
     ),
     pytest.param(
-        "source: ccc-children-sql",
-        "source: ccc-children-sql\nopen: true",
+        "source: ccc-childrens-social-care",
+        "source: ccc-childrens-social-care\nopen: true",
         "open",
         "cannot be open",
         id="open-special-category",
