@@ -9,14 +9,15 @@
         ├── UnknownPartyError       a key or document names a party the registry does not know
         ├── KeyConflictError        a key already trusted for another party
         ├── DocumentInvalidError    a document fails validation (carries the problems)
-        └── NotASignatoryError      a party signing or revoking what it is not party to
+        ├── NotASignatoryError      a party signing or revoking what it is not party to
+        └── AgreementStoreUnavailableError   the database failed (also a core Unavailable: 503)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker.core.errors import BrokerError
+from broker.core.errors import BrokerError, Unavailable
 
 
 class AgreementError(BrokerError):
@@ -53,3 +54,9 @@ class NotASignatoryError(AgreementError):
     """The party asked to sign or revoke is not entitled to (not a party, not the owner)."""
 
     title = "Not a signatory"
+
+
+class AgreementStoreUnavailableError(AgreementError, Unavailable):
+    """The trust store, revocations or versions could not be read or written: fail closed."""
+
+    title = "Agreement store unavailable"

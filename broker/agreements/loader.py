@@ -259,7 +259,8 @@ def load_directory(
 
     ``agreement_files`` limits the agreements evaluated (the register and revocations still come
     from ``root``). Outside demo mode, demo keys count for nothing. Never raises for bad
-    documents: each is reported with file, place and reason.
+    documents: each is reported with file, place and reason. Raises what the store raises
+    (:class:`~broker.agreements.errors.AgreementStoreUnavailableError` for the SQL store).
     """
     layout = Layout(root)
     base = store.trust_snapshot()

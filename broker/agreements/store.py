@@ -8,21 +8,27 @@ signed version changes nothing here, so it never restores access.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from broker.agreements.demo import refuse_demo_keys
-from broker.agreements.errors import KeyConflictError, UnknownPartyError, UnusableKeyError
+from broker.agreements.errors import (
+    AgreementStoreUnavailableError,
+    KeyConflictError,
+    UnknownPartyError,
+    UnusableKeyError,
+)
 from broker.agreements.signing import TrustedKey, TrustSnapshot, thumbprint
 from broker.agreements.status import RevocationRecord, VersionSeen
 from broker.agreements.tables import agreement_revocations, agreement_versions, party_keys
-from broker.db.tables import admin_events
+from broker.db.tables import admin_events, parties
 
 
 class AgreementStateStore(Protocol):
@@ -77,17 +83,39 @@ class MemoryAgreementStore:
             self.versions[seen.agreement_id] = seen
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Database failures leave as :class:`AgreementStoreUnavailableError` (fail closed, 503)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as e:
+            raise AgreementStoreUnavailableError(
+                f"agreement store unavailable ({type(e).__name__}); run the migrations?"
+            ) from e
+
+    return wrapper
+
+
 class SqlAgreementStore:
-    """The store in the broker's database (tables of migration 0002)."""
+    """The store in the broker's database (tables of migration 0002). Every method raises
+    :class:`AgreementStoreUnavailableError` when the database fails."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @_translated
     def trust_snapshot(self) -> TrustSnapshot:
         with self._engine.connect() as conn:
             rows = conn.execute(select(party_keys.c.kid, party_keys.c.party_id, party_keys.c.jwk))
             return TrustSnapshot.of([TrustedKey(r.kid, r.party_id, r.jwk) for r in rows])
 
+    @_translated
     def revocations(self) -> list[RevocationRecord]:
         t = agreement_revocations
         with self._engine.connect() as conn:
@@ -104,6 +132,7 @@ class SqlAgreementStore:
                 for r in rows
             ]
 
+    @_translated
     def record_revocation(
         self, record: RevocationRecord, document: dict[str, Any], signature: str, now: dt.datetime
     ) -> bool:
@@ -127,6 +156,7 @@ class SqlAgreementStore:
             return False
         return True
 
+    @_translated
     def highest_versions(self) -> dict[str, VersionSeen]:
         t = agreement_versions
         with self._engine.connect() as conn:
@@ -136,6 +166,7 @@ class SqlAgreementStore:
                 for r in rows
             }
 
+    @_translated
     def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:
         t = agreement_versions
         try:
@@ -218,18 +249,35 @@ def import_party_keys(
     Each new key is written with an ``admin_events`` row (action ``parties.import-key``) in the
     same transaction. Keys already trusted for the same party are left unchanged. Refuses, before
     writing anything: demo keys outside demo mode (:class:`DemoKeyRefusedError`), parties not in
-    ``known_parties`` (:class:`UnknownPartyError`), a key already trusted for another party
-    (:class:`KeyConflictError`), unusable files (:class:`UnusableKeyError`).
+    ``known_parties`` (default: the ``parties`` table; :class:`UnknownPartyError`), a key already
+    trusted for another party (:class:`KeyConflictError`), unusable files
+    (:class:`UnusableKeyError`). Database failures raise :class:`AgreementStoreUnavailableError`.
     """
     now = now or dt.datetime.now(dt.UTC)
     found = [(party, file, jwk, thumbprint(jwk)) for party, file, jwk in read_jwks_dir(keys_dir)]
     refuse_demo_keys([kid for _, _, _, kid in found], demo=demo)
-    if known_parties is not None:
+    try:
+        return _import(engine, found, actor, known_parties, now)
+    except SQLAlchemyError as e:
+        raise AgreementStoreUnavailableError(
+            f"cannot write the trust store ({type(e).__name__}); run the migrations?"
+        ) from e
+
+
+def _import(
+    engine: Engine,
+    found: list[tuple[str, str, dict[str, Any], str]],
+    actor: str,
+    known_parties: Collection[str] | None,
+    now: dt.datetime,
+) -> list[ImportedKey]:
+    results: list[ImportedKey] = []
+    with engine.begin() as conn:
+        if known_parties is None:
+            known_parties = set(conn.execute(select(parties.c.id)).scalars())
         for party, file, _, _ in found:
             if party not in known_parties:
                 raise UnknownPartyError(f"{file}: unknown party {party!r} (add the party first)")
-    results: list[ImportedKey] = []
-    with engine.begin() as conn:
         existing = {
             r.kid: r.party_id for r in conn.execute(select(party_keys.c.kid, party_keys.c.party_id))
         }

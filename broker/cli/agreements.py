@@ -84,7 +84,7 @@ def _context(demo_flag: bool) -> _Context:
         with engine.connect() as conn:
             known = frozenset(conn.execute(select(parties.c.id)).scalars())
     except SQLAlchemyError as e:
-        raise _fail(f"database unavailable or not migrated: {e}") from e
+        raise _fail(f"database unavailable or not migrated: {type(e).__name__}") from e
     return _Context(False, known, SqlAgreementStore(engine), settings.agreements_dir)
 
 
@@ -190,8 +190,8 @@ def _load(
             demo=ctx.demo,
             agreement_files=files,
         )
-    except SQLAlchemyError as e:
-        raise _fail(f"database unavailable or not migrated: {e}") from e
+    except BrokerError as e:
+        raise _fail(e.detail) from e
 
 
 @app.command("verify")

@@ -238,3 +238,26 @@ def test_migration_matches_the_table_definitions(engine: Engine) -> None:
         return None
 
     assert [d for d in diffs if table_of(d)] == []
+
+
+def test_unknown_party_is_refused_from_the_parties_table_by_default(
+    engine: Engine, tmp_path: Path
+) -> None:
+    keys = _keys_dir(tmp_path, "Y99999")
+    with pytest.raises(UnknownPartyError, match="unknown party 'Y99999'"):
+        import_party_keys(engine, keys, "admin", now=NOW)
+
+
+def test_database_failures_are_translated(tmp_path: Path) -> None:
+    from broker.agreements.errors import AgreementStoreUnavailableError
+    from broker.core.errors import Unavailable
+
+    bare = build_engine("sqlite:///" + str(tmp_path / "not-migrated.db"))
+    store = SqlAgreementStore(bare)
+    with pytest.raises(AgreementStoreUnavailableError, match="run the migrations") as caught:
+        store.trust_snapshot()
+    assert isinstance(caught.value, Unavailable)
+    with pytest.raises(AgreementStoreUnavailableError):
+        store.record_version(VersionSeen("ISA-A", 1, "sha256:" + "1" * 64), NOW)
+    with pytest.raises(AgreementStoreUnavailableError):
+        import_party_keys(bare, _keys_dir(tmp_path, "R9Z"), "admin", now=NOW)
