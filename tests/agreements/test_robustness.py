@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker.agreements.loader import signature_path
-from tests.agreements.conftest import Loader, status_of
+from broker.agreements.parsing import parse_document
+from tests.agreements.conftest import EXAMPLES, Loader, status_of
 
 SAFEGUARDING = "ISA-SAFEGUARDING-CHILDREN"
 
@@ -66,3 +67,25 @@ def test_malformed_signature_files_make_the_agreement_invalid(
 def test_any_bytes_as_a_signature_file_never_verify(root: Path, load: Loader, blob: bytes) -> None:
     signature_path(root / "isa" / f"{SAFEGUARDING}.yaml").write_bytes(blob)
     assert status_of(load(), SAFEGUARDING)[0] in ("invalid", "draft")
+
+
+ISA_TEXT = (EXAMPLES / "isa" / f"{SAFEGUARDING}.yaml").read_text()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    position=st.integers(min_value=0, max_value=len(ISA_TEXT) - 1),
+    replacement=st.characters(min_codepoint=32, max_codepoint=126),
+)
+def test_no_edit_of_the_text_is_active_unless_the_meaning_is_unchanged(
+    root: Path, load: Loader, position: int, replacement: str
+) -> None:
+    original = parse_document(ISA_TEXT, "original.yaml").digest()
+    (root / "isa" / f"{SAFEGUARDING}.yaml").write_text(
+        ISA_TEXT[:position] + replacement + ISA_TEXT[position + 1 :]
+    )
+    [item] = [a for a in load().agreements if a.status.file.endswith(f"{SAFEGUARDING}.yaml")]
+    if item.status.status == "active":
+        assert item.status.digest == original  # only comments, quoting or spacing changed
