@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from broker.agreements.authoring import infer_root, revoke, sign_file, validate_file
+from broker.agreements.demo import DEMO_KEY_THUMBPRINTS
 from broker.agreements.errors import AgreementError, DocumentInvalidError
 from broker.agreements.loader import LoadResult, load_directory
 from broker.agreements.signing import SigningKey, TrustedKey, load_private_key, thumbprint
@@ -77,7 +78,9 @@ def _context(demo_flag: bool) -> _Context:
             raise _fail(e.detail) from e
         for party, _file, jwk in found:
             kid = thumbprint(jwk)
-            store.keys[kid] = TrustedKey(kid, party, jwk)
+            # Demo mode trusts exactly the published demo keys; other files count for nothing.
+            if DEMO_KEY_THUMBPRINTS.get(party) == kid:
+                store.keys[kid] = TrustedKey(kid, party, jwk)
         return _Context(True, frozenset(p.id for p in DEMO_PARTIES), store, demo_root)
     try:
         engine = build_engine(settings.database_url)

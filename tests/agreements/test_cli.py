@@ -190,3 +190,27 @@ def test_real_keys_sign_verify_and_revoke(agreements_dir: Path, tmp_path: Path) 
     still = runner.invoke(cli, verify)
     assert still.exit_code == 1
     assert "revoked" in still.output
+
+
+def test_demo_mode_trusts_only_the_published_demo_keys(
+    agreements_dir: Path, tmp_path: Path
+) -> None:
+    examples = agreements_dir / "examples"
+    path = examples / "isa" / "ISA-PROOF-REUSE.yaml"
+    # Someone swaps the council's demo public key for their own and re-signs.
+    gen = runner.invoke(
+        cli,
+        [
+            "keys",
+            "generate",
+            "--party",
+            "calderbridge-city-council",
+            "--out",
+            str(tmp_path / "mine"),
+        ],
+    )
+    assert gen.exit_code == 0
+    shutil.copy(tmp_path / "mine" / "calderbridge-city-council.jwks.json", examples / "keys")
+    result = runner.invoke(cli, ["agreements", "verify", "--demo", *AT, str(path)])
+    assert result.exit_code == 1
+    assert "not in the trust store" in result.output
