@@ -214,3 +214,17 @@ def test_demo_mode_trusts_only_the_published_demo_keys(
     result = runner.invoke(cli, ["agreements", "verify", "--demo", *AT, str(path)])
     assert result.exit_code == 1
     assert "not in the trust store" in result.output
+
+
+@pytest.mark.parametrize(
+    ("alg", "code", "kty"),
+    [pytest.param("ES256", 0, "EC", id="es256"), pytest.param("RS256", 2, None, id="rsa-refused")],
+)
+def test_keys_generate_algorithms(tmp_path: Path, alg: str, code: int, kty: str | None) -> None:
+    result = runner.invoke(
+        cli, ["keys", "generate", "--party", "R9Z", "--out", str(tmp_path), "--alg", alg]
+    )
+    assert result.exit_code == code, result.output
+    if kty:
+        jwk = json.loads((tmp_path / "R9Z.jwks.json").read_text())["keys"][0]
+        assert (jwk["kty"], jwk["alg"]) == (kty, alg)
