@@ -254,9 +254,10 @@ def revoke_cmd(
     """Write a revocation signed by PARTY (in force once seen, even if the file is deleted)."""
     ctx = _context(demo)
     signing_key = _key(key)
+    base = root or ctx.default_root
     try:
         path = revoke(
-            root or ctx.default_root,
+            base,
             agreement_id,
             party,
             signing_key,
@@ -270,3 +271,8 @@ def revoke_cmd(
     except ValueError as e:  # pydantic: an empty or over-long reason
         raise _fail(f"cannot write the revocation: {e}") from e
     typer.echo(f"revocation written: {path}")
+    # Load once now so that the revocation is verified and recorded at once (the database keeps
+    # it even if the file is later deleted).
+    for item in _load(ctx, base, None).agreements:
+        if item.status.agreement_id == agreement_id:
+            typer.echo(f"{agreement_id} v{item.status.version}: {item.status.status}")
