@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc import jws
-from joserfc.errors import JoseError, SecurityWarning
+from joserfc.errors import BadSignatureError, JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey
 
 from broker.agreements.errors import UnusableKeyError
@@ -172,11 +172,10 @@ def verify_detached(
                 # Deliberate: accepted for verification only, see the module docstring.
                 warnings.simplefilter("ignore", SecurityWarning)
             jws.deserialize_compact(token, key, algorithms=[alg], payload=content)
+    except BadSignatureError:
+        return SignatureCheck(party_id, kid, False, "the signature no longer matches the content")
     except (JoseError, UnusableKeyError, ValueError) as e:
         return SignatureCheck(
-            party_id,
-            kid,
-            False,
-            f"the signature no longer matches the content ({type(e).__name__})",
+            party_id, kid, False, f"the signature cannot be checked ({type(e).__name__})"
         )
     return SignatureCheck(party_id, kid, True, "valid")

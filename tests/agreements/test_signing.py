@@ -135,3 +135,18 @@ def test_key_of_another_party_is_refused() -> None:
 def test_unusable_signing_keys(pem: bytes, message: str) -> None:
     with pytest.raises(UnusableKeyError, match=message):
         load_private_key(pem)
+
+
+def test_algorithm_that_does_not_fit_the_key_cannot_be_checked() -> None:
+    key = OKPKey.generate_key("Ed25519")
+    token = sign_detached(CONTENT, key)
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "==="))
+    header["alg"] = "ES256"
+    forged = (
+        base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+        + ".."
+        + token.split(".")[2]
+    )
+    check = verify_detached(CONTENT, forged, "R9Z", _trust("R9Z", key))
+    assert not check.valid
+    assert "cannot be checked" in check.reason
