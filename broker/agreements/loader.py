@@ -308,9 +308,9 @@ def load_directory(
             signatures[path] = {}
             found.append(Problem(str(path), "", str(e)))
 
-    def run() -> list[AgreementStatus]:
-        revocations = store.revocations()
-        highest = store.highest_versions()
+    revocations = store.revocations()
+
+    def run(highest: Mapping[str, VersionSeen]) -> list[AgreementStatus]:
         return [
             evaluate(
                 file=str(path),
@@ -325,14 +325,22 @@ def load_directory(
             for path, a, found in docs
         ]
 
+    # Record every fully signed version, then evaluate again only if that raised a version seen
+    # (an older version loaded alongside a newer one is then superseded).
+    before = store.highest_versions()
+    statuses = run(before)
     by_file = {str(path): a for path, a, _ in docs}
-    for status in run():
+    for status in statuses:
         signed = by_file.get(status.file)
         if status.fully_signed and signed is not None and status.digest:
             seen = VersionSeen(signed.id, signed.version, status.digest, signed.content())
-            store.record_version(seen, now_utc)
+            if before.get(signed.id) != seen:
+                store.record_version(seen, now_utc)
+    after = store.highest_versions()
+    if after != before:
+        statuses = run(after)
     results = []
-    for (_, a, _), status in zip(docs, run(), strict=True):
+    for (_, a, _), status in zip(docs, statuses, strict=True):
         datasets: dict[str, DatasetEntry] = {}
         for flow in a.flows if a is not None else ():
             entry = loaded.register.get(flow.dataset)
