@@ -21,12 +21,13 @@ What the policy compiler reads (attribute names are the YAML keys):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from broker.core.canonical import JSONValue, canonical_bytes, digest
+from broker.core.canonical import JSONValue, canonical_bytes, digest_bytes
 
 
 class Strict(BaseModel):
@@ -45,13 +46,18 @@ class Strict(BaseModel):
         dumped: dict[str, JSONValue] = self.model_dump(mode="json")
         return dumped
 
+    @functools.cached_property
+    def _canonical(self) -> bytes:
+        # Computed once per (immutable) document: signatures and digests all need it.
+        return canonical_bytes(self.content())
+
     def canonical_bytes(self) -> bytes:
         """RFC 8785 bytes of :meth:`content`: what signatures are computed over."""
-        return canonical_bytes(self.content())
+        return self._canonical
 
     def digest(self) -> str:
         """``sha256:<hex>`` of :meth:`canonical_bytes`."""
-        return digest(self.content())
+        return digest_bytes(self._canonical)
 
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
