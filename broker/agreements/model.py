@@ -23,9 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 from broker.core.canonical import JSONValue, canonical_bytes, digest_bytes
 
@@ -239,7 +241,11 @@ class Agreement(Strict):
     purposes: tuple[Purpose, ...] = Field(min_length=1)
     dpia: Dpia
     flows: tuple[Flow, ...] = Field(min_length=1)
-    dataset_digests: dict[Identifier, Digest]
+    dataset_digests: Annotated[
+        Mapping[Identifier, Digest],
+        AfterValidator(MappingProxyType),  # read-only: the model is frozen all the way down
+        PlainSerializer(dict, return_type=dict[str, str]),
+    ]
     """Digest of each register entry the flows rely on, by dataset id."""
     validity: Validity
     contacts: tuple[Contact, ...] = Field(min_length=1)

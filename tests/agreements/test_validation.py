@@ -361,3 +361,16 @@ def test_helpers_for_the_policy_compiler() -> None:
 
     assert OfficeHours().iso_weekdays() == frozenset({1, 2, 3, 4, 5})
     assert OfficeHours(days=("sat", "sun")).iso_weekdays() == frozenset({6, 7})
+
+
+def test_a_parsed_agreement_cannot_be_changed_in_memory() -> None:
+    from pydantic import ValidationError
+
+    doc = parse_document(ISA, "a.yaml")
+    assert isinstance(doc, Agreement)
+    with pytest.raises(ValidationError, match="frozen"):
+        doc.version = 2  # type: ignore[misc]
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        doc.dataset_digests["ccc.council-tax"] = CP_DIGEST  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        doc.flows[0].permitted_fields.append("address.*")  # type: ignore[attr-defined]
