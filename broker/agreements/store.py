@@ -1,0 +1,320 @@
+"""Where the agreements area keeps state: the trust store of party keys, recorded revocations and
+the highest version of each agreement seen. A small port with a SQL and an in-memory implementation.
+
+Revocations and versions only ever accumulate: deleting a revocation file or putting back an older
+signed version changes nothing here, so it never restores access.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from broker.agreements.demo import refuse_demo_keys
+from broker.agreements.errors import (
+    AgreementStoreUnavailableError,
+    KeyConflictError,
+    UnknownPartyError,
+    UnusableKeyError,
+)
+from broker.agreements.signing import TrustedKey, TrustSnapshot, thumbprint
+from broker.agreements.status import RevocationRecord, VersionSeen
+from broker.agreements.tables import agreement_revocations, agreement_versions, party_keys
+from broker.db.tables import admin_events, parties
+
+
+class AgreementStateStore(Protocol):
+    """The state the agreement loader reads and records."""
+
+    def trust_snapshot(self) -> TrustSnapshot: ...
+
+    def revocations(self) -> list[RevocationRecord]: ...
+
+    def record_revocation(
+        self, record: RevocationRecord, document: dict[str, Any], signature: str, now: dt.datetime
+    ) -> bool:
+        """Record a verified revocation; True when it was not known before."""
+        ...
+
+    def highest_versions(self) -> dict[str, VersionSeen]: ...
+
+    def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:
+        """Raise the highest version seen of an agreement (a lower version changes nothing; the
+        first digest recorded for a version is kept)."""
+        ...
+
+
+@dataclass
+class MemoryAgreementStore:
+    """In-memory store for tests and ``verify --demo``."""
+
+    keys: dict[str, TrustedKey] = field(default_factory=dict)
+    revoked: dict[str, RevocationRecord] = field(default_factory=dict)
+    versions: dict[str, VersionSeen] = field(default_factory=dict)
+
+    def trust_snapshot(self) -> TrustSnapshot:
+        return TrustSnapshot(dict(self.keys))
+
+    def revocations(self) -> list[RevocationRecord]:
+        return list(self.revoked.values())
+
+    def record_revocation(
+        self, record: RevocationRecord, document: dict[str, Any], signature: str, now: dt.datetime
+    ) -> bool:
+        if record.digest in self.revoked:
+            return False
+        self.revoked[record.digest] = record
+        return True
+
+    def highest_versions(self) -> dict[str, VersionSeen]:
+        return dict(self.versions)
+
+    def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:
+        current = self.versions.get(seen.agreement_id)
+        if current is None or current.version < seen.version:
+            self.versions[seen.agreement_id] = seen
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Database failures leave as :class:`AgreementStoreUnavailableError` (fail closed, 503)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as e:
+            raise AgreementStoreUnavailableError(
+                f"agreement store unavailable ({type(e).__name__}); run the migrations?"
+            ) from e
+
+    return wrapper
+
+
+class SqlAgreementStore:
+    """The store in the broker's database (tables of migration 0002). Every method raises
+    :class:`AgreementStoreUnavailableError` when the database fails."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @_translated
+    def trust_snapshot(self) -> TrustSnapshot:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(party_keys.c.kid, party_keys.c.party_id, party_keys.c.jwk))
+            return TrustSnapshot.of([TrustedKey(r.kid, r.party_id, r.jwk) for r in rows])
+
+    @_translated
+    def revocations(self) -> list[RevocationRecord]:
+        t = agreement_revocations
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.first_seen_at, t.c.digest))
+            return [
+                RevocationRecord(
+                    r.agreement_id,
+                    r.version,
+                    r.revoked_by,
+                    r.reason,
+                    _aware(r.revoked_at),
+                    r.digest,
+                )
+                for r in rows
+            ]
+
+    @_translated
+    def record_revocation(
+        self, record: RevocationRecord, document: dict[str, Any], signature: str, now: dt.datetime
+    ) -> bool:
+        t = agreement_revocations
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(t).values(
+                        digest=record.digest,
+                        agreement_id=record.agreement_id,
+                        version=record.version,
+                        revoked_by=record.revoked_by,
+                        reason=record.reason,
+                        revoked_at=record.revoked_at,
+                        document=document,
+                        signature=signature,
+                        first_seen_at=now,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    @_translated
+    def highest_versions(self) -> dict[str, VersionSeen]:
+        t = agreement_versions
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(t.c.agreement_id, t.c.version, t.c.digest, t.c.content))
+            return {
+                r.agreement_id: VersionSeen(r.agreement_id, r.version, r.digest, r.content)
+                for r in rows
+            }
+
+    @_translated
+    def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:
+        t = agreement_versions
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(t).values(
+                        agreement_id=seen.agreement_id,
+                        version=seen.version,
+                        digest=seen.digest,
+                        content=dict(seen.content) if seen.content is not None else None,
+                        first_seen_at=now,
+                    )
+                )
+        except IntegrityError:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(t)
+                    .where(t.c.agreement_id == seen.agreement_id, t.c.version < seen.version)
+                    .values(
+                        version=seen.version,
+                        digest=seen.digest,
+                        content=dict(seen.content) if seen.content is not None else None,
+                        first_seen_at=now,
+                    )
+                )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class ImportedKey:
+    """One key found by :func:`import_party_keys`."""
+
+    party_id: str
+    kid: str
+    file: str
+    outcome: Literal["added", "unchanged"]
+
+
+def read_jwks_dir(keys_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(party id, file, public jwk)`` of every ``<party-id>.jwks.json`` file in ``keys_dir``.
+
+    Raises :class:`UnusableKeyError` for unreadable files or private key material.
+    """
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    for path in sorted(keys_dir.glob("*.jwks.json")):
+        party_id = path.name.removesuffix(".jwks.json")
+        try:
+            jwks = json.loads(path.read_text(encoding="utf-8"))
+            keys = jwks["keys"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UnusableKeyError(f"{path}: not a JWKS file ({e})") from e
+        if not isinstance(keys, list):
+            raise UnusableKeyError(f"{path}: 'keys' is not a list")
+        for jwk in keys:
+            if not isinstance(jwk, dict):
+                raise UnusableKeyError(f"{path}: a key is not an object")
+            if "d" in jwk:
+                raise UnusableKeyError(
+                    f"{path}: holds private key material; import public keys only"
+                )
+            found.append((party_id, str(path), jwk))
+    return found
+
+
+def import_party_keys(
+    engine: Engine,
+    keys_dir: Path,
+    actor: str,
+    *,
+    known_parties: Collection[str] | None = None,
+    demo: bool = False,
+    now: dt.datetime | None = None,
+) -> list[ImportedKey]:
+    """Import every ``<party-id>.jwks.json`` under ``keys_dir`` into the trust store.
+
+    Each new key is written with an ``admin_events`` row (action ``parties.import-key``) in the
+    same transaction. Keys already trusted for the same party are left unchanged. Refuses, before
+    writing anything: demo keys outside demo mode (:class:`DemoKeyRefusedError`), parties not in
+    ``known_parties`` (default: the ``parties`` table; :class:`UnknownPartyError`), a key already
+    trusted for another party (:class:`KeyConflictError`), unusable files
+    (:class:`UnusableKeyError`). Database failures raise :class:`AgreementStoreUnavailableError`.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    found = [(party, file, jwk, thumbprint(jwk)) for party, file, jwk in read_jwks_dir(keys_dir)]
+    refuse_demo_keys([kid for _, _, _, kid in found], demo=demo)
+    try:
+        return _import(engine, found, actor, known_parties, now)
+    except SQLAlchemyError as e:
+        raise AgreementStoreUnavailableError(
+            f"cannot write the trust store ({type(e).__name__}); run the migrations?"
+        ) from e
+
+
+def _import(
+    engine: Engine,
+    found: list[tuple[str, str, dict[str, Any], str]],
+    actor: str,
+    known_parties: Collection[str] | None,
+    now: dt.datetime,
+) -> list[ImportedKey]:
+    results: list[ImportedKey] = []
+    with engine.begin() as conn:
+        if known_parties is None:
+            known_parties = set(conn.execute(select(parties.c.id)).scalars())
+        for party, file, _, _ in found:
+            if party not in known_parties:
+                raise UnknownPartyError(f"{file}: unknown party {party!r} (add the party first)")
+        existing = {
+            r.kid: r.party_id for r in conn.execute(select(party_keys.c.kid, party_keys.c.party_id))
+        }
+        for party, file, jwk, kid in found:
+            if kid in existing:
+                if existing[kid] != party:
+                    raise KeyConflictError(
+                        f"{file}: key {kid} is already trusted for {existing[kid]!r}"
+                    )
+                results.append(ImportedKey(party, kid, file, "unchanged"))
+                continue
+            public = {k: v for k, v in jwk.items() if k in {"kty", "crv", "x", "y", "alg", "use"}}
+            public["kid"] = kid
+            conn.execute(
+                insert(party_keys).values(
+                    kid=kid,
+                    party_id=party,
+                    jwk=public,
+                    source=file,
+                    imported_at=now,
+                    imported_by=actor,
+                )
+            )
+            conn.execute(
+                insert(admin_events).values(
+                    at=now,
+                    actor=actor,
+                    action="parties.import-key",
+                    target=party,
+                    details={
+                        "kid": kid,
+                        "file": file,
+                        "kty": jwk.get("kty"),
+                        "crv": jwk.get("crv"),
+                    },
+                )
+            )
+            existing[kid] = party
+            results.append(ImportedKey(party, kid, file, "added"))
+    return results

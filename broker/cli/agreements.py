@@ -1,0 +1,278 @@
+"""``broker agreements``: validate, sign, verify, list and revoke Information Sharing Agreements.
+
+Exit codes: 0 good, 1 the check failed (invalid, unverified, not active), 2 usage or environment.
+With ``--demo`` (or ``BROKER_DEMO=1``) the demo parties and the demo keys of
+``agreements/examples/keys`` are used, in memory, without a database; otherwise the parties and
+the trust store come from the database, and revocations and versions seen are recorded there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from broker.agreements.authoring import infer_root, revoke, sign_file, validate_file
+from broker.agreements.demo import DEMO_KEY_THUMBPRINTS
+from broker.agreements.errors import AgreementError, DocumentInvalidError
+from broker.agreements.loader import LoadResult, load_directory
+from broker.agreements.signing import SigningKey, TrustedKey, load_private_key, thumbprint
+from broker.agreements.store import (
+    AgreementStateStore,
+    MemoryAgreementStore,
+    SqlAgreementStore,
+    read_jwks_dir,
+)
+from broker.core.errors import BrokerError
+from broker.db.engine import build_engine
+from broker.db.tables import parties
+from broker.demo.parties import DEMO_PARTIES
+from broker.settings import load_settings
+
+app = typer.Typer(help="Information Sharing Agreements.", no_args_is_help=True)
+
+RootOpt = Annotated[
+    Path | None,
+    typer.Option("--root", help="Agreements directory (register/, isa/, revocations/, keys/)."),
+]
+DemoOpt = Annotated[
+    bool, typer.Option("--demo", help="Demo parties and demo keys, in memory, no database.")
+]
+AtOpt = Annotated[
+    str | None,
+    typer.Option("--at", help="Evaluate at this ISO 8601 time instead of now (e.g. 2027-05-01)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@dataclass(frozen=True)
+class _Context:
+    demo: bool
+    known_parties: frozenset[str]
+    store: AgreementStateStore
+    default_root: Path
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _context(demo_flag: bool) -> _Context:
+    settings = load_settings()
+    demo = demo_flag or settings.demo
+    if demo:
+        # The examples live in <agreements dir>/examples; their public keys in examples/keys.
+        demo_root = settings.agreements_dir / "examples"
+        store = MemoryAgreementStore()
+        try:
+            found = read_jwks_dir(demo_root / "keys")
+        except AgreementError as e:
+            raise _fail(e.detail) from e
+        for party, _file, jwk in found:
+            kid = thumbprint(jwk)
+            # Demo mode trusts exactly the published demo keys; other files count for nothing.
+            if DEMO_KEY_THUMBPRINTS.get(party) == kid:
+                store.keys[kid] = TrustedKey(kid, party, jwk)
+        return _Context(True, frozenset(p.id for p in DEMO_PARTIES), store, demo_root)
+    try:
+        engine = build_engine(settings.database_url)
+        with engine.connect() as conn:
+            known = frozenset(conn.execute(select(parties.c.id)).scalars())
+    except SQLAlchemyError as e:
+        raise _fail(f"database unavailable or not migrated: {type(e).__name__}") from e
+    return _Context(False, known, SqlAgreementStore(engine), settings.agreements_dir)
+
+
+def _now(at: str | None) -> dt.datetime:
+    if at is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        value = dt.datetime.fromisoformat(at)
+    except ValueError as e:
+        raise _fail(f"--at: not an ISO 8601 date or time: {at!r}") from e
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _key(path: Path) -> SigningKey:
+    try:
+        return load_private_key(path.read_bytes())
+    except OSError as e:
+        raise _fail(f"cannot read the key file: {e}") from e
+    except AgreementError as e:
+        raise _fail(f"{path}: {e.detail}") from e
+
+
+def _print_statuses(result: LoadResult, as_json: bool, *, with_problems: bool = True) -> None:
+    if as_json:
+        payload = {
+            "agreements": [a.summary() for a in result.agreements],
+            "problems": [str(p) for p in result.problems] if with_problems else [],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    for item in result.agreements:
+        s = item.status
+        flag = " (review due)" if s.review_due else ""
+        name = f"{s.agreement_id} v{s.version}" if s.agreement_id else s.file
+        typer.echo(f"{name}: {s.status}{flag}  [{s.file}]")
+        for reason in s.reasons:
+            typer.echo(f"  - {reason}")
+    if with_problems:
+        for problem in result.problems:
+            typer.echo(f"warning: {problem}")
+
+
+@app.command("validate")
+def validate_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Agreement, dataset or revocation files.")],
+    root: RootOpt = None,
+    demo: DemoOpt = False,
+) -> None:
+    """Schema and consistency check; prints file, place and reason of every problem."""
+    ctx = _context(demo)
+    bad = 0
+    for file in files:
+        problems = validate_file(
+            file, root or infer_root(file, ctx.default_root), ctx.known_parties
+        )
+        for problem in problems:
+            typer.echo(str(problem))
+        if problems:
+            bad += 1
+        else:
+            typer.echo(f"{file}: valid")
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command("sign")
+def sign_cmd(
+    file: Annotated[Path, typer.Argument(help="The document to sign.")],
+    party: Annotated[str, typer.Option("--party", help="The party signing.")],
+    key: Annotated[Path, typer.Option("--key", help="The party's private key (PEM).")],
+    root: RootOpt = None,
+    demo: DemoOpt = False,
+) -> None:
+    """Add PARTY's detached signature beside FILE (FILE must validate first)."""
+    ctx = _context(demo)
+    signing_key = _key(key)
+    try:
+        out = sign_file(
+            file,
+            party,
+            signing_key,
+            root=root or infer_root(file, ctx.default_root),
+            known_parties=ctx.known_parties,
+            demo=ctx.demo,
+        )
+    except DocumentInvalidError as e:
+        for problem in e.problems:
+            typer.echo(str(problem), err=True)
+        raise _fail(e.detail, 1) from e
+    except BrokerError as e:
+        raise _fail(e.detail) from e
+    typer.echo(f"signed by {party} with key {signing_key.thumbprint()}: {out}")
+
+
+def _load(
+    ctx: _Context, root: Path, at: str | None, files: Sequence[Path] | None = None
+) -> LoadResult:
+    try:
+        return load_directory(
+            root,
+            ctx.store,
+            known_parties=ctx.known_parties,
+            now=_now(at),
+            demo=ctx.demo,
+            agreement_files=files,
+        )
+    except BrokerError as e:
+        raise _fail(e.detail) from e
+
+
+@app.command("verify")
+def verify_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Agreement files to verify.")],
+    root: RootOpt = None,
+    demo: DemoOpt = False,
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify signatures, trust, revocation and dates; exit 0 only if every agreement is active."""
+    ctx = _context(demo)
+    result = _load(ctx, root or infer_root(files[0], ctx.default_root), at, files)
+    _print_statuses(result, as_json)
+    ok = bool(result.agreements) and all(a.status.status == "active" for a in result.agreements)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("list")
+def list_cmd(
+    root: RootOpt = None,
+    demo: DemoOpt = False,
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every agreement: id, version, parties, status, expiry, review flag."""
+    ctx = _context(demo)
+    result = _load(ctx, root or ctx.default_root, at)
+    if as_json:
+        _print_statuses(result, True)
+        return
+    typer.echo(f"{'ID':<28} {'VER':>3}  {'STATUS':<8} {'EXPIRES':<10}  REVIEW  PARTIES")
+    for item in result.agreements:
+        s = item.status
+        a = item.agreement
+        expires = a.validity.expires_on.isoformat() if a else "-"
+        names = ",".join(p.id for p in a.parties) if a else "-"
+        review = "due" if s.review_due else "-"
+        typer.echo(
+            f"{s.agreement_id or s.file:<28} {s.version or '-':>3}  {s.status:<8} "
+            f"{expires:<10}  {review:<6}  {names}"
+        )
+
+
+@app.command("revoke")
+def revoke_cmd(
+    agreement_id: Annotated[str, typer.Argument(metavar="ID", help="The agreement id.")],
+    party: Annotated[str, typer.Option("--party", help="The revoking party.")],
+    key: Annotated[Path, typer.Option("--key", help="The party's private key (PEM).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the agreement is revoked.")],
+    version: Annotated[
+        int | None, typer.Option("--version", help="Revoke up to this version [latest].")
+    ] = None,
+    root: RootOpt = None,
+    demo: DemoOpt = False,
+) -> None:
+    """Write a revocation signed by PARTY (in force once seen, even if the file is deleted)."""
+    ctx = _context(demo)
+    signing_key = _key(key)
+    base = root or ctx.default_root
+    try:
+        path = revoke(
+            base,
+            agreement_id,
+            party,
+            signing_key,
+            reason,
+            now=dt.datetime.now(dt.UTC),
+            version=version,
+            demo=ctx.demo,
+        )
+    except BrokerError as e:
+        raise _fail(e.detail) from e
+    except ValueError as e:  # pydantic: an empty or over-long reason
+        raise _fail(f"cannot write the revocation: {e}") from e
+    typer.echo(f"revocation written: {path}")
+    # Load once now so that the revocation is verified and recorded at once (the database keeps
+    # it even if the file is later deleted).
+    for item in _load(ctx, base, None).agreements:
+        if item.status.agreement_id == agreement_id:
+            typer.echo(f"{agreement_id} v{item.status.version}: {item.status.status}")
