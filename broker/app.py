@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import structlog
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from broker import __version__
 from broker.api import admin, health, oauth, problems, whoami
@@ -15,6 +17,7 @@ from broker.container import Services, build_services
 from broker.settings import Settings
 
 KEYRING_RELOAD_SECONDS = 60.0
+log = structlog.get_logger("broker.app")
 
 DESCRIPTION = """
 The gateway through which a council and its partners share personal information under signed
@@ -39,13 +42,23 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                 with contextlib.suppress(Exception):  # keep the last good ring on a bad read
                     services.keyring.reload()
 
-        task = asyncio.create_task(reload_keys())
+        async def watch_agreements() -> None:
+            while True:
+                await asyncio.sleep(settings.policy_poll_seconds)
+                try:
+                    await run_in_threadpool(services.policy_runtime.poll)
+                except Exception as e:  # the runtime already keeps the last good revision
+                    log.error("agreements watch failed", error=type(e).__name__)
+
+        tasks = [asyncio.create_task(reload_keys()), asyncio.create_task(watch_agreements())]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = FastAPI(
         title="Information Sharing Broker",

@@ -18,6 +18,9 @@ from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.demo.keys import demo_key_thumbprints
 from broker.observability import Metrics, build_metrics
+from broker.policy.holder import PolicyHolder
+from broker.policy.runtime import PolicyRuntime
+from broker.policy.setup import build_policy
 from broker.secrets_check import check_secrets
 from broker.settings import Settings
 
@@ -36,8 +39,12 @@ class Services:
     assertion_rules: AssertionRules
     metrics: Metrics
     audit_reads: AuditReadLog
+    policy: PolicyHolder
+    policy_runtime: PolicyRuntime
     clock: Callable[[], float] = time.time
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    notes: dict[str, ReadinessCheck] = field(default_factory=dict)
+    """Things an operator should know that do not make the broker unready."""
 
     def close(self) -> None:
         self.engine.dispose()
@@ -74,11 +81,13 @@ def build_services(
     if run_migrations:
         migrate.upgrade(engine)
     keyring = KeyRing.load(settings.keys_dir)
+    registry = Registry(engine, frozenset() if settings.demo else demo_key_thumbprints())
+    holder, runtime = build_policy(settings, engine, registry)
     refused = frozenset() if settings.demo else demo_key_thumbprints()
     services = Services(
         settings=settings,
         engine=engine,
-        registry=Registry(engine, refused),
+        registry=registry,
         keyring=keyring,
         tokens=TokenService(keyring, settings.token_issuer, settings.token_ttl_seconds, clock),
         replay=SqlReplayStore(engine),
@@ -91,7 +100,11 @@ def build_services(
         ),
         metrics=build_metrics(),
         audit_reads=AuditReadLog(engine),
+        policy=holder,
+        policy_runtime=runtime,
         clock=clock,
     )
     services.readiness["database"] = _database_ready(engine)
+    services.readiness["policy"] = runtime.readiness
+    services.notes["policy"] = runtime.note
     return services

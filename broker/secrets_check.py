@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from joserfc.jwk import ECKey
+
 from broker.auth.keyring import KeyRing, create_token_key
 from broker.core.errors import ConfigurationError
 from broker.settings import MIN_SECRET_BYTES, PLACEHOLDER_SECRETS, Settings
@@ -31,10 +33,32 @@ def read_secret_file(path: Path, what: str) -> bytes:
     return stripped
 
 
+BUNDLE_KEY_ID = "broker-bundle"
+
+
+def bundle_key_path(keys_dir: Path) -> Path:
+    """The key that signs OPA bundles (ES256: OPA does not verify EdDSA bundle signatures)."""
+    return keys_dir / "bundle" / f"{BUNDLE_KEY_ID}.pem"
+
+
+def load_bundle_key(keys_dir: Path) -> bytes:
+    path = bundle_key_path(keys_dir)
+    try:
+        pem = path.read_bytes()
+    except OSError as e:
+        raise ConfigurationError(
+            f"bundle signing key {path} is missing: run `broker secrets init`"
+        ) from e
+    if b"PRIVATE KEY" not in pem:
+        raise ConfigurationError(f"bundle signing key {path} is not a private key")
+    return pem
+
+
 def check_secrets(settings: Settings) -> None:
     """Raise ConfigurationError unless every secret the broker needs is present and real."""
     KeyRing.load(settings.keys_dir)
     read_secret_file(settings.pseudonym_key_file, "pseudonym key")
+    load_bundle_key(settings.keys_dir)
 
 
 def init_secrets(settings: Settings) -> list[str]:
@@ -51,4 +75,12 @@ def init_secrets(settings: Settings) -> list[str]:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
         created.append(f"pseudonym key {path}")
+    bundle = bundle_key_path(settings.keys_dir)
+    if not bundle.exists():
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        key = ECKey.generate_key("P-256", private=True)
+        fd = os.open(bundle, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key.as_pem(private=True))
+        created.append(f"bundle signing key {bundle}")
     return created

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     policy_engine: Literal["embedded", "opa"] = "embedded"
     opa_url: str | None = None
     agreements_dir: Path = Path("agreements")
+    """Signed agreements: ``register/``, ``isa/``, ``revocations/``, ``keys/`` beneath it."""
+    policy_dir: Path = Path("policies")
+    """The Rego policy (``*.rego``; ``*_test.rego`` are its unit tests)."""
+    policy_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    """How often the agreements directory is checked for changes."""
+    opa_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
     keys_dir: Path = Path("var/keys")
     """Holds the broker's own signing keys (``token/*.pem``). Kept outside the database."""
     pseudonym_key_file: Path = Path("var/keys/pseudonym.key")

@@ -12,8 +12,10 @@ from tests.support import make_settings
 
 def test_demo_registration_is_idempotent_and_reactivates(tmp_path: Path) -> None:
     config = make_settings(tmp_path, f"sqlite:///{tmp_path / 'b.db'}", demo=True)
+    first = bootstrap.prepare(config, tmp_path / "keys-out")
     services = build_services(config)
-    first = bootstrap.register(services.registry, tmp_path / "keys-out")
+    assert services.policy_runtime.last is not None
+    assert len(services.policy_runtime.last.active()) == 5
     assert {c.client_id for c in first} == {c.id for c in DEMO_CLIENTS}
     assert all(c.key_path.read_bytes().startswith(b"-----BEGIN") for c in first)
     services.registry.set_status("wcp-mash", "suspended", actor="tour")

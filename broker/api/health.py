@@ -25,15 +25,20 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "not ready, with the failing checks"}},
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
-    def run_checks() -> dict[str, Any]:
-        return {name: check() for name, check in services.readiness.items()}
+    def run_checks() -> tuple[dict[str, Any], dict[str, Any]]:
+        checks = {name: check() for name, check in services.readiness.items()}
+        notes = {name: note() for name, note in services.notes.items()}
+        return checks, {name: text for name, text in notes.items() if text}
 
-    results = await run_in_threadpool(run_checks)
+    results, notes = await run_in_threadpool(run_checks)
     ready = all(reason is None for reason in results.values())
-    body = {
+    body: dict[str, Any] = {
         "status": "ready" if ready else "not ready",
         "checks": {name: reason or "ok" for name, reason in results.items()},
+        "policy_revision": services.policy.status().revision,
     }
+    if notes:
+        body["notes"] = notes
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

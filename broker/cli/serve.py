@@ -26,15 +26,14 @@ def serve(
     config = settings()
     configure_logging(config.log_level, config.log_json)
     clients: list[bootstrap.DemoClientInfo] = []
-    if demo:
-        config = bootstrap.demo_settings(config)
-        bootstrap.prepare_secrets(config)
     try:
+        if demo:
+            config = bootstrap.demo_settings(config)
+            clients = bootstrap.prepare(config, bootstrap.DEMO_DIR / "keys")
         services = build_services(config)
     except ConfigurationError as e:
         fail(f"the broker will not start: {e.detail}", EXIT_USAGE)
     if demo:
-        clients = bootstrap.register(services.registry, bootstrap.DEMO_DIR / "keys")
         _print_demo(clients, config.public_url)
     app = create_app(config, services)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)

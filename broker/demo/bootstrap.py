@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.auth.registry import Registry
+from broker.db import migrate
+from broker.db.engine import build_engine
 from broker.cli.registry import public_jwk_from_pem
 from broker.demo.keys import demo_client_key_path
 from broker.demo.parties import DEMO_CLIENTS, DEMO_PARTIES
@@ -43,8 +45,15 @@ class DemoClientInfo:
     key_path: Path
 
 
-def prepare_secrets(settings: Settings) -> None:
+def prepare(settings: Settings, keys_out: Path) -> list[DemoClientInfo]:
+    """Secrets, schema, parties and clients: everything the demo needs before services start."""
     init_secrets(settings)
+    engine = build_engine(settings.database_url, pool_size=2)
+    try:
+        migrate.upgrade(engine)
+        return register(Registry(engine), keys_out)
+    finally:
+        engine.dispose()
 
 
 def register(registry: Registry, keys_out: Path) -> list[DemoClientInfo]:

@@ -1,0 +1,106 @@
+"""From verified agreements to the compiled form the policy needs. Pure.
+
+Only agreements whose computed status is ``active`` or ``pending`` (fully signed, not yet in force:
+the policy itself compares dates, so one that starts between two builds starts on time) are
+compiled; only verified register entries become datasets. Revoked, expired, draft and invalid
+agreements never reach the policy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from broker.agreements.loader import LoadResult, VerifiedAgreement
+from broker.agreements.model import Flow
+from broker.policy.compiled import (
+    BreakGlass,
+    CompiledAgreement,
+    CompiledFlow,
+    Conditions,
+    DatasetEntry,
+    OfficeHours,
+    PolicyData,
+)
+
+COMPILED_STATUSES = frozenset({"active", "pending"})
+
+
+def _time(value: str) -> dt.time:
+    hours, minutes = value.split(":")
+    return dt.time(int(hours), int(minutes))
+
+
+def _flow(agreement: VerifiedAgreement, flow: Flow) -> CompiledFlow:
+    c = flow.conditions
+    break_glass = None
+    if c.break_glass is not None and c.break_glass.allowed:
+        break_glass = BreakGlass(
+            fields=agreement.break_glass_fields(flow), roles=tuple(c.break_glass.roles)
+        )
+    office_hours = None
+    if c.office_hours is not None:
+        office_hours = OfficeHours(
+            weekdays=c.office_hours.iso_weekdays(),
+            start=_time(c.office_hours.start),
+            end=_time(c.office_hours.end),
+        )
+    return CompiledFlow(
+        id=flow.id,
+        dataset=flow.dataset,
+        provider=flow.provider,
+        recipients=tuple(flow.recipients),
+        purposes=tuple(flow.purposes),
+        lawful_basis=flow.lawful_basis.labels(),
+        permitted_fields=agreement.permitted_fields(flow),
+        conditions=Conditions(
+            case_reference_required=c.case_reference_required,
+            consent_required=c.consent is not None and c.consent.required,
+            allowed_roles=tuple(c.requester_roles),
+            break_glass=break_glass,
+            verification_only=c.verification_only,
+            office_hours=office_hours,
+        ),
+        retention_days=flow.recipient_retention_days,
+        notify_provider=flow.notify_provider,
+        subject_access_hold_days=flow.subject_access_hold_days,
+    )
+
+
+def compiled_agreements(result: LoadResult) -> tuple[CompiledAgreement, ...]:
+    out = []
+    for verified in result.agreements:
+        a = verified.agreement
+        if a is None or verified.status.status not in COMPILED_STATUSES:
+            continue
+        out.append(
+            CompiledAgreement(
+                id=a.id,
+                version=a.version,
+                digest=verified.status.digest or "",
+                parties=tuple(p.id for p in a.parties),
+                effective_from=a.validity.effective_from,
+                expires_on=a.validity.expires_on,
+                flows=tuple(_flow(verified, f) for f in a.flows),
+            )
+        )
+    return tuple(out)
+
+
+def policy_data(result: LoadResult) -> PolicyData:
+    datasets = tuple(
+        DatasetEntry(id=e.id, owner=e.owner, fields=e.field_names(), open=e.open)
+        for e in sorted(result.register.entries.values(), key=lambda e: e.id)
+    )
+    return PolicyData(agreements=compiled_agreements(result), datasets=datasets)
+
+
+def revoked_ids(result: LoadResult) -> frozenset[str]:
+    """Agreement ids with no compiled version and a revoked one: denied before the engine."""
+    compiled = {a.id for a in compiled_agreements(result)}
+    return frozenset(
+        v.status.agreement_id
+        for v in result.agreements
+        if v.status.status == "revoked"
+        and v.status.agreement_id is not None
+        and v.status.agreement_id not in compiled
+    )

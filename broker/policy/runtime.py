@@ -1,0 +1,186 @@
+"""The live policy: agreements directory -> verified agreements -> signed bundle -> engine.
+
+:class:`PolicyRuntime` owns the reload loop. :meth:`refresh` re-reads the agreements directory,
+compiles and signs a bundle, and hands it to the :class:`~broker.policy.holder.PolicyHolder`,
+which verifies it like any other bundle before swapping engines (a refused bundle leaves the
+previous revision serving). :meth:`poll` is called about twice a second: when the directory
+changed it first applies new revocations on their own (one file verified, no rebuild: a
+revocation denies within a second whatever the number of agreements), then rebuilds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from broker.agreements.loader import (
+    Layout,
+    LoadResult,
+    load_directory,
+    read_signatures,
+)
+from broker.agreements.model import Revocation
+from broker.agreements.parsing import DocumentError, parse_document_with_lines
+from broker.agreements.signing import verify_detached
+from broker.agreements.store import AgreementStateStore
+from broker.core.errors import BrokerError
+from broker.policy.bundle import SigningKey, build_bundle, policy_modules
+from broker.policy.compiled import compile_data
+from broker.policy.from_agreements import policy_data, revoked_ids
+from broker.policy.holder import PolicyHolder
+
+log = structlog.get_logger("broker.policy")
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    revision: str | None
+    active: int
+    problems: int
+    error: str | None = None
+
+
+def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    layout = Layout(root)
+    entries = []
+    for directory in (layout.isa_dir, layout.register_dir, layout.revocations_dir):
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.iterdir()):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            entries.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(entries)
+
+
+class PolicyRuntime:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        policy_dir: Path,
+        store: AgreementStateStore,
+        holder: PolicyHolder,
+        signing_key: SigningKey,
+        known_parties: Callable[[], Collection[str]],
+        demo: bool,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.root = root
+        self.policy_dir = policy_dir
+        self.store = store
+        self.holder = holder
+        self.signing_key = signing_key
+        self.known_parties = known_parties
+        self.demo = demo
+        self.now = now
+        self.last: LoadResult | None = None
+        self.last_error: str | None = None
+        self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
+        self._seen_revocations: set[str] = set()
+        self._lock = threading.Lock()
+
+    def refresh(self) -> RefreshOutcome:
+        """Rebuild from the directory. Never raises: a failure keeps the previous revision."""
+        with self._lock:
+            self._fingerprint = _fingerprint(self.root)
+            try:
+                result = load_directory(
+                    self.root,
+                    self.store,
+                    known_parties=set(self.known_parties()),
+                    now=self.now(),
+                    demo=self.demo,
+                )
+                data = compile_data(policy_data(result))
+                _, blob = build_bundle(policy_modules(self.policy_dir), data, self.signing_key)
+                revision = self.holder.load(blob)
+                self.holder.set_revoked(revoked_ids(result))
+            except (BrokerError, OSError) as e:
+                self.last_error = str(e)
+                log.error("policy refresh refused", error=type(e).__name__, detail=str(e))
+                return RefreshOutcome(self.holder.status().revision, 0, 0, str(e))
+            self.last = result
+            self.last_error = None
+            active = len(result.active())
+            problems = len(result.problems) + sum(
+                1 for a in result.agreements if a.status.status == "invalid"
+            )
+            log.info("policy loaded", revision=revision, active=active, problems=problems)
+            self._seen_revocations = {str(p) for p in self._revocation_files()}
+            return RefreshOutcome(revision, active, problems)
+
+    def _revocation_files(self) -> list[Path]:
+        directory = Layout(self.root).revocations_dir
+        return sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+
+    def apply_new_revocations(self) -> list[str]:
+        """Verify revocation files not seen yet and deny their agreements at once.
+
+        A revocation counts only when signed by a party to the agreement with a trusted key and
+        when it covers the version that is compiled now. Returns the agreement ids revoked.
+        """
+        last = self.last
+        if last is None:
+            return []
+        compiled_version = {
+            v.agreement.id: (v.agreement.version, {p.id for p in v.agreement.parties})
+            for v in last.agreements
+            if v.agreement is not None and v.status.status in ("active", "pending")
+        }
+        trust = self.store.trust_snapshot()
+        revoked = []
+        for path in self._revocation_files():
+            if str(path) in self._seen_revocations:
+                continue
+            self._seen_revocations.add(str(path))
+            try:
+                doc, _ = parse_document_with_lines(path.read_text(encoding="utf-8"), str(path))
+                token = (
+                    read_signatures(path).get(doc.revoked_by, "")
+                    if isinstance(doc, Revocation)
+                    else ""
+                )
+            except (DocumentError, OSError, ValueError, Exception):  # the full rebuild reports it
+                continue
+            if not isinstance(doc, Revocation) or doc.agreement_id not in compiled_version:
+                continue
+            version, parties = compiled_version[doc.agreement_id]
+            if doc.revoked_by not in parties or doc.version < version:
+                continue
+            if not verify_detached(doc.canonical_bytes(), token, doc.revoked_by, trust).valid:
+                continue
+            self.holder.revoke(doc.agreement_id)
+            revoked.append(doc.agreement_id)
+            log.warning("agreement revoked", agreement_id=doc.agreement_id)
+        return revoked
+
+    def poll(self) -> bool:
+        """Reload when the directory changed. Returns True when it did."""
+        if _fingerprint(self.root) == self._fingerprint:
+            return False
+        self.apply_new_revocations()
+        self.refresh()
+        return True
+
+    def readiness(self) -> str | None:
+        """None when a policy revision is serving; the reason when none is."""
+        status = self.holder.status()
+        if not status.ready:
+            return f"no policy loaded: {self.last_error or status.last_refusal or 'not built'}"
+        return None
+
+    def note(self) -> str | None:
+        """What an operator should know while the broker still serves: a refused rebuild."""
+        status = self.holder.status()
+        refusal = status.last_refusal or self.last_error
+        if refusal:
+            return f"serving revision {status.revision}; the last rebuild was refused: {refusal}"
+        return None

@@ -1,0 +1,73 @@
+"""Build the policy holder and runtime from settings (embedded engine or an OPA server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Engine
+
+from broker.agreements.store import SqlAgreementStore, import_party_keys
+from broker.auth.registry import Registry
+from broker.core.errors import ConfigurationError
+from broker.policy.bundle import SigningKey, VerificationKey
+from broker.policy.embedded import EmbeddedEngine
+from broker.policy.holder import EngineFactory, PolicyHolder, opa_factory
+from broker.policy.opa import OpaEngine
+from broker.policy.runtime import PolicyRuntime
+from broker.secrets_check import BUNDLE_KEY_ID, load_bundle_key
+from broker.settings import Settings
+
+BUNDLE_ALG = "ES256"
+
+
+def agreements_root(settings: Settings) -> Path:
+    """The directory agreements are loaded from: the examples in the demo, unless set."""
+    if settings.demo and "agreements_dir" not in settings.model_fields_set:
+        return settings.agreements_dir / "examples"
+    return settings.agreements_dir
+
+
+def bundle_keys(settings: Settings) -> tuple[SigningKey, dict[str, VerificationKey]]:
+    pem = load_bundle_key(settings.keys_dir)
+    private = serialization.load_pem_private_key(pem, password=None)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return (
+        SigningKey(pem, BUNDLE_KEY_ID, BUNDLE_ALG),
+        {BUNDLE_KEY_ID: VerificationKey(public, BUNDLE_ALG)},
+    )
+
+
+def build_policy(
+    settings: Settings, engine: Engine, registry: Registry
+) -> tuple[PolicyHolder, PolicyRuntime]:
+    """The holder (engine swaps) and the runtime (directory -> bundle), loaded once.
+
+    In the demo the example party keys are imported into the trust store first (as an admin
+    would with ``broker parties import-keys``)."""
+    signing, verification = bundle_keys(settings)
+    factory: EngineFactory = EmbeddedEngine.from_bundle
+    if settings.policy_engine == "opa":
+        if not settings.opa_url:
+            raise ConfigurationError("BROKER_POLICY_ENGINE=opa needs BROKER_OPA_URL")
+        factory = opa_factory(
+            OpaEngine(settings.opa_url, timeout_seconds=settings.opa_timeout_seconds),
+            EmbeddedEngine.from_bundle,
+        )
+    holder = PolicyHolder(factory, verification)
+    root = agreements_root(settings)
+    if settings.demo:
+        import_party_keys(engine, root / "keys", "demo-bootstrap", demo=True)
+    runtime = PolicyRuntime(
+        root=root,
+        policy_dir=settings.policy_dir,
+        store=SqlAgreementStore(engine),
+        holder=holder,
+        signing_key=signing,
+        known_parties=lambda: {p.id for p in registry.list_parties()},
+        demo=settings.demo,
+    )
+    runtime.refresh()
+    return holder, runtime
