@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.auth.registry import Registry
+from broker.cli.registry import public_jwk_from_pem
 from broker.db import migrate
 from broker.db.engine import build_engine
-from broker.cli.registry import public_jwk_from_pem
 from broker.demo.keys import demo_client_key_path
 from broker.demo.parties import DEMO_CLIENTS, DEMO_PARTIES
 from broker.secrets_check import init_secrets
