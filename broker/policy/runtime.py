@@ -21,6 +21,7 @@ import structlog
 from broker.agreements.loader import (
     Layout,
     LoadResult,
+    SignatureFileError,
     load_directory,
     read_signatures,
 )
@@ -143,18 +144,17 @@ class PolicyRuntime:
             self._seen_revocations.add(str(path))
             try:
                 doc, _ = parse_document_with_lines(path.read_text(encoding="utf-8"), str(path))
-                token = (
-                    read_signatures(path).get(doc.revoked_by, "")
-                    if isinstance(doc, Revocation)
-                    else ""
-                )
-            except (DocumentError, OSError, ValueError, Exception):  # the full rebuild reports it
+                signatures = read_signatures(path)
+            except (DocumentError, SignatureFileError, OSError, ValueError) as e:
+                # Counts for nothing here; the full rebuild that follows reports it.
+                log.warning("revocation unreadable", file=str(path), error=type(e).__name__)
                 continue
             if not isinstance(doc, Revocation) or doc.agreement_id not in compiled_version:
                 continue
             version, parties = compiled_version[doc.agreement_id]
             if doc.revoked_by not in parties or doc.version < version:
                 continue
+            token = signatures.get(doc.revoked_by, "")
             if not verify_detached(doc.canonical_bytes(), token, doc.revoked_by, trust).valid:
                 continue
             self.holder.revoke(doc.agreement_id)
