@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from broker import __version__
-from broker.api import admin, health, oauth, problems, whoami
+from broker.api import admin, agreements, health, oauth, policy, problems, whoami
 from broker.api.middleware import RequestContextMiddleware
 from broker.container import Services, build_services
 from broker.settings import Settings
@@ -72,6 +72,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(whoami.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(agreements.router)
+    app.include_router(policy.router)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,

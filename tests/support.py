@@ -82,9 +82,16 @@ class LiveBroker:
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
-    def get(self, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.http.get(path, headers=headers, **kwargs)
+    def get(
+        self,
+        path: str,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        merged = {"Authorization": f"Bearer {token}"} if token else {}
+        merged.update(headers or {})
+        return self.http.get(path, headers=merged, **kwargs)
 
     def register(
         self,
@@ -145,6 +152,10 @@ def live_broker(
 ) -> Iterator[LiveBroker]:
     port = free_port()
     config = make_settings(tmp_path, database_url, port=port, **extra)
+    if config.demo:
+        from broker.demo import bootstrap
+
+        bootstrap.prepare(config, tmp_path / "demo-keys")
     clock = Clock()
     services = build_services(config, clock=clock)
     if customise:
@@ -157,3 +168,9 @@ def live_broker(
         finally:
             broker.http.close()
             services.close()
+
+
+def demo_key(client_id: str) -> PrivateKey:
+    from broker.demo.keys import demo_client_key
+
+    return demo_client_key(client_id)

@@ -276,3 +276,53 @@ def revoke_cmd(
     for item in _load(ctx, base, None).agreements:
         if item.status.agreement_id == agreement_id:
             typer.echo(f"{agreement_id} v{item.status.version}: {item.status.status}")
+
+
+@app.command("diff")
+def diff_cmd(
+    old: Annotated[Path, typer.Argument(help="The agreement version in force.")],
+    new: Annotated[Path, typer.Argument(help="The proposed version.")],
+    root: RootOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Permissions gained and lost between two versions: party, dataset, purpose, field.
+
+    For governance officers before they sign a new version. Exit 0 always when both parse
+    (a difference is information, not a failure); 2 when a file cannot be read.
+    """
+    from broker.agreements.authoring import read_document, unsigned_register
+    from broker.agreements.model import Agreement
+    from broker.policy.compiled import DatasetEntry as CompiledDataset
+    from broker.policy.diff import diff_agreements
+    from broker.policy.from_agreements import compile_unverified
+
+    try:
+        docs = [read_document(old), read_document(new)]
+    except DocumentInvalidError as e:
+        raise _fail(str(e)) from e
+    old_doc, new_doc = docs
+    if not isinstance(old_doc, Agreement) or not isinstance(new_doc, Agreement):
+        raise _fail("both files must be agreements")
+    register = unsigned_register(root or infer_root(new, Path("agreements")))
+    datasets = [
+        CompiledDataset(id=e.id, owner=e.owner, fields=e.field_names(), open=e.open)
+        for e in register.entries.values()
+    ]
+    try:
+        result = diff_agreements(compile_unverified(old_doc), compile_unverified(new_doc), datasets)
+    except BrokerError as e:
+        raise _fail(e.detail) from e
+    rows = result.rows()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no permission gained or lost")
+        return
+    for row in rows:
+        sign = "+" if row["change"] == "gained" else "-"
+        extra = " (break-glass)" if row["break_glass"] else ""
+        typer.echo(
+            f"{sign} {row['party']:<28} {row['dataset']:<26} {row['purpose']:<32} "
+            f"{row['field']}{extra}"
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import registry, secrets
+from broker.cli import agreements, keys, policy, registry, secrets
 from broker.cli.serve import serve
 from broker.cli.token import token
 
@@ -19,6 +19,9 @@ app.command("token")(token)
 app.add_typer(registry.parties_app, name="parties")
 app.add_typer(registry.clients_app, name="clients")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(keys.app, name="keys")
+app.add_typer(agreements.app, name="agreements")
+app.add_typer(policy.app, name="policy")
 
 
 def main() -> None:

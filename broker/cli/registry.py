@@ -21,6 +21,7 @@ from broker.cli.common import (
     registry,
     settings,
 )
+from broker.db.engine import build_engine
 
 parties_app = typer.Typer(help="Parties: organisations that control data.", no_args_is_help=True)
 clients_app = typer.Typer(help="Partner systems (clients) of parties.", no_args_is_help=True)
@@ -186,3 +187,32 @@ def clients_set_scopes(
     with handled(), registry(settings()) as reg:
         reg.set_scopes(client_id, scopes.replace(",", " ").split(), actor=actor())
     console.print(f"scopes of {client_id}: {scopes}")
+
+
+@parties_app.command("import-keys")
+def parties_import_keys(
+    directory: Annotated[Path, typer.Argument(help="JWKS files named <party-id>.jwks.json")] = Path(
+        "agreements/keys"
+    ),
+) -> None:
+    """Import parties' agreement-signing public keys into the trust store (a logged admin action).
+
+    Dropping a file into the directory is not enough: only imported keys are trusted.
+    """
+    from broker.agreements.errors import AgreementError
+    from broker.agreements.store import import_party_keys
+
+    config = settings()
+    with handled(), registry(config) as reg:
+        known = {p.id for p in reg.list_parties()}
+        engine = build_engine(config.database_url, pool_size=1)
+        try:
+            imported = import_party_keys(engine, directory, actor(), known_parties=known)
+        except AgreementError as e:
+            fail(str(e), EXIT_USAGE)
+        finally:
+            engine.dispose()
+    for key in imported:
+        console.print(f"trusted {key}", highlight=False)
+    if not imported:
+        console.print("nothing new to import")

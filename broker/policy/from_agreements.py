@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from broker.agreements.loader import LoadResult, VerifiedAgreement
-from broker.agreements.model import Flow
+from broker.agreements.loader import LoadResult
+from broker.agreements.model import Agreement, Flow
 from broker.policy.compiled import (
     BreakGlass,
     CompiledAgreement,
@@ -30,13 +30,13 @@ def _time(value: str) -> dt.time:
     return dt.time(int(hours), int(minutes))
 
 
-def _flow(agreement: VerifiedAgreement, flow: Flow) -> CompiledFlow:
+def _flow(
+    flow: Flow, permitted: tuple[str, ...], break_glass_fields: tuple[str, ...]
+) -> CompiledFlow:
     c = flow.conditions
     break_glass = None
     if c.break_glass is not None and c.break_glass.allowed:
-        break_glass = BreakGlass(
-            fields=agreement.break_glass_fields(flow), roles=tuple(c.break_glass.roles)
-        )
+        break_glass = BreakGlass(fields=break_glass_fields, roles=tuple(c.break_glass.roles))
     office_hours = None
     if c.office_hours is not None:
         office_hours = OfficeHours(
@@ -51,7 +51,7 @@ def _flow(agreement: VerifiedAgreement, flow: Flow) -> CompiledFlow:
         recipients=tuple(flow.recipients),
         purposes=tuple(flow.purposes),
         lawful_basis=flow.lawful_basis.labels(),
-        permitted_fields=agreement.permitted_fields(flow),
+        permitted_fields=permitted,
         conditions=Conditions(
             case_reference_required=c.case_reference_required,
             consent_required=c.consent is not None and c.consent.required,
@@ -80,10 +80,32 @@ def compiled_agreements(result: LoadResult) -> tuple[CompiledAgreement, ...]:
                 parties=tuple(p.id for p in a.parties),
                 effective_from=a.validity.effective_from,
                 expires_on=a.validity.expires_on,
-                flows=tuple(_flow(verified, f) for f in a.flows),
+                flows=tuple(
+                    _flow(f, verified.permitted_fields(f), verified.break_glass_fields(f))
+                    for f in a.flows
+                ),
             )
         )
     return tuple(out)
+
+
+def compile_unverified(agreement: Agreement, digest: str = "") -> CompiledAgreement:
+    """An agreement as written (wildcards unexpanded, signatures unchecked): for
+    ``broker agreements diff`` before a new version is signed. Never for deciding access."""
+    flows = []
+    for f in agreement.flows:
+        bg = f.conditions.break_glass
+        extra = tuple(bg.extra_fields) if bg is not None and bg.allowed else ()
+        flows.append(_flow(f, tuple(f.permitted_fields), extra))
+    return CompiledAgreement(
+        id=agreement.id,
+        version=agreement.version,
+        digest=digest,
+        parties=tuple(p.id for p in agreement.parties),
+        effective_from=agreement.validity.effective_from,
+        expires_on=agreement.validity.expires_on,
+        flows=tuple(flows),
+    )
 
 
 def policy_data(result: LoadResult) -> PolicyData:
