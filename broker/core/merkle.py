@@ -193,7 +193,7 @@ def root_from_inclusion_proof(
 def verify_inclusion(
     index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
 ) -> bool:
-    """True when ``proof`` shows the leaf hash ``leaf`` at ``index`` in the tree ``(size, root)``."""
+    """True when ``proof`` puts leaf hash ``leaf`` at ``index`` in the tree ``(size, root)``."""
     if len(leaf) != HASH_SIZE:
         return False
     got = root_from_inclusion_proof(index, size, leaf, proof)
@@ -203,7 +203,7 @@ def verify_inclusion(
 def verify_consistency(
     old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> bool:
-    """RFC 9162 §2.1.4.2: True when ``proof`` shows tree ``(old, old_root)`` is a prefix of ``new``."""
+    """RFC 9162 §2.1.4.2: True when ``proof`` shows ``(old, old_root)`` is a prefix of ``new``."""
     if old < 0 or new < old:
         return False
     if old == new:
@@ -265,7 +265,7 @@ class CompactRange:
         return b"".join(self.hashes)
 
     def append(self, leaf: bytes) -> list[tuple[int, bytes]]:
-        """Add a leaf hash; returns ``(position, hash)`` of the leaf and of every node it completes."""
+        """Add a leaf hash; returns ``(position, hash)`` of it and of every node it completes."""
         index = self.size
         position = 2 * index - index.bit_count()
         out = [(position, leaf)]

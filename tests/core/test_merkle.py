@@ -25,8 +25,11 @@ from broker.core import merkle
 
 # --- 1. published vectors (transparency-dev/merkle) -------------------------------------------
 
-LEAF_INPUTS = [bytes.fromhex(h) for h in ["", "00", "10", "2021", "3031", "40414243",
-                                          "5051525354555657", "606162636465666768696a6b6c6d6e6f"]]  # fmt: skip
+LEAF_INPUTS = [
+    bytes.fromhex(h)
+    for h in ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+              "606162636465666768696a6b6c6d6e6f"]
+]  # fmt: skip
 NODE_HASHES = [
     [
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
