@@ -10,7 +10,8 @@
         ├── AuditNotFoundError    (also NotFound, 404) no such exchange, tree size or checkpoint
         ├── ProofError            (also InvalidInput, 422) a proof for sizes the log cannot prove
         ├── CheckpointError       a checkpoint note that does not parse or verify, or no log key
-        └── ReceiptError          a receipt that does not verify
+        ├── ReceiptError          a receipt that does not verify
+        └── AuditQueryError       (also InvalidInput, 422) a bad search cursor, filter or date
 """
 
 from __future__ import annotations
@@ -46,3 +47,9 @@ class CheckpointError(AuditError):
 
 class ReceiptError(AuditError):
     title = "Receipt invalid"
+
+
+class AuditQueryError(AuditError, InvalidInput):
+    """A search or export the log cannot answer as asked (bad cursor, filter or date)."""
+
+    title = "Invalid audit query"

@@ -24,6 +24,7 @@ from broker.audit import store
 from broker.audit.checkpoint import Checkpoint, sign_checkpoint, verifier_key
 from broker.audit.entry import AuditEntry, SealedEntry, seal
 from broker.audit.errors import AuditError, AuditUnavailableError, ProofError
+from broker.audit.receipts import build_receipt
 from broker.core import merkle
 
 
@@ -258,3 +259,7 @@ class AuditLog:
                 raise ProofError(f"no consistency proof from {first} to {second} (log size {size})")
             proof = merkle.consistency_proof(first, second, store.node_reader(conn))
         return {"first": first, "second": second, "proof": [h.hex() for h in proof]}
+
+    def receipt(self, exchange_id: str) -> dict[str, object]:
+        """The receipt of one exchange (see :mod:`broker.audit.receipts`)."""
+        return build_receipt(self._engine, exchange_id)

@@ -90,10 +90,9 @@ def _mark(conn: Connection) -> str:
     raise RuntimeError(f"unsupported DB-API paramstyle {style}")  # pragma: no cover
 
 
-def _lock_head(conn: Connection, now_ms: int) -> Head:
+def _lock_head(conn: Connection) -> Head:
     """Take the append lock and read the head (plain driver SQL: this runs once per commit)."""
-    m = _mark(conn)
-    conn.exec_driver_sql(f"UPDATE audit_head SET updated_ms = {m} WHERE id = 1", (now_ms,))  # noqa: S608
+    conn.exec_driver_sql("UPDATE audit_head SET size = size WHERE id = 1")
     row = conn.exec_driver_sql(
         "SELECT size, compact, checkpoint_size, checkpoint_ms FROM audit_head WHERE id = 1"
     ).one()
@@ -152,7 +151,7 @@ def commit_batch(
     """
     with engine.begin() as conn:
         _durable(conn)
-        head = _lock_head(conn, now_ms)
+        head = _lock_head(conn)
         compact = head.compact
         rows: list[tuple[object, ...]] = []
         nodes: list[tuple[int, bytes]] = []
@@ -199,7 +198,7 @@ def make_checkpoint(engine: Engine, *, now_ms: int, sign: SignFn) -> Checkpoint:
     """Sign the current tree head now (unless the newest checkpoint already covers it)."""
     with engine.begin() as conn:
         _durable(conn)
-        head = _lock_head(conn, now_ms)
+        head = _lock_head(conn)
         latest = latest_checkpoint(conn)
         if latest is not None and latest.tree_size == head.size:
             return latest

@@ -75,7 +75,6 @@ audit_head = Table(
     Column("compact", LargeBinary, nullable=False),
     Column("checkpoint_size", BigInteger, nullable=False),
     Column("checkpoint_ms", BigInteger, nullable=False),
-    Column("updated_ms", BigInteger, nullable=False),
 )
 
 audit_checkpoints = Table(

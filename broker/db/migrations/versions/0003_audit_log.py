@@ -62,13 +62,11 @@ def upgrade() -> None:
         sa.Column("compact", sa.LargeBinary, nullable=False),
         sa.Column("checkpoint_size", sa.BigInteger, nullable=False),
         sa.Column("checkpoint_ms", sa.BigInteger, nullable=False),
-        sa.Column("updated_ms", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_audit_head"),
     )
     op.bulk_insert(
         head,
-        [{"id": 1, "size": 0, "compact": b"", "checkpoint_size": 0, "checkpoint_ms": 0,
-          "updated_ms": 0}],
+        [{"id": 1, "size": 0, "compact": b"", "checkpoint_size": 0, "checkpoint_ms": 0}],
     )  # fmt: skip
     op.create_table(
         "audit_checkpoints",
