@@ -294,7 +294,10 @@ def verify_log(
     """Verify the whole log. ``against`` holds ``(label, note text)`` of checkpoints other parties
     kept. Never raises for tampering: everything found is in the report."""
     with engine.connect() as conn:
-        head = store.read_head(conn)
+        try:
+            head = store.read_head(conn)
+        except Exception as e:  # a missing or mangled head row is itself tampering
+            return VerifyReport(0, 0, 0, (Problem(f"the log head is unreadable: {e}", 0),))
         stored = store.all_checkpoints(conn)
         checkpoints, problems = _check_checkpoints(stored, public, origin)
         targets: dict[int, list[tuple[str, bytes]]] = {}
@@ -316,6 +319,9 @@ def verify_log(
             _check_consistency(conn, scan, checkpoints)
         except _ScanStoppedError:
             pass
+        except Exception as e:  # a value of the wrong type in a column, say
+            at = scan.compact.size
+            scan.problems.append(Problem(f"entry {at}: a stored row is unreadable ({e})", at))
         problems.extend(scan.problems)
         if 0 in targets and scan.compact.size == 0:
             for label, root in targets[0]:

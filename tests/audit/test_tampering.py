@@ -38,9 +38,9 @@ def _edit_leaf_byte(conn: Connection) -> None:
 
 
 def _swap_rows(conn: Connection) -> None:
-    cols = "leaf, exchange_id, kind, at_ms, agreement_id, party_id, client_id, dataset, decision"
-    a = conn.execute(text(f"SELECT {cols} FROM audit_entries WHERE idx = 23")).one()
-    b = conn.execute(text(f"SELECT {cols} FROM audit_entries WHERE idx = 24")).one()
+    select = "SELECT leaf, exchange_id, at_ms FROM audit_entries WHERE idx = :i"
+    a = conn.execute(text(select), {"i": 23}).one()
+    b = conn.execute(text(select), {"i": 24}).one()
     conn.execute(text("UPDATE audit_entries SET exchange_id = 'tmp' WHERE idx = 23"))
     for idx, row in ((24, a), (23, b)):
         conn.execute(
