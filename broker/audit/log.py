@@ -206,6 +206,20 @@ class AuditLog:
         except Exception as e:
             raise AuditUnavailableError(f"could not make a checkpoint: {e}") from e
 
+    def checkpoint_if_due(self) -> Checkpoint | None:
+        """For a periodic timer: sign a checkpoint when entries arrived and ``every_seconds``
+        passed since the last one (appends also check this). Raises AuditUnavailableError."""
+        try:
+            with self._engine.connect() as conn:
+                head = store.read_head(conn)
+        except Exception as e:
+            raise AuditUnavailableError(f"could not read the log head: {e}") from e
+        if not self._policy.due(
+            head.size, head.checkpoint_size, self._clock_ms(), head.checkpoint_ms
+        ):
+            return None
+        return self.checkpoint_now()
+
     def latest_checkpoint(self) -> Checkpoint:
         """The newest signed tree head, made now when the log has none yet."""
         with self._engine.connect() as conn:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from broker.audit import store
-from broker.audit.entry import PERSONAL_FIELDS, parse_leaf
+from broker.audit.entry import PERSONAL_FIELDS, AuditEntry, parse_leaf
 from broker.audit.errors import AuditQueryError
 from broker.audit.tables import audit_entries
 from broker.core import merkle
@@ -125,3 +125,18 @@ def get_exchange(engine: Engine, exchange_id: str) -> dict[str, object]:
     """One entry by exchange id. Raises :class:`AuditNotFoundError`."""
     with engine.connect() as conn:
         return entry_view(store.entry_row(conn, exchange_id))
+
+
+def audit_read_entry(
+    *, client_id: str, party_id: str, resource: str, query: dict[str, object]
+) -> AuditEntry:
+    """The entry that records a read of audit data (every read is itself logged).
+
+    ``query`` must not hold a subject's identifier in clear: pass the pseudonym instead.
+    """
+    return AuditEntry(
+        kind="audit-read",
+        client_id=client_id,
+        party_id=party_id,
+        details={"resource": resource, "query": query},
+    )

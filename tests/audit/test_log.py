@@ -33,7 +33,7 @@ from broker.audit.export import export
 from broker.audit.log import AuditLog, LogSigner
 from broker.audit.receipts import check_receipt
 from broker.audit.redact import redact_before, redact_by_retention
-from broker.audit.search import SearchFilters, get_exchange, search
+from broker.audit.search import SearchFilters, audit_read_entry, get_exchange, search
 from broker.audit.store import CheckpointPolicy
 from broker.audit.verify import verify_log
 from broker.core import merkle
@@ -151,10 +151,18 @@ def test_timed_checkpoints(engine: Engine, signer: LogSigner) -> None:
     )
     log.append(make_entry(0))  # first entry: timed checkpoint (none before)
     log.append(make_entry(1))
+    assert log.checkpoint_if_due() is None  # entry 1 arrived but 5 s have not passed
+    clock[0] += 5000
+    timer = log.checkpoint_if_due()
+    assert timer is not None
+    assert timer.tree_size == 2
+    clock[0] += 5000
+    assert log.checkpoint_if_due() is None  # nothing new
+    log.append(make_entry(3))
     clock[0] += 5000
     appended = log.append(make_entry(2))
     assert appended.checkpoint is not None
-    assert appended.checkpoint.tree_size == 3
+    assert appended.checkpoint.tree_size == 4
 
 
 def test_inclusion_and_consistency_proofs_verify(filled: AuditLog) -> None:
@@ -364,7 +372,14 @@ def test_append_entry_kinds_for_admin_and_audit_reads(log: AuditLog, tmp_path: P
     log.append(
         AuditEntry(kind="admin", client_id="admin-cli", details={"action": "clients.suspend"})
     )
-    log.append(AuditEntry(kind="audit-read", details={"resource": "/v1/exchanges", "q": "x"}))
+    log.append(
+        audit_read_entry(
+            client_id="ccc-governance",
+            party_id="coventry-city-council",
+            resource="/v1/exchanges",
+            query={"decision": "deny"},
+        )
+    )
     log.append(AuditEntry(kind="simulation", decision="deny", details={"weight": 0.5}))
     page = search(log.engine, SearchFilters(kind="audit-read"))
     assert len(page.items) == 1
