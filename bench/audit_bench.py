@@ -54,8 +54,8 @@ RELEASED = digest_released_record({"child_protection_plan": {"status": "active"}
 def entry(i: int) -> AuditEntry:
     return AuditEntry(
         decision="allow" if i % 4 else "deny",
-        client_id="uhcw-ed-system",
-        party_id="uhcw-nhs-trust",
+        client_id="r9z-ed-safeguarding",
+        party_id="R9Z",
         user_id=f"ed-nurse-{i % 40}",
         user_role="safeguarding-nurse",
         agreement=AgreementRef("ISA-SAFEGUARDING-CHILDREN", "3", "sha256:" + "ab" * 32),
@@ -68,7 +68,7 @@ def entry(i: int) -> AuditEntry:
         withheld_fields=(WithheldField("name.family", "not in the agreement"),),
         reasons=("permitted by flow 1",),
         case_reference=f"ED-2026-11-{i:06d}",
-        obligations=({"type": "notify-provider", "party": "coventry-city-council"},),
+        obligations=({"type": "notify-provider", "party": "calderbridge-city-council"},),
         policy_revision="rev-42",
         source_outcome="ok",
         released=RELEASED,

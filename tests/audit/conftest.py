@@ -29,8 +29,8 @@ def make_entry(i: int, **overrides: object) -> AuditEntry:
     """A synthetic exchange (NHS test-range number, fictional people)."""
     fields: dict[str, object] = {
         "decision": "allow" if i % 3 else "deny",
-        "client_id": "uhcw-ed-system",
-        "party_id": "uhcw-nhs-trust",
+        "client_id": "r9z-ed-safeguarding",
+        "party_id": "R9Z",
         "user_id": f"ed-nurse-{i % 17}",
         "user_role": "safeguarding-nurse",
         "agreement": AgreementRef("ISA-SAFEGUARDING-CHILDREN", "3", "sha256:" + "ab" * 32),
@@ -45,7 +45,7 @@ def make_entry(i: int, **overrides: object) -> AuditEntry:
         "break_glass": i % 10 == 0,
         "justification": "child attended ED with injuries" if i % 10 == 0 else None,
         "case_reference": f"ED-2026-11-{i:04d}",
-        "obligations": ({"type": "notify-provider", "party": "coventry-city-council"},),
+        "obligations": ({"type": "notify-provider", "party": "calderbridge-city-council"},),
         "policy_revision": "rev-42",
         "source_outcome": "ok",
         "released": digest_released_record({"child_protection_plan": {"status": "active"}}),

@@ -260,7 +260,7 @@ def test_search_filters_and_cursor_pagination(filled: AuditLog) -> None:
     assert len(by_subject.items) == 57
     window = SearchFilters(time_from_ms=1_795_900_010_000, time_to_ms=1_795_900_020_000)
     assert len(search(filled.engine, window, limit=100).items) == 10
-    none = SearchFilters(agreement_id="ISA-NONE", party_id="uhcw-nhs-trust")
+    none = SearchFilters(agreement_id="ISA-NONE", party_id="R9Z")
     assert search(filled.engine, none).items == []
 
 
@@ -375,7 +375,7 @@ def test_append_entry_kinds_for_admin_and_audit_reads(log: AuditLog, tmp_path: P
     log.append(
         audit_read_entry(
             client_id="ccc-governance",
-            party_id="coventry-city-council",
+            party_id="calderbridge-city-council",
             resource="/v1/exchanges",
             query={"decision": "deny"},
         )
