@@ -51,7 +51,7 @@ def _entries(
     checkpoint = log.checkpoint_now()  # covers everything exported
     c = audit_entries.c
     last = -1
-    with log.engine.connect() as conn:
+    with store.reading(log.engine) as conn:
         read = store.node_reader(conn)
         while True:
             query = select(audit_entries).where(c.idx > last, c.idx < checkpoint.tree_size)

@@ -210,7 +210,7 @@ class AuditLog:
         """For a periodic timer: sign a checkpoint when entries arrived and ``every_seconds``
         passed since the last one (appends also check this). Raises AuditUnavailableError."""
         try:
-            with self._engine.connect() as conn:
+            with store.reading(self._engine) as conn:
                 head = store.read_head(conn)
         except Exception as e:
             raise AuditUnavailableError(f"could not read the log head: {e}") from e
@@ -222,12 +222,12 @@ class AuditLog:
 
     def latest_checkpoint(self) -> Checkpoint:
         """The newest signed tree head, made now when the log has none yet."""
-        with self._engine.connect() as conn:
+        with store.reading(self._engine) as conn:
             latest = store.latest_checkpoint(conn)
         return latest if latest is not None else self.checkpoint_now()
 
     def size(self) -> int:
-        with self._engine.connect() as conn:
+        with store.reading(self._engine) as conn:
             return store.read_head(conn).size
 
     def inclusion_proof(
@@ -239,7 +239,7 @@ class AuditLog:
     ) -> dict[str, object]:
         """RFC 9162 inclusion proof of one entry in the tree of ``tree_size`` (default: the newest
         checkpoint's). Raises :class:`AuditNotFoundError`, :class:`ProofError`."""
-        with self._engine.connect() as conn:
+        with store.reading(self._engine) as conn:
             if exchange_id is not None:
                 row = store.entry_row(conn, exchange_id)
             elif index is not None:
@@ -267,7 +267,7 @@ class AuditLog:
 
     def consistency_proof(self, first: int, second: int) -> dict[str, object]:
         """RFC 9162 consistency proof between two tree sizes. Raises :class:`ProofError`."""
-        with self._engine.connect() as conn:
+        with store.reading(self._engine) as conn:
             size = store.read_head(conn).size
             if not 0 <= first <= second <= size:
                 raise ProofError(f"no consistency proof from {first} to {second} (log size {size})")

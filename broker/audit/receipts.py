@@ -30,7 +30,7 @@ def build_receipt(engine: Engine, exchange_id: str) -> dict[str, object]:
 
     Raises :class:`AuditNotFoundError`.
     """
-    with engine.connect() as conn:
+    with store.reading(engine) as conn:
         row = store.entry_row(conn, exchange_id)
         index = int(row.idx)
         leaf = bytes(row.leaf)

@@ -113,7 +113,7 @@ def search(
         query = query.where(c.subject_pseudonym.in_(filters.subject_pseudonyms))
     if cursor is not None:
         query = query.where(c.idx < decode_cursor(cursor))
-    with engine.connect() as conn:
+    with store.reading(engine) as conn:
         rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -123,7 +123,7 @@ def search(
 
 def get_exchange(engine: Engine, exchange_id: str) -> dict[str, object]:
     """One entry by exchange id. Raises :class:`AuditNotFoundError`."""
-    with engine.connect() as conn:
+    with store.reading(engine) as conn:
         return entry_view(store.entry_row(conn, exchange_id))
 
 

@@ -10,15 +10,17 @@ several processes appending to one database make one sequence with no gaps or fo
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from broker.audit.checkpoint import Checkpoint
 from broker.audit.entry import PERSONAL_FIELDS, SealedEntry, leaf_bytes
-from broker.audit.errors import AuditNotFoundError, ProofError
+from broker.audit.errors import AuditNotFoundError, AuditUnavailableError, ProofError
 from broker.audit.tables import audit_checkpoints, audit_entries, audit_head, audit_nodes
 from broker.core import merkle
 
@@ -79,6 +81,16 @@ def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
     """A parameterised INSERT in the driver's own placeholder style (names are constants)."""
     placeholders = ", ".join([_mark(conn)] * len(columns))
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads; a database failure becomes :class:`AuditUnavailableError`."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except SQLAlchemyError as e:
+        raise AuditUnavailableError(f"the audit log cannot be read: {e}") from e
 
 
 def _mark(conn: Connection) -> str:

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -384,3 +385,30 @@ def test_append_entry_kinds_for_admin_and_audit_reads(log: AuditLog, tmp_path: P
     page = search(log.engine, SearchFilters(kind="audit-read"))
     assert len(page.items) == 1
     assert verify_log(log.engine, log.signer.public_key).ok
+
+
+BROKEN_CALLS: dict[str, Callable[[AuditLog, str], object]] = {
+    "append": lambda log, _: log.append(make_entry(1)),
+    "checkpoint_now": lambda log, _: log.checkpoint_now(),
+    "checkpoint_if_due": lambda log, _: log.checkpoint_if_due(),
+    "size": lambda log, _: log.size(),
+    "inclusion_proof": lambda log, x: log.inclusion_proof(exchange_id=x),
+    "consistency_proof": lambda log, _: log.consistency_proof(0, 1),
+    "receipt": lambda log, x: log.receipt(x),
+    "search": lambda log, _: search(log.engine, SearchFilters()),
+    "get_exchange": lambda log, x: get_exchange(log.engine, x),
+    "export": lambda log, _: export(log, io.StringIO(), fmt="jsonl"),
+}
+
+
+@pytest.mark.parametrize("call", BROKEN_CALLS.values(), ids=BROKEN_CALLS.keys())
+def test_no_database_error_escapes_untranslated(
+    log: AuditLog, call: Callable[[AuditLog, str], object]
+) -> None:
+    exchange_id = log.append(make_entry(0)).exchange_id
+    log.checkpoint_now()
+    with log.engine.begin() as conn:
+        conn.execute(text("DROP TABLE audit_entries"))
+        conn.execute(text("DROP TABLE audit_head"))
+    with pytest.raises(AuditUnavailableError):
+        call(log, exchange_id)

@@ -1,4 +1,4 @@
-"""One OS process appending from many threads (run by test_postgres.py, not collected)."""
+"""One OS process appending from many threads (run by test_processes.py, not collected)."""
 
 from __future__ import annotations
 
