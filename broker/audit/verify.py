@@ -289,6 +289,16 @@ def _check_checkpoints(
     return good, problems
 
 
+def _snapshot(conn: Connection) -> None:
+    """Read one consistent state of the log while appends go on (a false alarm otherwise)."""
+    if conn.dialect.name == "sqlite":
+        # pysqlite runs plain SELECTs outside any transaction; a read transaction pins the WAL
+        # snapshot at its first read. The connection's close rolls it back.
+        conn.connection.dbapi_connection.execute("BEGIN")  # type: ignore[union-attr]
+    elif conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="REPEATABLE READ")
+
+
 def verify_log(
     engine: Engine,
     public: Ed25519PublicKey,
@@ -301,6 +311,7 @@ def verify_log(
     """Verify the whole log. ``against`` holds ``(label, note text)`` of checkpoints other parties
     kept. Never raises for tampering: everything found is in the report."""
     with engine.connect() as conn:
+        _snapshot(conn)
         try:
             head = store.read_head(conn)
         except Exception as e:  # a missing or mangled head row is itself tampering

@@ -412,3 +412,23 @@ def test_no_database_error_escapes_untranslated(
         conn.execute(text("DROP TABLE audit_head"))
     with pytest.raises(AuditUnavailableError):
         call(log, exchange_id)
+
+
+def test_verify_reads_a_consistent_snapshot_while_appends_go_on(filled: AuditLog) -> None:
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        i = 1000
+        while not stop.is_set():
+            filled.append(make_entry(i))
+            i += 1
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        reports = [verify_log(filled.engine, filled.signer.public_key) for _ in range(5)]
+    finally:
+        stop.set()
+        writer.join()
+    assert all(r.ok for r in reports), [r.problems for r in reports]
+    assert reports[-1].entries_checked > 57
