@@ -88,7 +88,7 @@ def _rewrite_leaf_and_tree(conn: Connection) -> None:
     conn.execute(text("UPDATE audit_head SET compact = :c"), {"c": compact.to_bytes()})
 
 
-TAMPERING: dict[str, tuple[Callable[[Connection], None], int, str]] = {
+TAMPERING: dict[str, tuple[Callable[[Connection], object], int, str]] = {
     "edited-leaf-field": (_edit_leaf_byte, 23, "leaf"),
     "edited-search-column-party": (
         lambda c: c.execute(text("UPDATE audit_entries SET party_id = 'hidden' WHERE idx = 31")),
@@ -162,7 +162,7 @@ TAMPERING: dict[str, tuple[Callable[[Connection], None], int, str]] = {
 
 @pytest.mark.parametrize(("tamper", "first_bad", "says"), TAMPERING.values(), ids=TAMPERING.keys())
 def test_tampering_is_detected_and_names_the_entry(
-    filled: AuditLog, tamper: Callable[[Connection], None], first_bad: int, says: str
+    filled: AuditLog, tamper: Callable[[Connection], object], first_bad: int, says: str
 ) -> None:
     with filled.engine.begin() as conn:
         tamper(conn)
