@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from broker.audit.entry import format_time_ms
 from broker.audit.errors import CheckpointError
 from broker.core.merkle import HASH_SIZE
 
@@ -44,13 +45,27 @@ class Checkpoint:
     note: str
     """The full signed note, as served and as parties keep it."""
 
+    def signature(self) -> tuple[str, str]:
+        """``(key id hex, base64 Ed25519 signature)`` from the note's first signature line."""
+        for line in self.note.partition("\n\n")[2].split("\n"):
+            parts = line.split(" ")
+            if len(parts) == 3 and parts[0] == _DASH:
+                blob = base64.b64decode(parts[2])
+                return blob[:4].hex(), base64.b64encode(blob[4:]).decode()
+        return "", ""
+
     def to_json(self) -> dict[str, object]:
+        """What ``GET /v1/audit/checkpoint`` serves; ``note`` is what parties should keep."""
+        key_id, signature = self.signature()
         return {
             "origin": self.origin,
             "tree_size": self.tree_size,
             "root_hash": base64.b64encode(self.root).decode(),
             "root_hash_hex": self.root.hex(),
             "time_ms": self.time_ms,
+            "time": format_time_ms(self.time_ms),
+            "key_id": key_id,
+            "signature": signature,
             "note": self.note,
         }
 
