@@ -48,13 +48,20 @@ def redact_before(log: AuditLog, before_ms: int, *, actor: str | None = None) ->
         cleared[name] = None
         cleared[name + "_salt"] = None
     holding = [c[name].is_not(None) for name in PERSONAL_FIELDS] + [c.record_salt.is_not(None)]
+    sqlite = log.engine.dialect.name == "sqlite"
     try:
         with log.engine.begin() as conn:
+            if sqlite:  # overwrite the old values in freed space, not just unlink them
+                conn.exec_driver_sql("PRAGMA secure_delete = ON")
             result = conn.execute(
                 update(audit_entries)
                 .where(c.at_ms < before_ms, c.idx < logged.leaf_index, or_(*holding))
                 .values(**cleared)
             )
+        if sqlite:  # and out of the write-ahead log too
+            with log.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.exec_driver_sql("PRAGMA secure_delete = OFF")
     except Exception as e:
         raise AuditUnavailableError(f"redaction failed: {e}") from e
     return RedactionResult(before_ms, logged.leaf_index, result.rowcount)

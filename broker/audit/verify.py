@@ -165,11 +165,11 @@ class _Scan:
             p0, p1 = merkle.nodes_for_leaf_count(start), merkle.nodes_for_leaf_count(end)
             cursor.execute(nodes_sql, (p0, p1))
             nodes = cursor.fetchall()
-            self._chunk(rows, nodes, p0)
+            self._chunk(rows, nodes)
             if progress is not None:
                 progress(self.compact.size, total)
 
-    def _chunk(self, rows: Sequence[Any], nodes: Sequence[Any], p0: int) -> None:
+    def _chunk(self, rows: Sequence[Any], nodes: Sequence[Any]) -> None:
         k = 0
         n_nodes = len(nodes)
         targets = self.targets

@@ -305,6 +305,10 @@ def test_redaction_keeps_verify_passing_and_removes_values(filled: AuditLog) -> 
     report = verify_log(filled.engine, filled.signer.public_key, origin=filled.signer.origin)
     assert report.ok, report.problems
     assert get_exchange(filled.engine, str(_exchange_id(filled.engine, 5)))["redacted"] is True
+    database = Path(str(filled.engine.url.database))
+    raw = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    assert b"ED-2026-11-0005" not in raw  # not left behind in freed pages or the WAL
+    assert b"ED-2026-11-0025" in raw
 
 
 def test_redaction_by_retention(filled: AuditLog) -> None:
