@@ -13,15 +13,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from broker.audit import store
 from broker.audit.entry import PERSONAL_FIELDS, AuditEntry, parse_leaf
-from broker.audit.errors import AuditQueryError
+from broker.audit.errors import AuditNotFoundError, AuditQueryError
 from broker.audit.tables import audit_entries
 from broker.core import merkle
 
 MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one governance client may see: entries its party made, or made under an agreement its
+    party is in. ``oversight`` clients search without a scope."""
+
+    party_id: str
+    agreement_ids: tuple[str, ...] = ()
+
+    def clause(self) -> Any:
+        c = audit_entries.c
+        if not self.agreement_ids:
+            return c.party_id == self.party_id
+        return or_(c.party_id == self.party_id, c.agreement_id.in_(self.agreement_ids))
 
 
 @dataclass(frozen=True)
@@ -85,9 +100,15 @@ def entry_view(row: Any) -> dict[str, object]:
 
 
 def search(
-    engine: Engine, filters: SearchFilters, *, cursor: str | None = None, limit: int = 50
+    engine: Engine,
+    filters: SearchFilters,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    scope: Scope | None = None,
 ) -> SearchPage:
-    """Newest first. Raises :class:`AuditQueryError` for a bad cursor or limit."""
+    """Newest first, within ``scope`` when given. Raises :class:`AuditQueryError` for a bad
+    cursor or limit."""
     if not 1 <= limit <= MAX_PAGE:
         raise AuditQueryError(f"limit must be between 1 and {MAX_PAGE}")
     c = audit_entries.c
@@ -113,6 +134,8 @@ def search(
         query = query.where(c.subject_pseudonym.in_(filters.subject_pseudonyms))
     if cursor is not None:
         query = query.where(c.idx < decode_cursor(cursor))
+    if scope is not None:
+        query = query.where(scope.clause())
     with store.reading(engine) as conn:
         rows = conn.execute(query).all()
     more = len(rows) > limit
@@ -121,9 +144,18 @@ def search(
     return SearchPage([entry_view(r) for r in rows], next_cursor)
 
 
-def get_exchange(engine: Engine, exchange_id: str) -> dict[str, object]:
-    """One entry by exchange id. Raises :class:`AuditNotFoundError`."""
+def get_exchange(
+    engine: Engine, exchange_id: str, *, scope: Scope | None = None
+) -> dict[str, object]:
+    """One entry by exchange id. Raises :class:`AuditNotFoundError` (also when out of scope)."""
     with store.reading(engine) as conn:
+        if scope is not None:
+            c = audit_entries.c
+            found = conn.execute(
+                select(c.idx).where(c.exchange_id == exchange_id, scope.clause())
+            ).first()
+            if found is None:
+                raise AuditNotFoundError(f"exchange {exchange_id} is not in the audit log")
         return entry_view(store.entry_row(conn, exchange_id))
 
 

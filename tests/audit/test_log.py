@@ -34,7 +34,7 @@ from broker.audit.export import export
 from broker.audit.log import AuditLog, LogSigner
 from broker.audit.receipts import check_receipt
 from broker.audit.redact import redact_before, redact_by_retention
-from broker.audit.search import SearchFilters, audit_read_entry, get_exchange, search
+from broker.audit.search import Scope, SearchFilters, audit_read_entry, get_exchange, search
 from broker.audit.store import CheckpointPolicy
 from broker.audit.verify import verify_log
 from broker.core import merkle
@@ -436,3 +436,18 @@ def test_verify_reads_a_consistent_snapshot_while_appends_go_on(filled: AuditLog
         writer.join()
     assert all(r.ok for r in reports), [r.problems for r in reports]
     assert reports[-1].entries_checked > 57
+
+
+def test_governance_scope_limits_search_and_reads(log: AuditLog) -> None:
+    own = log.append(make_entry(0, party_id="R9Z", agreement=None)).exchange_id
+    log.append(make_entry(1, party_id="west-calder-police", client_id="wcp-mash"))
+    other = log.append(
+        make_entry(2, party_id="west-calder-police", client_id="wcp-mash", agreement=None)
+    ).exchange_id
+    hospital = Scope("R9Z", ("ISA-SAFEGUARDING-CHILDREN",))
+    page = search(log.engine, SearchFilters(), scope=hospital)
+    assert [i["leaf_index"] for i in page.items] == [1, 0]  # own entry + shared agreement
+    assert get_exchange(log.engine, own, scope=hospital)["leaf_index"] == 0
+    with pytest.raises(AuditNotFoundError):
+        get_exchange(log.engine, other, scope=hospital)
+    assert len(search(log.engine, SearchFilters(), scope=Scope("R9Z")).items) == 1
