@@ -4,7 +4,7 @@
 PostgreSQL with synchronous_commit on). Concurrent callers (the gateway calls from a threadpool)
 share commits: the first caller to find no commit in progress becomes the leader, takes every
 queued entry (up to ``max_batch``) and commits them in one transaction while the others wait
-(each on its own event, so a commit wakes only its own callers); then the oldest waiter leads
+(each on its own lock, so a commit wakes only its own callers); then the oldest waiter leads
 the next batch with whatever queued meanwhile. Any failure raises
 :class:`AuditUnavailableError` to every caller in the failed batch: no entry, no data released.
 """
@@ -83,7 +83,11 @@ class _Pending:
     result: Appended | None = None
     error: BaseException | None = None
     done: bool = False
-    wake: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Lock = field(default_factory=threading.Lock)
+    """Held from creation; released to wake the waiting caller (cheaper than an Event)."""
+
+    def __post_init__(self) -> None:
+        self.wake.acquire()
 
 
 class AuditLog:
@@ -128,7 +132,7 @@ class AuditLog:
             self._leader = True
         if follower:
             # Woken when our entry is done, or when the last leader hands us the lead.
-            item.wake.wait()
+            item.wake.acquire()
             if item.done:
                 return self._outcome(item)
         try:
@@ -142,11 +146,11 @@ class AuditLog:
                     for it in batch:
                         it.done = True
                         if it is not item:
-                            it.wake.set()
+                            it.wake.release()
         finally:
             with self._lock:
                 if self._queue:
-                    self._queue[0].wake.set()  # the oldest waiter leads next
+                    self._queue[0].wake.release()  # the oldest waiter leads next
                 else:
                     self._leader = False
         return self._outcome(item)
