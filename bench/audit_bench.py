@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 import broker.audit.tables  # noqa: F401  (registers the tables)
 from broker.audit import store
@@ -193,6 +193,18 @@ def build_big_tree(engine: Engine, log: AuditLog, size: int, sampled: list[int])
         "INSERT INTO audit_entries (idx, exchange_id, kind, at_ms, break_glass, leaf)"  # noqa: S608
         f" VALUES ({m}, {m}, {m}, {m}, {m}, {m})"
     )
+    postgres = engine.dialect.name == "postgresql"
+
+    def flush(conn: Connection) -> None:
+        if postgres:  # COPY is an order of magnitude faster than INSERTs for two million rows
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            with cursor.copy("COPY audit_nodes (pos, hash) FROM STDIN") as copy:
+                for row in nodes:
+                    copy.write_row(row)
+        else:
+            conn.exec_driver_sql(insert_nodes, nodes)
+        nodes.clear()
+
     with engine.begin() as conn:
         for i in range(size):
             leaf = b'{"entry":{"bench":true},"index":' + str(i).encode() + b"}"
@@ -200,10 +212,9 @@ def build_big_tree(engine: Engine, log: AuditLog, size: int, sampled: list[int])
                 leaves[i] = leaf
             nodes.extend(compact.append(merkle.leaf_hash(leaf)))
             if len(nodes) >= 200_000:
-                conn.exec_driver_sql(insert_nodes, nodes)
-                nodes.clear()
+                flush(conn)
         if nodes:
-            conn.exec_driver_sql(insert_nodes, nodes)
+            flush(conn)
         rows = [(i, str(uuid.uuid4()), "exchange", 0, False, leaves[i]) for i in sorted(leaves)]
         conn.exec_driver_sql(insert_entries, rows)
         conn.exec_driver_sql(

@@ -21,8 +21,6 @@ goes to the recipient in the receipt.
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ import orjson
 import rfc8785
 
 from broker.audit.errors import AuditEntryError
+from broker.audit.randomness import random_bytes
 from broker.core.pseudonym import Pseudonym
 
 SCHEMA_VERSION: Final = 1
@@ -54,7 +53,7 @@ _MAX_SAFE_INT: Final = 2**53 - 1
 def new_exchange_id(now_ms: int | None = None) -> str:
     """A UUIDv7 (RFC 9562 §5.7): 48-bit Unix milliseconds, version 7, variant 10, 74 random bits."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = int.from_bytes(random_bytes(10), "big")
     value = (ms & (2**48 - 1)) << 80
     value |= 0x7 << 76
     value |= ((rand >> 62) & 0xFFF) << 64
@@ -107,7 +106,7 @@ class ReleasedDigest:
 
 def digest_released_record(record: JsonValue, salt: bytes | None = None) -> ReleasedDigest:
     """Digest the released record (never logged itself). Raises :class:`AuditEntryError`."""
-    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
+    salt = random_bytes(SALT_BYTES) if salt is None else salt
     try:
         canonical = rfc8785.dumps(record)
     except Exception as e:  # rfc8785 raises its own error types for floats, keys, surrogates
@@ -332,7 +331,7 @@ def seal(entry: AuditEntry) -> SealedEntry:
     """
     _check(entry)
     values = _personal_values(entry)
-    salts = secrets.token_bytes(SALT_BYTES * len(PERSONAL_FIELDS))
+    salts = random_bytes(SALT_BYTES * len(PERSONAL_FIELDS))
     personal: dict[str, tuple[str, bytes]] = {}
     commitments: dict[str, str | None] = {}
     for i, name in enumerate(PERSONAL_FIELDS):
