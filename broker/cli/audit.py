@@ -68,7 +68,10 @@ def _print_report(report: VerifyReport, as_json: bool) -> None:
 def verify(
     against: Annotated[
         list[Path] | None,
-        typer.Option("--against", help="Checkpoint files kept by other parties (repeatable)."),
+        typer.Option(
+            "--against",
+            help="A checkpoint file kept by another party, or a folder of them (repeatable).",
+        ),
     ] = None,
     log_key: Annotated[
         Path | None, typer.Option("--log-key", help="The log's public key PEM.")
@@ -79,7 +82,8 @@ def verify(
     settings = load_settings()
     try:
         public = load_public_key(log_key) if log_key else public_log_key(settings)
-        held = read_checkpoint_files([str(p) for p in against or []])
+        files = [f for p in against or [] for f in (sorted(p.iterdir()) if p.is_dir() else [p])]
+        held = read_checkpoint_files([str(f) for f in files if f.is_file()])
     except (BrokerError, OSError, ValueError, KeyError) as e:
         raise _fail_environment(str(e)) from e
     engine = build_engine(settings.database_url)

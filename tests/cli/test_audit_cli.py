@@ -57,6 +57,12 @@ def test_verify_against_checkpoints_kept_by_parties(env: AuditLog, tmp_path: Pat
     kept = tmp_path / "police-checkpoint.txt"
     kept.write_text(env.latest_checkpoint().note)
     assert runner.invoke(app, ["verify", "--against", str(kept)]).exit_code == 0
+    folder = tmp_path / "hospital-kept"
+    folder.mkdir()
+    (folder / "30.json").write_text(json.dumps(env.latest_checkpoint().to_json()))
+    result = runner.invoke(app, ["verify", "--against", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["external_checkpoints_checked"] == 1
     with env.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_entries WHERE idx >= 25"))
         conn.execute(text("DELETE FROM audit_checkpoints WHERE tree_size > 24"))
