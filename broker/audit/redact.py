@@ -8,12 +8,13 @@ entry older than the cut-off of a redaction logged after it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import or_, update
 
 from broker.audit.entry import PERSONAL_FIELDS, AuditEntry, format_time_ms
-from broker.audit.errors import AuditUnavailableError
+from broker.audit.errors import AuditEntryError, AuditUnavailableError
 from broker.audit.log import AuditLog
 from broker.audit.tables import audit_entries
 
@@ -38,6 +39,8 @@ class RedactionResult:
 def redact_before(log: AuditLog, before_ms: int, *, actor: str | None = None) -> RedactionResult:
     """Remove personal values, their salts and record salts of every entry older than
     ``before_ms`` (UTC ms). Logs the redaction first. Raises :class:`AuditUnavailableError`."""
+    if before_ms > int(time.time() * 1000):
+        raise AuditEntryError("cannot redact entries from the future")
     details: dict[str, object] = {"before": format_time_ms(before_ms), "before_ms": before_ms}
     if actor:
         details["actor"] = actor

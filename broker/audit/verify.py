@@ -107,7 +107,8 @@ class _Redactions:
         for idx, leaf in rows:
             try:
                 _, body = parse_leaf(bytes(leaf))
-                before = int(body["details"]["before_ms"])
+                # A redaction cannot reach past its own time: no redacting the future.
+                before = min(int(body["details"]["before_ms"]), search_values(body)[2])
             except (ValueError, KeyError, TypeError):
                 continue  # the scan reports the row itself
             found.append((idx, before))

@@ -451,3 +451,29 @@ def test_governance_scope_limits_search_and_reads(log: AuditLog) -> None:
     with pytest.raises(AuditNotFoundError):
         get_exchange(log.engine, other, scope=hospital)
     assert len(search(log.engine, SearchFilters(), scope=Scope("R9Z")).items) == 1
+
+
+def test_redaction_cannot_reach_into_the_future(filled: AuditLog) -> None:
+    with pytest.raises(AuditEntryError, match="future"):
+        redact_before(filled, 4_000_000_000_000)
+
+
+def test_a_redaction_covers_nothing_newer_than_itself(log: AuditLog) -> None:
+    """A redaction entry claiming a cut-off after its own time covers only up to its time."""
+    now = 1_795_900_000_000
+    log.append(make_entry(0, time_ms=now))
+    log.append(make_entry(1, time_ms=now + 50))  # logged before, but timed after, the redaction
+    log.append(
+        AuditEntry(
+            kind="redaction",
+            time_ms=now + 10,
+            details={"before": "2100-01-01T00:00:00.000Z", "before_ms": 4_102_444_800_000},
+        )
+    )
+    with log.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE audit_entries SET user_id = NULL, user_id_salt = NULL WHERE idx IN (0, 1)")
+        )
+    report = verify_log(log.engine, log.signer.public_key)
+    assert report.first_bad_entry == 1
+    assert any("no logged redaction covers it" in p.message for p in report.problems)
