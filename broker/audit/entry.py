@@ -1,12 +1,13 @@
 """The audit entry: what is logged about one exchange (or admin action, simulation, audit read).
 
-Pure: no I/O. An :class:`AuditEntry` is *sealed* (:func:`seal`) before it is appended:
+No I/O apart from drawing random salts. An :class:`AuditEntry` is *sealed* (:func:`seal`)
+before it is appended:
 
 - personal fields (subject pseudonym, user id, justification, case reference) are replaced in the
   leaf by commitments ``SHA-256(salt || UTF-8 value)`` with a fresh 16-byte salt each; the values
   and salts are stored beside the leaf and can later be redacted without changing the leaf hash;
 - everything else is in the leaf in clear, as RFC 8785 canonical JSON (the *body*);
-- the search columns are derived from the body by :func:`search_columns`, the same function the
+- the search columns are derived from the body by :func:`search_values`, the same function the
   verifier uses to re-derive them, so an edited search column is detected.
 
 The leaf bytes add the log index: ``{"entry":<body>,"index":<n>}``. Since ``"entry" < "index"``

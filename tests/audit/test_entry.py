@@ -46,6 +46,12 @@ def test_times_are_utc_milliseconds(ms: int, text: str) -> None:
     assert parse_time_ms(text) == ms
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=253_402_300_799_999))  # up to 9999-12-31
+def test_time_text_round_trips_for_every_millisecond(ms: int) -> None:
+    assert parse_time_ms(format_time_ms(ms)) == ms
+
+
 def test_seal_commits_to_personal_fields_with_fresh_salts() -> None:
     entry = make_entry(3)
     a, b = seal(entry), seal(entry)
