@@ -86,29 +86,63 @@ def _body(origin: str, tree_size: int, root: bytes, time_ms: int) -> str:
     return f"{origin}\n{tree_size}\n{base64.b64encode(root).decode()}\ntime {time_ms}\n"
 
 
+def sign_note(key: Ed25519PrivateKey, name: str, text: str) -> str:
+    """A C2SP signed note: ``text`` (ending in a newline), a blank line, one Ed25519 signature."""
+    if not text.endswith("\n") or "\n\n" in text:
+        raise CheckpointError("note text must end with a newline and hold no blank line")
+    signature = key.sign(text.encode())
+    blob = base64.b64encode(key_hash(name, key.public_key()) + signature).decode()
+    return f"{text}\n{_DASH} {name} {blob}\n"
+
+
+def open_note(note: str, public: Ed25519PublicKey, name: str) -> str:
+    """The text of ``note`` when a signature line by (``name``, ``public``) verifies. Pure.
+
+    Raises :class:`CheckpointError` when the note is malformed or no such signature verifies.
+    """
+    text, sep, signatures = note.partition("\n\n")
+    if not sep or not text:
+        raise CheckpointError("note has no signature block")
+    text += "\n"
+    wanted = key_hash(name, public)
+    for line in signatures.split("\n"):
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != _DASH or parts[1] != name:
+            continue
+        try:
+            blob = base64.b64decode(parts[2], validate=True)
+        except ValueError:
+            continue
+        if len(blob) != 4 + 64 or blob[:4] != wanted:
+            continue
+        try:
+            public.verify(blob[4:], text.encode())
+        except InvalidSignature:
+            continue
+        return text
+    raise CheckpointError(f"note for {name!r} has no valid signature by the log key")
+
+
 def sign_checkpoint(
     key: Ed25519PrivateKey, origin: str, tree_size: int, root: bytes, time_ms: int
 ) -> Checkpoint:
     """Sign a tree head with the log key."""
     if not origin or "\n" in origin or " " in origin or "+" in origin:
         raise CheckpointError(f"log origin {origin!r} is not a valid note key name")
-    body = _body(origin, tree_size, root, time_ms)
-    signature = key.sign(body.encode())
-    blob = base64.b64encode(key_hash(origin, key.public_key()) + signature).decode()
-    note = f"{body}\n{_DASH} {origin} {blob}\n"
+    note = sign_note(key, origin, _body(origin, tree_size, root, time_ms))
     return Checkpoint(origin, tree_size, root, time_ms, note)
 
 
 def open_checkpoint(note: str, public: Ed25519PublicKey, origin: str | None = None) -> Checkpoint:
-    """Parse a note and check its signature by ``public``. Pure.
+    """Parse a checkpoint note and check its signature by ``public``. Pure.
 
     ``origin`` (when given) must match the note's. Raises :class:`CheckpointError` for a malformed
     note, a wrong origin, or no valid signature by this key.
     """
-    body, sep, signatures = note.partition("\n\n")
-    if not sep or not body:
+    head, sep, _ = note.partition("\n\n")
+    if not sep or not head:
         raise CheckpointError("checkpoint note has no signature block")
-    lines = body.split("\n")
+    lines = head.split("\n")
     if len(lines) < 3:
         raise CheckpointError("checkpoint note body is too short")
     name, size_text, root_text = lines[0], lines[1], lines[2]
@@ -126,26 +160,13 @@ def open_checkpoint(note: str, public: Ed25519PublicKey, origin: str | None = No
     for extra in lines[3:]:
         if extra.startswith("time ") and extra[5:].isdigit():
             time_ms = int(extra[5:])
-    signed = (body + "\n").encode()
-    wanted = key_hash(name, public)
-    for line in signatures.split("\n"):
-        if not line:
-            continue
-        parts = line.split(" ")
-        if len(parts) != 3 or parts[0] != _DASH or parts[1] != name:
-            continue
-        try:
-            blob = base64.b64decode(parts[2], validate=True)
-        except ValueError:
-            continue
-        if len(blob) != 4 + 64 or blob[:4] != wanted:
-            continue
-        try:
-            public.verify(blob[4:], signed)
-        except InvalidSignature:
-            continue
-        return Checkpoint(name, int(size_text), root, time_ms, note)
-    raise CheckpointError(f"checkpoint for {name!r} has no valid signature by the log key")
+    try:
+        open_note(note, public, name)
+    except CheckpointError as e:
+        raise CheckpointError(
+            f"checkpoint for {name!r} has no valid signature by the log key"
+        ) from e
+    return Checkpoint(name, int(size_text), root, time_ms, note)
 
 
 # --- the log key (PEM files) -------------------------------------------------------------------

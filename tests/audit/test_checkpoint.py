@@ -18,8 +18,10 @@ from broker.audit.checkpoint import (
     load_public_key,
     log_key_path,
     open_checkpoint,
+    open_note,
     public_key_path,
     sign_checkpoint,
+    sign_note,
     verifier_key,
 )
 from broker.audit.errors import CheckpointError
@@ -28,6 +30,32 @@ from broker.audit.factory import log_origin
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 ORIGIN = "broker.example/audit"
 ROOT = hashlib.sha256(b"root").digest()
+
+
+# The example key and note of the reference implementation, golang.org/x/mod/sumdb/note
+# (note_test.go and the package documentation). Ed25519 is deterministic (RFC 8032), so signing
+# the same text with the same key must give the published note byte for byte.
+GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
+GO_TEXT = (
+    "If you think cryptography is the answer to your problem,\n"
+    "then you don't know what your problem is.\n"
+)
+GO_NOTE = (
+    GO_TEXT + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2"
+    "pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+)
+
+
+def test_notes_match_the_go_reference_byte_for_byte() -> None:
+    seed = base64.b64decode(GO_SKEY.split("+", 4)[4])
+    assert seed[0] == 1  # algorithm byte: Ed25519
+    key = Ed25519PrivateKey.from_private_bytes(seed[1:])
+    assert verifier_key("PeterNeumann", key.public_key()) == GO_VKEY
+    assert sign_note(key, "PeterNeumann", GO_TEXT) == GO_NOTE
+    assert open_note(GO_NOTE, key.public_key(), "PeterNeumann") == GO_TEXT
+    with pytest.raises(CheckpointError, match="no valid signature"):
+        open_note(GO_NOTE.replace("cryptography", "cryptographY"), key.public_key(), "PeterNeumann")
 
 
 def test_note_layout_follows_c2sp() -> None:
