@@ -10,9 +10,21 @@ import structlog
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from adapters.sources import Sources
 from broker import __version__
-from broker.api import admin, agreements, health, oauth, policy, problems, whoami
+from broker.api import (
+    admin,
+    agreements,
+    audit,
+    exchanges,
+    health,
+    oauth,
+    policy,
+    problems,
+    whoami,
+)
 from broker.api.middleware import RequestContextMiddleware
+from broker.audit.redact import redact_by_retention
 from broker.container import Services, build_services
 from broker.settings import Settings
 
@@ -50,7 +62,32 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                 except Exception as e:  # the runtime already keeps the last good revision
                     log.error("agreements watch failed", error=type(e).__name__)
 
-        tasks = [asyncio.create_task(reload_keys()), asyncio.create_task(watch_agreements())]
+        async def audit_jobs() -> None:
+            """Checkpoints every N entries or T seconds; redaction by retention."""
+            last_redaction = 0.0
+            while True:
+                await asyncio.sleep(1.0)
+                try:
+                    await run_in_threadpool(services.audit.checkpoint_if_due)
+                    now = services.clock()
+                    if now - last_redaction >= settings.audit_redaction_interval_seconds:
+                        last_redaction = now
+                        await run_in_threadpool(
+                            redact_by_retention,
+                            services.audit,
+                            settings.audit_retention_days,
+                            now_ms=int(now * 1000),
+                        )
+                except Exception as e:  # logged; the next round tries again
+                    log.error("audit job failed", error=type(e).__name__)
+
+        if services.bindings is not None:
+            services.sources = Sources(services.bindings)
+        tasks = [
+            asyncio.create_task(reload_keys()),
+            asyncio.create_task(watch_agreements()),
+            asyncio.create_task(audit_jobs()),
+        ]
         try:
             yield
         finally:
@@ -59,6 +96,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if services.sources is not None:
+                await services.sources.aclose()
+                services.sources = None
 
     app = FastAPI(
         title="Information Sharing Broker",
@@ -74,6 +114,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(agreements.router)
     app.include_router(policy.router)
+    app.include_router(audit.router)
+    app.include_router(exchanges.router)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,

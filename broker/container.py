@@ -8,15 +8,23 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
-from broker.auth.access_log import AuditReadLog
+from adapters.bindings import BindingSet, load_bindings
+from adapters.sources import Sources
+from broker.audit.factory import open_log
+from broker.audit.log import AuditLog
+from broker.audit.store import CheckpointPolicy
 from broker.auth.assertion import AssertionRules
 from broker.auth.keyring import KeyRing
 from broker.auth.registry import Registry
 from broker.auth.replay import ReplayStore, SqlReplayStore
 from broker.auth.tokens import TokenService
+from broker.core.pseudonym import PseudonymKeyring, load_key_file
 from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.demo.keys import demo_key_thumbprints
+from broker.exchange.idempotency import IdempotencyStore
+from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
+from broker.exchange.service import DatasetFacts, ExchangeService
 from broker.observability import Metrics, build_metrics
 from broker.policy.holder import PolicyHolder
 from broker.policy.runtime import PolicyRuntime
@@ -38,9 +46,16 @@ class Services:
     replay: ReplayStore
     assertion_rules: AssertionRules
     metrics: Metrics
-    audit_reads: AuditReadLog
     policy: PolicyHolder
     policy_runtime: PolicyRuntime
+    audit: AuditLog
+    pseudonyms: PseudonymKeyring
+    exchanges: ExchangeService
+    rate_limiter: ClientRateLimiter
+    idempotency: IdempotencyStore
+    bindings: BindingSet | None = None
+    sources: Sources | None = None
+    """Built in the app's lifespan (its HTTP pools belong to the event loop)."""
     clock: Callable[[], float] = time.time
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     notes: dict[str, ReadinessCheck] = field(default_factory=dict)
@@ -73,6 +88,7 @@ def build_services(
     clock: Callable[[], float] = time.time,
     run_migrations: bool = True,
     engine: Engine | None = None,
+    bindings: BindingSet | None = None,
 ) -> Services:
     """Check secrets (outside demo mode too), open the database, load keys. Raises
     ConfigurationError when the broker must not start."""
@@ -84,6 +100,37 @@ def build_services(
     registry = Registry(engine, frozenset() if settings.demo else demo_key_thumbprints())
     holder, runtime = build_policy(settings, engine, registry)
     refused = frozenset() if settings.demo else demo_key_thumbprints()
+    audit = open_log(
+        settings,
+        engine,
+        create_key=True,
+        policy=CheckpointPolicy(
+            settings.audit_checkpoint_every_entries, settings.audit_checkpoint_every_seconds
+        ),
+    )
+    pseudonyms = load_key_file(settings.pseudonym_key_file)
+    if bindings is None and settings.bindings_file is not None:
+        bindings = load_bindings(settings.bindings_file)
+    holder_ref: list[Services] = []
+
+    def datasets(dataset_id: str) -> DatasetFacts | None:
+        last = runtime.last
+        entry = last.register.get(dataset_id) if last is not None else None
+        if entry is None:
+            return None
+        return DatasetFacts(entry.owner, frozenset(entry.subject_id_types))
+
+    exchanges = ExchangeService(
+        policy=holder,
+        audit=audit,
+        pseudonyms=pseudonyms,
+        sources=lambda: holder_ref[0].sources if holder_ref else None,
+        datasets=datasets,
+        verification_limiter=VerificationLimiter(
+            engine, settings.verify_limit_per_subject, settings.verify_limit_window_seconds
+        ),
+        test_range_only=settings.demo,
+    )
     services = Services(
         settings=settings,
         engine=engine,
@@ -99,11 +146,22 @@ def build_services(
             refused_key_thumbprints=refused,
         ),
         metrics=build_metrics(),
-        audit_reads=AuditReadLog(engine),
         policy=holder,
         policy_runtime=runtime,
+        audit=audit,
+        pseudonyms=pseudonyms,
+        exchanges=exchanges,
+        rate_limiter=ClientRateLimiter(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            settings.rate_limit_overrides,
+            time.monotonic,
+        ),
+        idempotency=IdempotencyStore(engine, settings.idempotency_ttl_seconds),
+        bindings=bindings,
         clock=clock,
     )
+    holder_ref.append(services)
     services.readiness["database"] = _database_ready(engine)
     services.readiness["policy"] = runtime.readiness
     services.notes["policy"] = runtime.note

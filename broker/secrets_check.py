@@ -7,13 +7,13 @@ placeholder. ``broker secrets init`` creates them.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 from joserfc.jwk import ECKey
 
 from broker.auth.keyring import KeyRing, create_token_key
 from broker.core.errors import ConfigurationError
+from broker.core.pseudonym import generate_key_file, load_key_file
 from broker.settings import MIN_SECRET_BYTES, PLACEHOLDER_SECRETS, Settings
 
 
@@ -58,6 +58,7 @@ def check_secrets(settings: Settings) -> None:
     """Raise ConfigurationError unless every secret the broker needs is present and real."""
     KeyRing.load(settings.keys_dir)
     read_secret_file(settings.pseudonym_key_file, "pseudonym key")
+    load_key_file(settings.pseudonym_key_file)
     load_bundle_key(settings.keys_dir)
 
 
@@ -70,10 +71,7 @@ def init_secrets(settings: Settings) -> list[str]:
         created.append(f"token signing key {create_token_key(settings.keys_dir)}")
     path = settings.pseudonym_key_file
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
+        generate_key_file(path)
         created.append(f"pseudonym key {path}")
     bundle = bundle_key_path(settings.keys_dir)
     if not bundle.exists():

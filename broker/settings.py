@@ -52,6 +52,25 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=30, ge=0, le=300)
     assertion_max_bytes: int = Field(default=8192, ge=1024, le=65536)
     request_body_max_bytes: int = Field(default=65536, ge=1024)
+    # exchanges
+    bindings_file: Path | None = None
+    """Which source system serves each dataset (adapters/bindings format). The demo sets its own."""
+    rate_limit_per_second: float = Field(default=50.0, gt=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+    rate_limit_overrides: dict[str, float] = Field(default_factory=dict)
+    """Per-client rates, e.g. ``BROKER_RATE_LIMIT_OVERRIDES='{"bench-client": 5000}'``."""
+    verify_limit_per_subject: int = Field(default=5, ge=1)
+    verify_limit_window_seconds: int = Field(default=86400, ge=60)
+    idempotency_ttl_seconds: int = Field(default=600, ge=10, le=86400)
+
+    # audit log
+    audit_checkpoint_every_entries: int = Field(default=1000, ge=1)
+    audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+    audit_retention_days: int = Field(default=2920, ge=1)
+    """Personal values of log entries (pseudonym, user id, justification, case reference) are
+    redacted after this many days; the entries and every proof stay (8 years by default)."""
+    audit_redaction_interval_seconds: float = Field(default=3600.0, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
 from broker.core.errors import (
     AuthError,
     BrokerError,
@@ -27,14 +28,21 @@ from broker.core.errors import (
     InvalidToken,
     NotFound,
     OAuthError,
+    Refused,
     Unavailable,
 )
+from broker.exchange.limits import RateLimited
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("broker.api")
 
 #: Status for each domain error class; the most specific class in the MRO wins.
 STATUS_FOR: dict[type[BrokerError], int] = {
+    SubjectNotFound: 404,
+    SourceTimeout: 504,
+    SourceError: 502,
+    RateLimited: 429,
+    Refused: 403,
     InvalidInput: 422,
     NotFound: 404,
     Conflict: 409,
@@ -100,6 +108,22 @@ def _location(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "request"
 
 
+def problem_body(exc: BrokerError, request_id: str) -> tuple[int, dict[str, Any]]:
+    """Status and RFC 9457 body for a domain error (also what an idempotent retry gets)."""
+    status = status_for(exc)
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": exc.title,
+        "status": status,
+        "detail": exc.detail,
+        "request_id": request_id,
+    }
+    if isinstance(exc, InvalidInput) and exc.problems:
+        body["errors"] = [{"location": e.location, "message": e.message} for e in exc.problems]
+    body.update(exc.extra)
+    return status, body
+
+
 async def _on_broker_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BrokerError)
     if isinstance(exc, OAuthError):
@@ -108,12 +132,16 @@ async def _on_broker_error(request: Request, exc: Exception) -> JSONResponse:
     headers = None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-    elif status == 403:
+    elif status == 403 and isinstance(exc, Forbidden):
         headers = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+    elif isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
     if status >= 500:
         log.error("request failed", error=type(exc).__name__, detail=exc.detail)
     problems = exc.problems if isinstance(exc, InvalidInput) else ()
-    return problem(request, status, exc.title, exc.detail, errors=problems, headers=headers)
+    return problem(
+        request, status, exc.title, exc.detail, errors=problems, headers=headers, extra=exc.extra
+    )
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from adapters.demo.runtime import start_demo_sources
 from broker.app import create_app
 from broker.cli.common import EXIT_USAGE, console, fail, settings
 from broker.container import build_services
@@ -26,17 +27,30 @@ def serve(
     config = settings()
     configure_logging(config.log_level, config.log_json)
     clients: list[bootstrap.DemoClientInfo] = []
+    demo_sources = None
     try:
+        bindings = None
         if demo:
             config = bootstrap.demo_settings(config)
             clients = bootstrap.prepare(config, bootstrap.DEMO_DIR / "keys")
-        services = build_services(config)
+            console.print("starting the demo source systems (synthetic Calderbridge) ...")
+            demo_sources = start_demo_sources(bootstrap.DEMO_DIR / "sources")
+            bindings = demo_sources.bindings
+        services = build_services(config, bindings=bindings)
     except ConfigurationError as e:
+        if demo_sources is not None:
+            demo_sources.stop()
         fail(f"the broker will not start: {e.detail}", EXIT_USAGE)
     if demo:
         _print_demo(clients, config.public_url)
     app = create_app(config, services)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)
+    try:
+        uvicorn.run(
+            app, host=host, port=port, log_config=None, access_log=False, server_header=False
+        )
+    finally:
+        if demo_sources is not None:
+            demo_sources.stop()
 
 
 def _print_demo(clients: list[bootstrap.DemoClientInfo], public_url: str) -> None:

@@ -8,6 +8,7 @@
     ├── Conflict                it exists already / state forbids it (409)
     ├── ConfigurationError      the operator must fix settings or files (startup, exit 2)
     ├── Unavailable             a dependency we need is down: fail closed (503)
+    ├── Refused                 the policy denied a sharing request (403, logged)
     └── AuthError               authentication and authorisation
         ├── OAuthError          token endpoint errors, RFC 6749 §5.2 (400/401)
         ├── InvalidToken        a bad, expired or revoked access token (401)
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class BrokerError(Exception):
@@ -30,6 +32,12 @@ class BrokerError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.extra: dict[str, Any] = {}
+        """Members added to the problem response (e.g. the ``exchange_id`` of a logged refusal)."""
+
+    def with_extra(self, **members: Any) -> BrokerError:
+        self.extra.update(members)
+        return self
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,10 @@ class Unavailable(BrokerError):
     title = "Service unavailable"
 
 
+class Refused(BrokerError):
+    title = "Refused"
+
+
 class AuthError(BrokerError):
     title = "Authentication failed"
 
@@ -84,7 +96,7 @@ class OAuthError(AuthError):
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        super().__init__(self.detail)
+        BrokerError.__init__(self, self.detail)
 
 
 class InvalidToken(AuthError):

@@ -14,7 +14,6 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    Text,
 )
 
 metadata = MetaData(
@@ -72,16 +71,4 @@ admin_events = Table(
     Column("action", String(100), nullable=False),
     Column("target", String(200), nullable=False),
     Column("details", JSON, nullable=False),
-)
-
-# Who looked at audit data: every read of the log, by client and party, with the query.
-audit_reads = Table(
-    "audit_reads",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("client_id", String(100), nullable=False),
-    Column("party_id", String(100), nullable=False),
-    Column("resource", String(200), nullable=False),
-    Column("query", Text, nullable=False),
 )

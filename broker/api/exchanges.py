@@ -1,0 +1,84 @@
+"""``POST /v1/exchanges``: a partner system's sharing request (DESIGN.md, "HTTP")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from broker.api.deps import Principal, ServicesDep, require_scope
+from broker.api.problems import PROBLEM_JSON, problem_body
+from broker.core.errors import BrokerError, NotFound, Refused
+from broker.exchange.idempotency import StoredAnswer, body_digest
+from broker.exchange.request import ExchangeRequest
+from broker.exchange.service import Caller
+
+router = APIRouter(tags=["exchanges"])
+Exchanger = Annotated[Principal, Depends(require_scope("exchange"))]
+
+#: Answers that were logged: a retry with the same Idempotency-Key gets them again, unlogged.
+_REPEATABLE = (Refused, NotFound)
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "refused by policy (logged); reasons in full to parties of the agreement"},
+    404: {"description": "subject not found at the source (logged)"},
+    422: {"description": "malformed request, every bad field named"},
+    429: {"description": "over the client's rate (Retry-After), or the verification limit"},
+    502: {"description": "the source system failed (logged)"},
+    503: {"description": "engine, log or database unavailable: nothing released"},
+    504: {"description": "the source system timed out (logged)"},
+}
+
+
+@router.post(
+    "/v1/exchanges",
+    summary="Ask for a person's record (or a yes/no on one claim set) under an agreement",
+    responses=_RESPONSES,
+)
+async def create_exchange(
+    body: ExchangeRequest,
+    request: Request,
+    principal: Exchanger,
+    services: ServicesDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    services.rate_limiter.take(principal.client_id)
+    key = idempotency_key
+    if key is not None:
+        digest = body_digest(await request.body())
+        now_ms = int(services.clock() * 1000)
+        stored = await run_in_threadpool(
+            services.idempotency.begin, principal.client_id, key, digest, now_ms
+        )
+        if stored is not None:
+            media = PROBLEM_JSON if stored.status_code >= 400 else "application/json"
+            return JSONResponse(
+                stored.body,
+                status_code=stored.status_code,
+                media_type=media,
+                headers={"Idempotent-Replayed": "true"},
+            )
+    caller = Caller(principal.client_id, principal.party_id)
+    try:
+        result = await services.exchanges.handle(caller, body)
+    except BrokerError as e:
+        if key is not None:
+            if isinstance(e, _REPEATABLE):
+                status, problem = problem_body(e, str(request.scope["state"]["request_id"]))
+                await run_in_threadpool(
+                    services.idempotency.finish,
+                    principal.client_id,
+                    key,
+                    StoredAnswer(status, problem),
+                )
+            else:
+                await run_in_threadpool(services.idempotency.abandon, principal.client_id, key)
+        raise
+    answer = result.body()
+    if key is not None:
+        await run_in_threadpool(
+            services.idempotency.finish, principal.client_id, key, StoredAnswer(200, answer)
+        )
+    return JSONResponse(answer)

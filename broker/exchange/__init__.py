@@ -1,0 +1,1 @@
+"""The orchestration of one sharing request, and nothing else."""

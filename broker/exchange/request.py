@@ -1,0 +1,69 @@
+"""The ``POST /v1/exchanges`` body (DESIGN.md). Unknown keys are refused: a typo in a request
+must never silently change what is asked for."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from broker.core.errors import FieldProblem
+
+Name = str
+_FIELD = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+_FIELD_RE = re.compile(_FIELD)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class SubjectIn(Strict):
+    type: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")
+    value: str = Field(min_length=1, max_length=100)
+
+
+class RequestedBy(Strict):
+    user_id: str = Field(min_length=1, max_length=200)
+    role: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    id_token: str | None = Field(default=None, max_length=8192)
+
+
+class ExchangeRequest(Strict):
+    agreement_id: str | None = Field(default=None, pattern=_ID)
+    purpose: str = Field(min_length=1, max_length=100, pattern=_ID)
+    dataset: str = Field(min_length=1, max_length=100, pattern=_ID)
+    subject: SubjectIn
+    fields: list[Name] | None = Field(default=None, max_length=200)
+    """Absent: every field the agreement permits."""
+    requested_by: RequestedBy
+    case_reference: str | None = Field(default=None, min_length=1, max_length=100)
+    justification: str | None = Field(default=None, min_length=1, max_length=2000)
+    break_glass: bool = False
+    mode: Literal["fetch", "verify"] = "fetch"
+    claims: dict[Name, str] | None = Field(default=None, max_length=20)
+
+
+def problems_of(request: ExchangeRequest) -> list[FieldProblem]:
+    """Checks across fields, each problem named by its place (the model checks single fields)."""
+    problems: list[FieldProblem] = []
+    for index, name in enumerate(request.fields or []):
+        if not _FIELD_RE.match(name) or len(name) > 200:
+            problems.append(FieldProblem(f"fields[{index}]", f"{name!r} is not a field name"))
+    for name, value in (request.claims or {}).items():
+        if not _FIELD_RE.match(name):
+            problems.append(FieldProblem(f"claims.{name}", "not a catalogue field name"))
+        if len(value) > 500:
+            problems.append(FieldProblem(f"claims.{name}", "longer than 500 characters"))
+    if request.mode == "verify":
+        if not request.claims:
+            problems.append(FieldProblem("claims", "verify mode needs one claim set"))
+        if request.fields is not None:
+            problems.append(FieldProblem("fields", "verify mode releases no values: leave out"))
+    elif request.claims is not None:
+        problems.append(FieldProblem("claims", 'only with "mode": "verify"'))
+    if request.break_glass and not request.justification:
+        problems.append(FieldProblem("justification", "break-glass needs a justification"))
+    return problems

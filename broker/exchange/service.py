@@ -1,0 +1,342 @@
+"""One sharing request, start to finish (the broker's main job).
+
+    validate -> subject -> consent -> policy input -> decision
+      -> deny: log, 403                -> engine unavailable: log, 503
+      -> allow: fetch only the released fields (or verify one claim set) through the adapter
+               -> project (pure) -> log durably -> answer with the record and a receipt
+      -> not found / source failure: log, 404 / 502 / 504
+
+Every request that reaches the decision is in the log before the answer leaves; if the log
+cannot be written the answer is 503 and nothing is released. This module does no HTTP: the
+route hands it a validated request and turns what it returns or raises into a response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import structlog
+from anyio import to_thread
+
+from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
+from adapters.sources import Sources
+from broker.audit.entry import (
+    AgreementRef,
+    AuditEntry,
+    ReleasedDigest,
+    WithheldField,
+    digest_released_record,
+)
+from broker.audit.log import Appended, AuditLog
+from broker.core.errors import (
+    BrokerError,
+    ConfigurationError,
+    FieldProblem,
+    InvalidInput,
+    Refused,
+    Unavailable,
+)
+from broker.core.identifiers import SubjectId, parse_subject
+from broker.core.projection import project
+from broker.core.pseudonym import Pseudonym, PseudonymKeyring
+from broker.exchange.limits import VerificationLimiter
+from broker.exchange.request import ExchangeRequest, problems_of
+from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
+from broker.policy.holder import PolicyHolder
+from broker.policy.input import ConsentStatus, PolicyRequest, build_input
+
+log = structlog.get_logger("broker.exchange")
+
+
+class ConsentPort(Protocol):
+    def status(
+        self,
+        subject: Pseudonym,
+        from_party: str,
+        to_party: str,
+        purpose: str,
+        dataset: str,
+        now: dt.datetime,
+    ) -> ConsentStatus:
+        """Whether the subject's consent to this flow is on record."""
+        ...
+
+
+class NoConsents:
+    """Until consents are recorded, none is found: consent-required flows deny."""
+
+    def status(
+        self,
+        subject: Pseudonym,
+        from_party: str,
+        to_party: str,
+        purpose: str,
+        dataset: str,
+        now: dt.datetime,
+    ) -> ConsentStatus:
+        return "none"
+
+
+@dataclass(frozen=True)
+class Caller:
+    client_id: str
+    party_id: str
+
+
+@dataclass(frozen=True)
+class ExchangeResult:
+    """A 200 answer."""
+
+    exchange_id: str
+    decision: Decision
+    record: dict[str, Any] | None
+    match: bool | None
+    appended: Appended
+
+    def body(self) -> dict[str, Any]:
+        d = self.decision
+        o = d.obligations
+        body: dict[str, Any] = {
+            "exchange_id": self.exchange_id,
+            "decision": {
+                "allow": d.allow,
+                "released_fields": list(d.released_fields),
+                "withheld_fields": [
+                    {"field": w.field, "reason": w.reason} for w in d.withheld_fields
+                ],
+                "obligations": {
+                    "retain_until": o.retain_until.isoformat() if o.retain_until else None,
+                    "notify_provider": o.notify_provider is not None,
+                    "review_break_glass": o.review_break_glass,
+                },
+                "lawful_basis": list(d.matched.lawful_basis) if d.matched else [],
+                "policy_revision": d.revision,
+            },
+            "receipt": self.appended.to_receipt(),
+        }
+        if self.match is not None:
+            body["match"] = self.match
+        else:
+            body["record"] = self.record
+        return body
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    owner: str
+    subject_types: frozenset[str]
+
+
+class ExchangeService:
+    def __init__(
+        self,
+        *,
+        policy: PolicyHolder,
+        audit: AuditLog,
+        pseudonyms: PseudonymKeyring,
+        sources: Callable[[], Sources | None],
+        datasets: Callable[[str], DatasetFacts | None],
+        verification_limiter: VerificationLimiter,
+        consents: ConsentPort | None = None,
+        test_range_only: bool = False,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._policy = policy
+        self._audit = audit
+        self._pseudonyms = pseudonyms
+        self._sources = sources
+        self._datasets = datasets
+        self._verify_limit = verification_limiter
+        self._consents = consents or NoConsents()
+        self._test_range_only = test_range_only
+        self._now = now
+
+    # -- steps before the decision (not logged: nothing was decided) ----------------------------
+
+    def _subject(self, request: ExchangeRequest) -> SubjectId:
+        problems = problems_of(request)
+        subject: SubjectId | None = None
+        try:
+            subject = parse_subject(
+                request.subject.type, request.subject.value, test_range_only=self._test_range_only
+            )
+        except InvalidInput as e:
+            problems.extend(e.problems)
+        facts = self._datasets(request.dataset)
+        if subject is not None and facts is not None and subject.type not in facts.subject_types:
+            problems.append(
+                FieldProblem(
+                    "subject.type",
+                    f"dataset {request.dataset} accepts {', '.join(sorted(facts.subject_types))}",
+                )
+            )
+        if problems or subject is None:
+            raise InvalidInput("the sharing request is not valid", problems)
+        return subject
+
+    # -- the exchange -------------------------------------------------------------------------
+
+    async def handle(self, caller: Caller, request: ExchangeRequest) -> ExchangeResult:
+        """Decide, fetch, log, answer. Raises (each after logging, except InvalidInput):
+        InvalidInput (422), Refused (403), SubjectNotFound (404), SourceError (502/504),
+        Unavailable (503), RateLimited (429, not logged)."""
+        started = time.perf_counter()
+        subject = self._subject(request)
+        now = self._now()
+        pseudonym = self._pseudonyms.pseudonymise(subject.type, subject.value)
+        if request.mode == "verify":
+            await to_thread.run_sync(
+                self._verify_limit.take,
+                caller.client_id,
+                pseudonym.value,
+                int(now.timestamp() * 1000),
+            )
+        facts = self._datasets(request.dataset)
+        consent: ConsentStatus = "none"
+        if facts is not None:
+            consent = self._consents.status(
+                pseudonym, facts.owner, caller.party_id, request.purpose, request.dataset, now
+            )
+        policy_input = build_input(
+            PolicyRequest(
+                client_id=caller.client_id,
+                party=caller.party_id,
+                user_id=request.requested_by.user_id,
+                user_role=request.requested_by.role,
+                purpose=request.purpose,
+                dataset=request.dataset,
+                agreement_id=request.agreement_id,
+                fields=tuple(request.fields) if request.fields is not None else None,
+                mode=request.mode,
+                claims=tuple(sorted(request.claims or {})),
+                case_reference=request.case_reference,
+                break_glass=request.break_glass,
+                justification=request.justification,
+                consent=consent,
+            ),
+            now,
+        )
+        decision = await to_thread.run_sync(self._policy.decide, policy_input)
+        entry = self._entry(caller, request, pseudonym, decision, now)
+
+        if not decision.allow:
+            unavailable = ENGINE_UNAVAILABLE in decision.reasons
+            appended = await self._append(
+                entry, "engine_unavailable" if unavailable else None, started
+            )
+            if unavailable:
+                raise Unavailable(
+                    "the policy engine is unavailable: nothing was released"
+                ).with_extra(exchange_id=appended.exchange_id)
+            raise Refused("the request is not permitted").with_extra(
+                exchange_id=appended.exchange_id, reasons=list(decision.caller_reasons)
+            )
+
+        sources = self._sources()
+        record: dict[str, Any] | None = None
+        match: bool | None = None
+        try:
+            if sources is None:
+                raise Unavailable("no source systems are configured")
+            if request.mode == "verify":
+                match = await sources.verify(request.dataset, subject, dict(request.claims or {}))
+                released_value: Any = {"match": match}
+            else:
+                fetched = await sources.fetch(request.dataset, subject, decision.released_fields)
+                record = project(fetched, decision.released_fields)
+                released_value = record
+        except SubjectNotFound as e:
+            appended = await self._append(entry, "not_found", started)
+            e.with_extra(exchange_id=appended.exchange_id)
+            raise
+        except (SourceError, Unavailable, ConfigurationError) as e:
+            # ConfigurationError: no source bound to this dataset (an operator must fix it).
+            outcome = "timeout" if isinstance(e, SourceTimeout) else "error"
+            appended = await self._append(entry, outcome, started)
+            log.warning("source failed", dataset=request.dataset, error=type(e).__name__)
+            e.with_extra(exchange_id=appended.exchange_id)
+            raise
+        released = digest_released_record(released_value)
+        appended = await self._append(entry, "ok", started, released)
+        return ExchangeResult(appended.exchange_id, decision, record, match, appended)
+
+    def _entry(
+        self,
+        caller: Caller,
+        request: ExchangeRequest,
+        pseudonym: Pseudonym,
+        decision: Decision,
+        now: dt.datetime,
+    ) -> AuditEntry:
+        matched = decision.matched
+        agreement = None
+        if matched is not None:
+            agreement = AgreementRef(
+                matched.agreement_id, str(matched.agreement_version), matched.agreement_digest
+            )
+        elif request.agreement_id is not None:
+            agreement = AgreementRef(request.agreement_id, "", "")
+        o = decision.obligations
+        obligations: list[Any] = []
+        if o.notify_provider:
+            obligations.append({"notify_provider": o.notify_provider})
+        if o.retain_until:
+            obligations.append({"retain_until": o.retain_until.isoformat()})
+        if o.review_break_glass:
+            obligations.append({"review_break_glass": True})
+        if o.subject_access_hold_until:
+            obligations.append(
+                {"subject_access_hold_until": o.subject_access_hold_until.isoformat()}
+            )
+        requested = tuple(request.fields) if request.fields is not None else ()
+        if request.mode == "verify":
+            requested = tuple(sorted(request.claims or {}))
+        return AuditEntry(
+            kind="exchange" if request.mode == "fetch" else "verification",
+            time_ms=int(now.timestamp() * 1000),
+            client_id=caller.client_id,
+            party_id=caller.party_id,
+            user_id=request.requested_by.user_id,
+            user_role=request.requested_by.role,
+            agreement=agreement,
+            purpose=request.purpose,
+            lawful_basis=matched.lawful_basis if matched else (),
+            dataset=request.dataset,
+            subject=pseudonym,
+            requested_fields=requested,
+            released_fields=decision.released_fields,
+            withheld_fields=tuple(
+                WithheldField(w.field, w.reason) for w in decision.withheld_fields
+            ),
+            decision="allow" if decision.allow else "deny",
+            reasons=decision.reasons,
+            break_glass=request.break_glass,
+            justification=request.justification,
+            case_reference=request.case_reference,
+            obligations=tuple(obligations),
+            policy_revision=decision.revision,
+        )
+
+    async def _append(
+        self,
+        entry: AuditEntry,
+        outcome: str | None,
+        started: float,
+        released: ReleasedDigest | None = None,
+    ) -> Appended:
+        final = replace(
+            entry,
+            source_outcome=outcome,
+            released=released,
+            latency_us=int((time.perf_counter() - started) * 1_000_000),
+        )
+        try:
+            return await to_thread.run_sync(self._audit.append, final)
+        except BrokerError:
+            raise
+        except Exception as e:  # never release without a durable entry
+            raise Unavailable("the audit log could not be written: nothing was released") from e
