@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,6 +131,7 @@ def build_services(
             engine, settings.verify_limit_per_subject, settings.verify_limit_window_seconds
         ),
         test_range_only=settings.demo,
+        now=lambda: dt.datetime.fromtimestamp(clock(), dt.UTC),
     )
     services = Services(
         settings=settings,

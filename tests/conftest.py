@@ -8,6 +8,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -87,3 +88,16 @@ def _quiet_logs() -> None:
     from broker.observability import configure_logging
 
     configure_logging("WARNING", json_lines=True)
+
+
+@pytest.fixture(scope="session")
+def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The synthetic Calderbridge source systems (council databases, NHS FHIR server, police
+    REST service) on loopback, started once per test session."""
+    from adapters.demo.runtime import start_demo_sources
+
+    sources = start_demo_sources(tmp_path_factory.mktemp("demo-sources"))
+    try:
+        yield sources
+    finally:
+        sources.stop()

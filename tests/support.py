@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from adapters.bindings import BindingSet
 from broker.app import create_app
 from broker.auth.assertion import ASSERTION_TYPE
 from broker.auth.client_assertion import PrivateKey, make_client_assertion
@@ -74,7 +75,9 @@ class LiveBroker:
         return {
             "grant_type": "client_credentials",
             "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": make_client_assertion(client_id, key, self.token_url, **kwargs),
+            "client_assertion": make_client_assertion(
+                client_id, key, self.token_url, **{"now": self.clock(), **kwargs}
+            ),
         }
 
     def token(self, client_id: str, key: PrivateKey, **kwargs: Any) -> str:
@@ -148,6 +151,7 @@ def live_broker(
     tmp_path: Path,
     database_url: str,
     customise: Callable[[Services], None] | None = None,
+    bindings: BindingSet | None = None,
     **extra: Any,
 ) -> Iterator[LiveBroker]:
     port = free_port()
@@ -157,7 +161,7 @@ def live_broker(
 
         bootstrap.prepare(config, tmp_path / "demo-keys")
     clock = Clock()
-    services = build_services(config, clock=clock)
+    services = build_services(config, clock=clock, bindings=bindings)
     if customise:
         customise(services)
     app = create_app(config, services)

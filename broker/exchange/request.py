@@ -4,16 +4,16 @@ must never silently change what is asked for."""
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.core.errors import FieldProblem
 
-Name = str
 _FIELD = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 _FIELD_RE = re.compile(_FIELD)
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_FIELD)]
 
 
 class Strict(BaseModel):

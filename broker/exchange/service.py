@@ -31,6 +31,7 @@ from broker.audit.entry import (
     WithheldField,
     digest_released_record,
 )
+from broker.audit.errors import AuditEntryError
 from broker.audit.log import Appended, AuditLog
 from broker.core.errors import (
     BrokerError,
@@ -225,9 +226,7 @@ class ExchangeService:
 
         if not decision.allow:
             unavailable = ENGINE_UNAVAILABLE in decision.reasons
-            appended = await self._append(
-                entry, "engine_unavailable" if unavailable else None, started
-            )
+            appended = await self._append(entry, None, started)
             if unavailable:
                 raise Unavailable(
                     "the policy engine is unavailable: nothing was released"
@@ -296,7 +295,7 @@ class ExchangeService:
         if request.mode == "verify":
             requested = tuple(sorted(request.claims or {}))
         return AuditEntry(
-            kind="exchange" if request.mode == "fetch" else "verification",
+            kind="exchange",
             time_ms=int(now.timestamp() * 1000),
             client_id=caller.client_id,
             party_id=caller.party_id,
@@ -319,6 +318,7 @@ class ExchangeService:
             case_reference=request.case_reference,
             obligations=tuple(obligations),
             policy_revision=decision.revision,
+            details={"mode": request.mode},
         )
 
     async def _append(
@@ -336,6 +336,9 @@ class ExchangeService:
         )
         try:
             return await to_thread.run_sync(self._audit.append, final)
+        except AuditEntryError as e:  # our entry is malformed: a bug, never the caller's fault
+            log.error("audit entry refused", detail=e.detail)
+            raise Unavailable("the audit log refused the entry: nothing was released") from e
         except BrokerError:
             raise
         except Exception as e:  # never release without a durable entry

@@ -1,8 +1,9 @@
 """From verified agreements to the compiled form the policy needs. Pure.
 
-Only agreements whose computed status is ``active`` or ``pending`` (fully signed, not yet in force:
-the policy itself compares dates, so one that starts between two builds starts on time) are
-compiled; only verified register entries become datasets. Revoked, expired, draft and invalid
+Only agreements whose computed status is ``active``, ``pending`` (fully signed, not yet in force)
+or ``expired`` are compiled: the policy itself compares dates with the request's time, so one that
+starts or ends between two builds does so on time, and a request under an expired agreement is
+told so; only verified register entries become datasets. Revoked, expired, draft and invalid
 agreements never reach the policy.
 """
 
@@ -22,7 +23,7 @@ from broker.policy.compiled import (
     PolicyData,
 )
 
-COMPILED_STATUSES = frozenset({"active", "pending"})
+COMPILED_STATUSES = frozenset({"active", "pending", "expired"})
 
 
 def _time(value: str) -> dt.time:

@@ -1,0 +1,24 @@
+"""A demo broker (parties, clients, agreements) wired to the demo sources, once per module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import LiveBroker, live_broker
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory, demo_sources: Any) -> Iterator[LiveBroker]:
+    tmp = tmp_path_factory.mktemp("exchange")
+    with live_broker(
+        tmp,
+        f"sqlite:///{tmp / 'broker.db'}",
+        demo=True,
+        bindings=demo_sources.bindings,
+        rate_limit_per_second=1000.0,
+        rate_limit_burst=1000,
+    ) as live:
+        yield live
