@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import datetime as dt
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response
 
 from broker.api.deps import Principal, ServicesDep, require_scope
-from broker.core.errors import Unavailable
+from broker.core.errors import Forbidden, Unavailable
+from broker.exchange.simulation import SimulationRequest, simulate
 from broker.policy.serving import bundle_reply
 
 router = APIRouter(tags=["policy"])
@@ -34,3 +36,37 @@ async def bundle(
     revision, blob = current
     reply = bundle_reply(blob, revision, if_none_match)
     return Response(reply.body, status_code=reply.status, headers=reply.headers)
+
+
+@router.post(
+    "/v1/policy/simulate",
+    summary="Dry run: the live policy's decision for a hypothetical request (nothing fetched)",
+)
+async def simulate_request(
+    body: SimulationRequest,
+    services: ServicesDep,
+    officer: Annotated[Principal, Depends(require_scope("governance", "oversight"))],
+) -> dict[str, Any]:
+    if "oversight" not in officer.scopes and body.as_party != officer.party_id:
+        last = services.policy_runtime.last
+        agreements = (
+            []
+            if last is None
+            else [v.agreement for v in last.agreements if v.agreement is not None]
+        )
+        if not any(
+            a.id == body.agreement_id and any(p.id == officer.party_id for p in a.parties)
+            for a in agreements
+        ):
+            raise Forbidden(
+                "governance officers simulate their own party's requests, or requests under "
+                "agreements their party is in"
+            )
+    return await simulate(
+        services.policy,
+        services.audit,
+        officer.client_id,
+        officer.party_id,
+        body,
+        lambda: dt.datetime.fromtimestamp(services.clock(), dt.UTC),
+    )

@@ -1,0 +1,114 @@
+"""Dry runs for governance officers: the live policy's decision for a hypothetical request.
+
+Nothing is fetched or released. Each dry run is logged (kind ``simulation``) with who ran it and
+what was asked, so the log shows officers exploring the policy too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, Literal
+
+from anyio import to_thread
+from pydantic import BaseModel, ConfigDict, Field
+
+from broker.audit.entry import AuditEntry
+from broker.audit.log import AuditLog
+from broker.exchange.request import Name
+from broker.policy.engine import Decision
+from broker.policy.holder import PolicyHolder
+from broker.policy.input import ConsentStatus, PolicyRequest, build_input
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+
+
+class SimulationRequest(BaseModel):
+    """A request as a partner system would make it, with who would make it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    as_party: str = Field(pattern=_ID, description="the requesting party to imagine")
+    as_client: str = Field(default="simulated-client", pattern=_ID)
+    agreement_id: str | None = Field(default=None, pattern=_ID)
+    purpose: str = Field(pattern=_ID)
+    dataset: str = Field(pattern=_ID)
+    fields: list[Name] | None = Field(default=None, max_length=200)
+    role: str = Field(default="officer", min_length=1, max_length=100)
+    mode: Literal["fetch", "verify"] = "fetch"
+    claims: list[Name] = Field(default_factory=list, max_length=20)
+    case_reference: bool = False
+    break_glass: bool = False
+    consent: ConsentStatus = "none"
+    at: dt.datetime | None = Field(default=None, description="evaluate at this time (default now)")
+
+
+def decision_view(decision: Decision) -> dict[str, Any]:
+    o = decision.obligations
+    return {
+        "allow": decision.allow,
+        "released_fields": list(decision.released_fields),
+        "withheld_fields": [
+            {"field": w.field, "reason": w.reason} for w in decision.withheld_fields
+        ],
+        "reasons": list(decision.reasons),
+        "obligations": {
+            "notify_provider": o.notify_provider,
+            "retain_until": o.retain_until.isoformat() if o.retain_until else None,
+            "review_break_glass": o.review_break_glass,
+        },
+        "matched": None
+        if decision.matched is None
+        else {
+            "agreement_id": decision.matched.agreement_id,
+            "version": decision.matched.agreement_version,
+            "flow": decision.matched.flow_id,
+            "lawful_basis": list(decision.matched.lawful_basis),
+        },
+        "policy_revision": decision.revision,
+    }
+
+
+async def simulate(
+    policy: PolicyHolder,
+    audit: AuditLog,
+    officer_client: str,
+    officer_party: str,
+    request: SimulationRequest,
+    now: Callable[[], dt.datetime],
+) -> dict[str, Any]:
+    at = request.at or now()
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    policy_input = build_input(
+        PolicyRequest(
+            client_id=request.as_client,
+            party=request.as_party,
+            user_id="simulation",
+            user_role=request.role,
+            purpose=request.purpose,
+            dataset=request.dataset,
+            agreement_id=request.agreement_id,
+            fields=tuple(request.fields) if request.fields is not None else None,
+            mode=request.mode,
+            claims=tuple(request.claims),
+            case_reference="SIMULATED" if request.case_reference else None,
+            break_glass=request.break_glass,
+            justification="simulation" if request.break_glass else None,
+            consent=request.consent,
+        ),
+        at,
+    )
+    decision = await to_thread.run_sync(policy.decide, policy_input)
+    entry = AuditEntry(
+        kind="simulation",
+        client_id=officer_client,
+        party_id=officer_party,
+        details={
+            "request": request.model_dump(mode="json"),
+            "allow": decision.allow,
+            "policy_revision": decision.revision,
+        },
+    )
+    appended = await to_thread.run_sync(audit.append, entry)
+    return {"simulation_id": appended.exchange_id, "decision": decision_view(decision)}
