@@ -46,6 +46,8 @@ class Settings(BaseSettings):
 
     demo: bool = False
     """Set by ``broker serve --demo``: demo keys and generated secrets are accepted."""
+    demo_dir: Path = Path("var/demo")
+    """Where the demo keeps its database, secrets, client keys and copy of the agreements."""
 
     token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
     assertion_max_lifetime_seconds: int = Field(default=300, ge=30, le=3600)

@@ -39,6 +39,7 @@ def make_settings(
         database_url=database_url,
         keys_dir=tmp_path / "keys",
         pseudonym_key_file=tmp_path / "keys" / "pseudonym.key",
+        demo_dir=tmp_path / "demo",
         log_json=True,
         **extra,
     )

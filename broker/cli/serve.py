@@ -32,9 +32,9 @@ def serve(
         bindings = None
         if demo:
             config = bootstrap.demo_settings(config)
-            clients = bootstrap.prepare(config, bootstrap.DEMO_DIR / "keys")
+            clients = bootstrap.prepare(config, config.demo_dir / "keys")
             console.print("starting the demo source systems (synthetic Calderbridge) ...")
-            demo_sources = start_demo_sources(bootstrap.DEMO_DIR / "sources")
+            demo_sources = start_demo_sources(config.demo_dir / "sources")
             bindings = demo_sources.bindings
         services = build_services(config, bindings=bindings)
     except ConfigurationError as e:

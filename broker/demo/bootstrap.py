@@ -19,22 +19,35 @@ from broker.demo.parties import DEMO_CLIENTS, DEMO_PARTIES
 from broker.secrets_check import init_secrets
 from broker.settings import Settings
 
-DEMO_DIR = Path("var/demo")
 ACTOR = "demo-bootstrap"
 
 
 def demo_settings(settings: Settings) -> Settings:
     """The demo's own database and secret locations, unless the operator set them."""
     overrides: dict[str, object] = {"demo": True}
+    demo_dir = settings.demo_dir
     defaults = {
-        "database_url": f"sqlite:///{DEMO_DIR}/broker.db",
-        "keys_dir": DEMO_DIR / "secrets",
-        "pseudonym_key_file": DEMO_DIR / "secrets" / "pseudonym.key",
+        "database_url": f"sqlite:///{demo_dir}/broker.db",
+        "keys_dir": demo_dir / "secrets",
+        "pseudonym_key_file": demo_dir / "secrets" / "pseudonym.key",
     }
     for name, value in defaults.items():
         if name not in settings.model_fields_set:
             overrides[name] = value
     return settings.model_copy(update=overrides)
+
+
+EXAMPLES = Path("agreements/examples")
+
+
+def copy_examples(settings: Settings) -> None:
+    """Give the demo its own copy of the example agreements (kept across restarts)."""
+    from broker.policy.setup import agreements_root
+
+    root = agreements_root(settings)
+    if not root.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(EXAMPLES, root)
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class DemoClientInfo:
 def prepare(settings: Settings, keys_out: Path) -> list[DemoClientInfo]:
     """Secrets, schema, parties and clients: everything the demo needs before services start."""
     init_secrets(settings)
+    copy_examples(settings)
     engine = build_engine(settings.database_url, pool_size=2)
     try:
         migrate.upgrade(engine)

@@ -3,7 +3,7 @@
 Only agreements whose computed status is ``active``, ``pending`` (fully signed, not yet in force)
 or ``expired`` are compiled: the policy itself compares dates with the request's time, so one that
 starts or ends between two builds does so on time, and a request under an expired agreement is
-told so; only verified register entries become datasets. Revoked, expired, draft and invalid
+told so; a revoked one is compiled marked ``revoked`` so that its parties are told why; only verified register entries become datasets. Revoked, expired, draft and invalid
 agreements never reach the policy.
 """
 
@@ -23,7 +23,7 @@ from broker.policy.compiled import (
     PolicyData,
 )
 
-COMPILED_STATUSES = frozenset({"active", "pending", "expired"})
+COMPILED_STATUSES = frozenset({"active", "pending", "expired", "revoked"})
 
 
 def _time(value: str) -> dt.time:
@@ -85,6 +85,7 @@ def compiled_agreements(result: LoadResult) -> tuple[CompiledAgreement, ...]:
                     _flow(f, verified.permitted_fields(f), verified.break_glass_fields(f))
                     for f in a.flows
                 ),
+                revoked=verified.status.status == "revoked",
             )
         )
     return tuple(out)
@@ -118,8 +119,8 @@ def policy_data(result: LoadResult) -> PolicyData:
 
 
 def revoked_ids(result: LoadResult) -> frozenset[str]:
-    """Agreement ids with no compiled version and a revoked one: denied before the engine."""
-    compiled = {a.id for a in compiled_agreements(result)}
+    """Revoked agreement ids with no version in force: denied before the engine is asked."""
+    compiled = {a.id for a in compiled_agreements(result) if not a.revoked}
     return frozenset(
         v.status.agreement_id
         for v in result.agreements

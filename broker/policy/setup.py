@@ -22,9 +22,11 @@ BUNDLE_ALG = "ES256"
 
 
 def agreements_root(settings: Settings) -> Path:
-    """The directory agreements are loaded from: the examples in the demo, unless set."""
+    """The directory agreements are loaded from. The demo works on its own copy of the examples
+    (``var/demo/agreements``, made by ``broker serve --demo``), so a tour that revokes an
+    agreement never touches the repository; ``rm -r var/demo`` starts afresh."""
     if settings.demo and "agreements_dir" not in settings.model_fields_set:
-        return settings.agreements_dir / "examples"
+        return settings.demo_dir / "agreements"
     return settings.agreements_dir
 
 

@@ -47,7 +47,9 @@ def test_a_dry_run_shows_the_decision_and_is_logged(broker: LiveBroker) -> None:
         pytest.param({"at": "2031-01-01T10:00:00Z"}, "expired on", id="after-expiry"),
     ],
 )
-def test_dry_runs_explain_refusals(broker: LiveBroker, changes: dict[str, Any], reason: str) -> None:
+def test_dry_runs_explain_refusals(
+    broker: LiveBroker, changes: dict[str, Any], reason: str
+) -> None:
     decision = simulate(broker, "ccc-governance", {**ED_CHECK, **changes}).json()["decision"]
     assert decision["allow"] is False
     assert any(reason in r for r in decision["reasons"]), decision["reasons"]
