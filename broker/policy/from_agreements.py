@@ -1,10 +1,11 @@
 """From verified agreements to the compiled form the policy needs. Pure.
 
-Only agreements whose computed status is ``active``, ``pending`` (fully signed, not yet in force)
-or ``expired`` are compiled: the policy itself compares dates with the request's time, so one that
-starts or ends between two builds does so on time, and a request under an expired agreement is
-told so; a revoked one is compiled marked ``revoked`` so that its parties are told why; only verified register entries become datasets. Revoked, expired, draft and invalid
-agreements never reach the policy.
+Agreements whose computed status is ``active``, ``pending`` (fully signed, not yet in force),
+``expired`` or ``revoked`` are compiled: the policy compares dates with the request's time, so one
+that starts or ends between two builds does so on time and a request under an expired agreement
+is told so; a revoked one is compiled marked ``revoked`` so that its parties are told why. Draft
+and invalid agreements never reach the policy, and only verified register entries become
+datasets.
 """
 
 from __future__ import annotations
