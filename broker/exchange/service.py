@@ -120,6 +120,9 @@ class ExchangeResult:
             "receipt": self.appended.to_receipt(),
         }
         if self.match is not None:
+            # A yes/no answer releases no values: say which claims were checked instead.
+            body["decision"]["withheld_fields"] = []
+            body["decision"]["verified_claims"] = list(d.verified_claims)
             body["match"] = self.match
         else:
             body["record"] = self.record
