@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from broker.audit.entry import check_released_record
-from broker.core import merkle
 from tests.exchange.helpers import (
     CHILD,
     NO_PLAN,
@@ -19,19 +18,6 @@ from tests.exchange.helpers import (
     safeguarding,
 )
 from tests.support import LiveBroker
-
-
-def _proof_verifies(broker: LiveBroker, exchange_id: str, leaf_hash: str) -> bool:
-    broker.services.audit.checkpoint_now()
-    proof = broker.services.audit.inclusion_proof(exchange_id=exchange_id)
-    checkpoint = broker.services.audit.latest_checkpoint()
-    return merkle.verify_inclusion(
-        bytes.fromhex(leaf_hash),
-        int(proof["leaf_index"]),  # type: ignore[call-overload]
-        int(proof["tree_size"]),  # type: ignore[call-overload]
-        [bytes.fromhex(h) for h in proof["proof"]],  # type: ignore[attr-defined]
-        checkpoint.root if checkpoint.tree_size == proof["tree_size"] else b"",
-    )
 
 
 def test_ed_nurse_checks_a_child_on_a_plan(broker: LiveBroker) -> None:
