@@ -11,7 +11,17 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from broker import __version__
-from broker.api import admin, agreements, health, oauth, policy, problems, whoami
+from broker.api import (
+    admin,
+    agreements,
+    consents,
+    health,
+    oauth,
+    policy,
+    problems,
+    subjects,
+    whoami,
+)
 from broker.api.middleware import RequestContextMiddleware
 from broker.container import Services, build_services
 from broker.settings import Settings
@@ -74,6 +84,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(agreements.router)
     app.include_router(policy.router)
+    app.include_router(consents.router)
+    app.include_router(subjects.router)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,

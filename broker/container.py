@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
+from broker.audit.factory import open_log
+from broker.audit.log import AuditLog
 from broker.auth.access_log import AuditReadLog
 from broker.auth.assertion import AssertionRules
 from broker.auth.keyring import KeyRing
@@ -23,6 +25,7 @@ from broker.policy.runtime import PolicyRuntime
 from broker.policy.setup import build_policy
 from broker.secrets_check import check_secrets
 from broker.settings import Settings
+from broker.subjects.wiring import SubjectServices, build_subject_services
 
 #: A readiness check returns None when ready, or a short reason when not.
 ReadinessCheck = Callable[[], str | None]
@@ -41,6 +44,9 @@ class Services:
     audit_reads: AuditReadLog
     policy: PolicyHolder
     policy_runtime: PolicyRuntime
+    audit: AuditLog
+    subjects: SubjectServices
+    """Consents, held exchanges (preview), the attestation key, the pseudonym keyring."""
     clock: Callable[[], float] = time.time
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     notes: dict[str, ReadinessCheck] = field(default_factory=dict)
@@ -84,6 +90,7 @@ def build_services(
     registry = Registry(engine, frozenset() if settings.demo else demo_key_thumbprints())
     holder, runtime = build_policy(settings, engine, registry)
     refused = frozenset() if settings.demo else demo_key_thumbprints()
+    audit = open_log(settings, engine, create_key=True)
     services = Services(
         settings=settings,
         engine=engine,
@@ -102,6 +109,8 @@ def build_services(
         audit_reads=AuditReadLog(engine),
         policy=holder,
         policy_runtime=runtime,
+        audit=audit,
+        subjects=build_subject_services(settings, engine, audit, runtime, clock),
         clock=clock,
     )
     services.readiness["database"] = _database_ready(engine)
