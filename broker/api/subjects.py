@@ -76,6 +76,7 @@ def _report(services: Services, principal: Principal, subject: SubjectId) -> dic
         holds=subjects.hold_rules(),
         now_ms=now_ms,
         scope=scope,
+        party_names={p.id: p.name for p in services.registry.list_parties()},
     )
     # The read is recorded before the answer leaves, with what the citizen did not see.
     services.audit.append(

@@ -93,12 +93,13 @@ class AccessReport:
         return {"exchanges": self.exchanges, "held_back": self.held_back}
 
 
-def _line(item: Mapping[str, Any]) -> dict[str, Any]:
+def _line(item: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
     agreement = item.get("agreement") or {}
     return {
         "exchange_id": item["exchange_id"],
         "time": item["time"],
         "organisation": item["party_id"],
+        "organisation_name": names.get(str(item["party_id"])),
         "dataset": item["dataset"],
         "purpose": item["purpose"],
         "decision": item["decision"],
@@ -119,9 +120,12 @@ def build_report(
     holds: HoldRules,
     now_ms: int,
     scope: Scope | None = None,
+    party_names: Mapping[str, str] | None = None,
 ) -> AccessReport:
     """The report for the subject with these pseudonyms, oldest first. ``scope`` narrows a
-    governance view to its party's exchanges and agreements."""
+    governance view to its party's exchanges and agreements; ``party_names`` gives each
+    organisation's name."""
+    names = party_names or {}
     items: list[dict[str, object]] = []
     cursor: str | None = None
     filters = SearchFilters(kind="exchange", subject_pseudonyms=tuple(pseudonyms))
@@ -134,7 +138,7 @@ def build_report(
     shown: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
     for item in reversed(items):
-        line = _line(item)
+        line = _line(item, names)
         agreement = line["agreement"]
         if agreement is None:
             shown.append(line)

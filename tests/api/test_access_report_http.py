@@ -114,6 +114,7 @@ def test_the_citizen_sees_their_exchanges_but_not_held_ones(
     assert "held_back" not in body  # the citizen is not told that something is held
     line = body["exchanges"][1]
     assert line["organisation"] == "calderbridge-city-council"
+    assert line["organisation_name"] == "Calderbridge City Council"
     assert line["released_fields"] == ["document.type"]
     assert line["lawful_basis"] == ["UK GDPR 6(1)(e)"]
     # Nothing about other people: not the nurse, not the case, not the justification.
