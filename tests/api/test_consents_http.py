@@ -16,6 +16,7 @@ from broker.audit.search import SearchFilters, search
 from broker.consent.fhir import from_fhir
 from broker.core.identifiers import SubjectId
 from broker.core.nhs_number import test_number as synthetic_nhs
+from broker.policy.input import PolicyRequest, build_input
 from tests.support import LiveBroker, demo_key, live_broker
 
 COUNCIL = "calderbridge-city-council"
@@ -213,3 +214,45 @@ def test_listing_names_bad_query_fields(demo: LiveBroker) -> None:
 def test_withdrawing_an_unknown_consent_is_404(demo: LiveBroker) -> None:
     response = post(demo, "/v1/consents/nope/withdraw", "ccc-revenues-benefits")
     assert response.status_code == 404
+
+
+def test_the_live_policy_allows_with_consent_and_denies_at_once_after_withdrawal(
+    demo: LiveBroker,
+) -> None:
+    """The consent port feeding the live policy, as the exchange pipeline will wire it."""
+    nhs = synthetic_nhs(106)
+    pseudonyms = [
+        p.value for p in demo.services.subjects.pseudonyms.all_pseudonyms("nhs_number", nhs)
+    ]
+
+    def decide() -> tuple[bool, tuple[str, ...]]:
+        when = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)  # a Monday, office hours
+        consent = demo.services.subjects.consents.status(
+            pseudonyms, COUNCIL, COUNCIL, PURPOSE, DATASET, when
+        )
+        request = PolicyRequest(
+            client_id="ccc-housing-options",
+            party=COUNCIL,
+            user_id="housing-officer-3",
+            user_role="housing-options-officer",
+            purpose=PURPOSE,
+            dataset=DATASET,
+            agreement_id="ISA-PROOF-REUSE",
+            fields=("document.type",),
+            consent=consent,
+        )
+        decision = demo.services.policy.decide(build_input(request, when))
+        return decision.allow, tuple(decision.reasons)
+
+    allowed, reasons = decide()
+    assert not allowed
+    assert any("none is on record" in r for r in reasons)
+    body = consent_body(nhs, document_types=[], period={"start": "2026-11-01T00:00:00Z"})
+    created = post(demo, "/v1/consents", "ccc-revenues-benefits", body)
+    assert created.status_code == 201, created.text
+    assert decide()[0]
+    withdrawn = post(demo, f"/v1/consents/{created.json()['id']}/withdraw", "ccc-citizen-portal")
+    assert withdrawn.status_code == 200
+    allowed, reasons = decide()
+    assert not allowed
+    assert any("withdrawn" in r for r in reasons)
