@@ -257,7 +257,7 @@ class ConsentService:
                 client_id=caller.client_id,
                 party_id=caller.party_id,
                 purpose=record.purpose,
-                agreement=None,
+                agreement=self._agreement_ref(record),
                 subject=Pseudonym(record.subject_pseudonym, record.subject_key_version),
                 details={
                     "action": "consent.withdraw",
@@ -268,6 +268,16 @@ class ConsentService:
             )
         )
         return updated
+
+    def _agreement_ref(self, record: ConsentRecord) -> AgreementRef | None:
+        for verified in self.agreements():
+            a = verified.agreement
+            if a is not None and (a.id, a.version) == (
+                record.agreement_id,
+                record.agreement_version,
+            ):
+                return AgreementRef(a.id, str(a.version), a.digest())
+        return None
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fhir.resources.R4B.consent import Consent
 from joserfc import jws
 from joserfc.jwk import KeySet
+from typer.testing import CliRunner
 
+from adapters.documents import DocumentMeta
+from broker.attestation.statement import document_facts
 from broker.audit.search import SearchFilters, search
+from broker.cli.main import app as cli
 from broker.consent.fhir import from_fhir
 from broker.core.identifiers import SubjectId
 from broker.core.nhs_number import test_number as synthetic_nhs
@@ -256,3 +261,40 @@ def test_the_live_policy_allows_with_consent_and_denies_at_once_after_withdrawal
     allowed, reasons = decide()
     assert not allowed
     assert any("withdrawn" in r for r in reasons)
+
+
+def test_an_attestation_verifies_offline_against_the_published_keys(
+    demo: LiveBroker, tmp_path: Path
+) -> None:
+    meta = DocumentMeta(
+        sha256="7" * 64,
+        type="income",
+        issuer="Calderbridge Payroll Services",
+        verified_by="Priya Marsh",
+        verified_at="2026-10-02",
+        verification_method="original payslips seen in person",
+        media_type="application/pdf",
+        size=2048,
+    )
+    subject = demo.services.subjects.pseudonyms.pseudonymise("nhs_number", synthetic_nhs(107))
+    attestation = demo.services.subjects.attest(
+        subject=subject,
+        document=document_facts(meta, COUNCIL),
+        exchange_id="0190f0a8-0000-7000-8000-0000000000b1",
+        recipient_party=COUNCIL,
+        agreement_id="ISA-PROOF-REUSE",
+        now=dt.datetime.now(dt.UTC),
+    )
+    assert attestation.claims["document"]["verification_method"].startswith("original payslips")
+    jwks = tmp_path / "attestation-keys.json"
+    jwks.write_text(demo.get("/.well-known/attestation-keys.json").text)
+    good = tmp_path / "attestation.json"
+    good.write_text(json.dumps(attestation.to_json()))
+    header, payload, signature = attestation.jws.split(".")
+    altered = tmp_path / "altered.jws"
+    altered.write_text(".".join([header, payload[:-4] + "AAAA", signature]))
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["attestation", "verify", str(good), "--jwks", str(jwks)])
+    assert ok.exit_code == 0, ok.output
+    refused = runner.invoke(cli, ["attestation", "verify", str(altered), "--jwks", str(jwks)])
+    assert refused.exit_code == 1, refused.output
