@@ -69,6 +69,13 @@ def _report(services: Services, principal: Principal, subject: SubjectId) -> dic
         else None
     )
     now_ms = int(services.clock() * 1000)
+    # Recorded before anything is read (fail closed), then logged in full below.
+    services.audit_reads.record(
+        principal.client_id,
+        principal.party_id,
+        "access-report",
+        {"subject_pseudonym": pseudonyms[-1].value, "view": view},
+    )
     report = build_report(
         services.engine,
         pseudonyms=[p.value for p in pseudonyms],

@@ -153,6 +153,9 @@ def test_each_read_is_logged_with_what_was_held_back(
     assert latest["client_id"] == "ccc-citizen-portal"
     assert latest["details"]["held_back"][0]["exchange_id"] == entries["recent_check"]
     assert CITIZEN not in str(latest)
+    recorded = demo.services.audit_reads.recent(5)
+    assert recorded[0].resource == "access-report"
+    assert CITIZEN not in str(recorded[0].query)
 
 
 @pytest.mark.parametrize(
