@@ -122,9 +122,10 @@ def build_report(
     scope: Scope | None = None,
     party_names: Mapping[str, str] | None = None,
 ) -> AccessReport:
-    """The report for the subject with these pseudonyms, oldest first. ``scope`` narrows a
-    governance view to its party's exchanges and agreements; ``party_names`` gives each
-    organisation's name."""
+    """The report for the subject with these pseudonyms, in time order (oldest first).
+
+    ``scope`` narrows a governance view to its party's exchanges and agreements;
+    ``party_names`` gives each organisation's name."""
     names = party_names or {}
     items: list[dict[str, object]] = []
     cursor: str | None = None
@@ -164,8 +165,14 @@ def build_report(
             )
             continue
         shown.append(line)
+    # Log order is commit order; people read a report in time order (fixed-width UTC text).
+    shown.sort(key=_when)
+    held.sort(key=_when)
     if view != "subject":
-        # Officers see everything, each held entry marked, in time order.
-        merged = sorted([*shown, *held], key=lambda x: str(x["time"]))
-        return AccessReport(merged, held)
+        # Officers see everything, each held entry marked.
+        return AccessReport(sorted([*shown, *held], key=_when), held)
     return AccessReport(shown, held)
+
+
+def _when(line: Mapping[str, Any]) -> tuple[str, str]:
+    return str(line["time"]), str(line["exchange_id"])
