@@ -5,7 +5,7 @@
   consent receipt (JWS) for the collecting service to give the citizen.
 - ``POST /v1/consents/{id}/withdraw`` (``consent`` or ``subject-access``): withdraw at once.
 - ``GET /v1/consents?subject_type=&subject_value=`` (``consent`` or ``subject-access``): the
-  subject's consents (each read is logged).
+  subject's consents (each read is logged); ``GET /v1/consents/{id}``: one.
 - ``GET /.well-known/attestation-keys.json``: the JWKS that verifies attestations and receipts.
 """
 
@@ -151,6 +151,12 @@ async def list_consents(
         services.subjects.consents.list_for_subject, _caller(principal), subject
     )
     return {"items": [consent_json(r) for r in records]}
+
+
+@router.get("/v1/consents/{consent_id}", summary="One consent (each read is logged)")
+async def get_consent(consent_id: str, principal: Reader, services: ServicesDep) -> dict[str, Any]:
+    record = await run_in_threadpool(services.subjects.consents.get, _caller(principal), consent_id)
+    return consent_json(record)
 
 
 @router.get(

@@ -19,6 +19,9 @@ from typing import Final, Literal, get_args
 
 from broker.policy.input import ConsentStatus
 
+#: Identifiers of one person: a consent (and an access report) is never about an address.
+PERSONAL_IDENTIFIERS: Final[tuple[str, ...]] = ("nhs_number", "person_id")
+
 RecordStatus = Literal["active", "inactive"]
 CollectionMethod = Literal["written", "verbal", "electronic", "portal"]
 COLLECTION_METHODS: Final[tuple[str, ...]] = get_args(CollectionMethod)

@@ -24,9 +24,15 @@ from broker.attestation.keys import AttestationSigner
 from broker.audit.entry import AgreementRef, AuditEntry
 from broker.audit.memory import AuditSink
 from broker.consent.fhir import to_fhir
-from broker.consent.model import CollectionMethod, ConsentCheck, ConsentRecord, evaluate
+from broker.consent.model import (
+    PERSONAL_IDENTIFIERS,
+    CollectionMethod,
+    ConsentCheck,
+    ConsentRecord,
+    evaluate,
+)
 from broker.consent.rules import RecorderForbidden, consent_scope, recorder_of
-from broker.consent.store import ConsentStore
+from broker.consent.store import ConsentNotFound, ConsentStore
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
@@ -137,6 +143,11 @@ class ConsentService:
         Raises :class:`InvalidInput` (fields named), :class:`RecorderForbidden`, and the audit
         and store errors (nothing is recorded without its audit entry).
         """
+        if subject.type not in PERSONAL_IDENTIFIERS:
+            raise InvalidInput(
+                "a consent is given by one person",
+                [FieldProblem("subject.type", "must be nhs_number or person_id")],
+            )
         now_ms = self._now_ms()
         start_ms = now_ms if period_start is None else _ms(period_start)
         end_ms = None if period_end is None else _ms(period_end)
@@ -301,6 +312,28 @@ class ConsentService:
         return [
             r for r in records if caller.party_id in (r.recorder_party, r.from_party, r.to_party)
         ]
+
+    def get(self, caller: Caller, consent_id: str) -> ConsentRecord:
+        """One record, logged like a listing. Raises ConsentNotFound, also when the caller may
+        not see it (``subject-access`` callers see all; others only their party's)."""
+        record = self.store.get(consent_id)
+        self.audit.append(
+            AuditEntry(
+                kind="audit-read",
+                time_ms=self._now_ms(),
+                client_id=caller.client_id,
+                party_id=caller.party_id,
+                subject=Pseudonym(record.subject_pseudonym, record.subject_key_version),
+                details={"resource": "consent", "consent_id": consent_id},
+            )
+        )
+        if "subject-access" not in caller.scopes and caller.party_id not in (
+            record.recorder_party,
+            record.from_party,
+            record.to_party,
+        ):
+            raise ConsentNotFound(f"no consent {consent_id}")
+        return record
 
     # --- the port for the exchange pipeline --------------------------------------------------
 

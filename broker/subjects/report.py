@@ -24,10 +24,10 @@ from sqlalchemy import Engine
 from broker.agreements.loader import VerifiedAgreement
 from broker.audit.entry import format_time_ms, parse_time_ms
 from broker.audit.search import Scope, SearchFilters, search
+from broker.consent.model import PERSONAL_IDENTIFIERS
 from broker.core.errors import FieldProblem, InvalidInput
 
 View = Literal["subject", "governance", "oversight"]
-PERSONAL_IDENTIFIERS: Final = ("nhs_number", "person_id")
 DAY_MS: Final = 86_400_000
 MAX_ENTRIES: Final = 5000
 

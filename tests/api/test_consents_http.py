@@ -104,6 +104,11 @@ def test_record_receipt_fhir_list_and_withdraw(demo: LiveBroker) -> None:
     )
     assert listed.status_code == 200
     assert [c["id"] for c in listed.json()["items"]] == [consent_id]
+    one = demo.get(created.headers["location"], token(demo, "ccc-revenues-benefits"))
+    assert one.status_code == 200
+    assert one.json()["fhir"]["provision"]["type"] == "permit"
+    hidden = demo.get(created.headers["location"], token(demo, "ccc-governance"))
+    assert hidden.status_code == 403  # governance lacks the consent scope
 
     withdrawn = post(
         demo,
@@ -195,6 +200,11 @@ def test_scope_is_needed(demo: LiveBroker, client_id: str | None, expected: int)
             id="period-backwards",
         ),
         pytest.param({"document_types": ["passport"]}, {"document_types.0"}, id="bad-type"),
+        pytest.param(
+            {"subject": {"type": "uprn", "value": "100070000001"}},
+            {"subject.type"},
+            id="household-identifier",
+        ),
     ],
 )
 def test_bad_fields_are_named(
