@@ -16,11 +16,13 @@ from broker.api import (
     admin,
     agreements,
     audit,
+    consents,
     exchanges,
     health,
     oauth,
     policy,
     problems,
+    subjects,
     whoami,
 )
 from broker.api.middleware import RequestContextMiddleware
@@ -116,6 +118,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(policy.router)
     app.include_router(audit.router)
     app.include_router(exchanges.router)
+    app.include_router(consents.router)
+    app.include_router(subjects.router)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,

@@ -32,6 +32,7 @@ from broker.policy.runtime import PolicyRuntime
 from broker.policy.setup import build_policy
 from broker.secrets_check import check_secrets
 from broker.settings import Settings
+from broker.subjects.wiring import SubjectServices, build_subject_services
 
 #: A readiness check returns None when ready, or a short reason when not.
 ReadinessCheck = Callable[[], str | None]
@@ -54,6 +55,8 @@ class Services:
     exchanges: ExchangeService
     rate_limiter: ClientRateLimiter
     idempotency: IdempotencyStore
+    subjects: SubjectServices
+    """Consents, held exchanges (preview), the attestation key, the pseudonym keyring."""
     bindings: BindingSet | None = None
     sources: Sources | None = None
     """Built in the app's lifespan (its HTTP pools belong to the event loop)."""
@@ -112,6 +115,7 @@ def build_services(
     pseudonyms = load_key_file(settings.pseudonym_key_file)
     if bindings is None and settings.bindings_file is not None:
         bindings = load_bindings(settings.bindings_file)
+    subjects = build_subject_services(settings, engine, audit, runtime, clock)
     holder_ref: list[Services] = []
 
     def datasets(dataset_id: str) -> DatasetFacts | None:
@@ -130,6 +134,7 @@ def build_services(
         verification_limiter=VerificationLimiter(
             engine, settings.verify_limit_per_subject, settings.verify_limit_window_seconds
         ),
+        consents=subjects.consents,
         test_range_only=settings.demo,
         now=lambda: dt.datetime.fromtimestamp(clock(), dt.UTC),
     )
@@ -161,6 +166,7 @@ def build_services(
         ),
         idempotency=IdempotencyStore(engine, settings.idempotency_ttl_seconds),
         bindings=bindings,
+        subjects=subjects,
         clock=clock,
     )
     holder_ref.append(services)

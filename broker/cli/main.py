@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import agreements, audit, keys, policy, registry, secrets
+from broker.cli import agreements, attestation, audit, keys, policy, registry, secrets
 from broker.cli.serve import serve
 from broker.cli.token import token
 
@@ -23,6 +23,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(agreements.app, name="agreements")
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
+app.add_typer(attestation.app, name="attestation")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -56,7 +56,7 @@ log = structlog.get_logger("broker.exchange")
 class ConsentPort(Protocol):
     def status(
         self,
-        subject: Pseudonym,
+        subject_pseudonym: str | Sequence[str],
         from_party: str,
         to_party: str,
         purpose: str,
@@ -68,11 +68,11 @@ class ConsentPort(Protocol):
 
 
 class NoConsents:
-    """Until consents are recorded, none is found: consent-required flows deny."""
+    """A port that finds no consent: consent-required flows deny (tests without consents)."""
 
     def status(
         self,
-        subject: Pseudonym,
+        subject_pseudonym: str | Sequence[str],
         from_party: str,
         to_party: str,
         purpose: str,
@@ -202,8 +202,17 @@ class ExchangeService:
         facts = self._datasets(request.dataset)
         consent: ConsentStatus = "none"
         if facts is not None:
-            consent = self._consents.status(
-                pseudonym, facts.owner, caller.party_id, request.purpose, request.dataset, now
+            every_version = [
+                p.value for p in self._pseudonyms.all_pseudonyms(subject.type, subject.value)
+            ]
+            consent = await to_thread.run_sync(
+                self._consents.status,
+                every_version,
+                facts.owner,
+                caller.party_id,
+                request.purpose,
+                request.dataset,
+                now,
             )
         policy_input = build_input(
             PolicyRequest(

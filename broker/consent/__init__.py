@@ -1,0 +1,1 @@
+"""Citizens' consents to share, modelled on HL7 FHIR R4 Consent (see :mod:`.model`)."""

@@ -1,0 +1,395 @@
+"""Recording, withdrawing, listing and checking consents; every one of them logged.
+
+:class:`ConsentService` is the consent area's one entry point. The exchange pipeline uses it
+through :class:`ConsentPort` (``status`` / ``check``): a consent counts when it is active, inside
+its period, and its actors, purpose and data match; a withdrawal stops it at once (nothing is
+cached). Ordering, so that failures fail closed:
+
+- record: the audit entry is written first, then the record; no audit entry, no consent.
+- withdraw: the withdrawal is stored first (it must take effect even if the log is down), then
+  logged; a failed log write still raises, so the caller retries and the log catches up.
+- reads (listing a subject's consents): logged before the records are read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from broker.agreements.loader import VerifiedAgreement
+from broker.attestation.keys import AttestationSigner
+from broker.audit.entry import AgreementRef, AuditEntry
+from broker.audit.memory import AuditSink
+from broker.consent.fhir import to_fhir
+from broker.consent.model import (
+    PERSONAL_IDENTIFIERS,
+    CollectionMethod,
+    ConsentCheck,
+    ConsentRecord,
+    evaluate,
+)
+from broker.consent.rules import RecorderForbidden, consent_scope, recorder_of
+from broker.consent.store import ConsentNotFound, ConsentStore
+from broker.core.errors import FieldProblem, InvalidInput
+from broker.core.identifiers import SubjectId
+from broker.core.pseudonym import Pseudonym, PseudonymKeyring
+from broker.policy.input import ConsentStatus
+
+RECEIPT_TYP: Final = "consent-receipt+jwt"
+
+
+class ConsentPort(Protocol):
+    """What the exchange pipeline asks before it asks the policy."""
+
+    def status(
+        self,
+        subject_pseudonym: str | Sequence[str],
+        from_party: str,
+        to_party: str,
+        purpose: str,
+        dataset: str,
+        now: dt.datetime,
+        document_type: str | None = None,
+    ) -> ConsentStatus:
+        """``given`` | ``withdrawn`` | ``none`` for ``PolicyRequest.consent``."""
+        ...
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the authenticated client, its party and its scopes."""
+
+    client_id: str
+    party_id: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RecordedConsent:
+    record: ConsentRecord
+    receipt: str
+    """A compact JWS (``typ: consent-receipt+jwt``) signed with the broker's attestation key."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {**consent_json(self.record), "receipt": self.receipt}
+
+
+def consent_json(record: ConsentRecord) -> dict[str, Any]:
+    """The API shape of one record: the FHIR R4 Consent plus a few convenience fields."""
+    return {
+        "id": record.id,
+        "status": record.status,
+        "agreement_id": record.agreement_id,
+        "from_party": record.from_party,
+        "to_party": record.to_party,
+        "purpose": record.purpose,
+        "datasets": list(record.datasets),
+        "document_types": list(record.document_types),
+        "fhir": to_fhir(record),
+    }
+
+
+def _ms(when: dt.datetime) -> int:
+    return round(when.timestamp() * 1000)
+
+
+class ConsentService:
+    def __init__(
+        self,
+        *,
+        store: ConsentStore,
+        audit: AuditSink,
+        pseudonyms: PseudonymKeyring,
+        agreements: Callable[[], Sequence[VerifiedAgreement]],
+        signer: AttestationSigner,
+        issuer: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.pseudonyms = pseudonyms
+        self.agreements = agreements
+        self.signer = signer
+        self.issuer = issuer
+        self.clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- recording and withdrawal ------------------------------------------------------------
+
+    def record(
+        self,
+        caller: Caller,
+        *,
+        agreement_id: str,
+        subject: SubjectId,
+        from_party: str,
+        to_party: str,
+        purpose: str,
+        datasets: Sequence[str],
+        document_types: Sequence[str] = (),
+        period_start: dt.datetime | None = None,
+        period_end: dt.datetime | None = None,
+        collection_method: CollectionMethod,
+        recorded_by_name: str,
+        recorded_by_role: str | None = None,
+    ) -> RecordedConsent:
+        """Check the caller may record it, log it, store it, sign a receipt.
+
+        Raises :class:`InvalidInput` (fields named), :class:`RecorderForbidden`, and the audit
+        and store errors (nothing is recorded without its audit entry).
+        """
+        if subject.type not in PERSONAL_IDENTIFIERS:
+            raise InvalidInput(
+                "a consent is given by one person",
+                [FieldProblem("subject.type", "must be nhs_number or person_id")],
+            )
+        now_ms = self._now_ms()
+        start_ms = now_ms if period_start is None else _ms(period_start)
+        end_ms = None if period_end is None else _ms(period_end)
+        if end_ms is not None and end_ms <= start_ms:
+            raise InvalidInput(
+                "the consent period ends before it starts",
+                [FieldProblem("period.end", "must be after period.start")],
+            )
+        scope = consent_scope(
+            self.agreements(),
+            agreement_id=agreement_id,
+            from_party=from_party,
+            to_party=to_party,
+            purpose=purpose,
+            datasets=datasets,
+            document_types=document_types,
+            caller_party=caller.party_id,
+        )
+        pseudonym = self.pseudonyms.pseudonymise(subject.type, subject.value)
+        record = ConsentRecord(
+            id=str(uuid.uuid4()),
+            status="active",
+            agreement_id=agreement_id,
+            agreement_version=scope.agreement.version,
+            subject_type=subject.type,
+            subject_pseudonym=pseudonym.value,
+            subject_key_version=pseudonym.key_version,
+            from_party=from_party,
+            to_party=to_party,
+            purpose=purpose,
+            datasets=tuple(dict.fromkeys(datasets)),
+            document_types=tuple(dict.fromkeys(document_types)),
+            period_start_ms=start_ms,
+            period_end_ms=end_ms,
+            collection_method=collection_method,
+            recorded_by_name=recorded_by_name,
+            recorded_by_role=recorded_by_role,
+            recorder_party=caller.party_id,
+            recorder_client=caller.client_id,
+            recorded_at_ms=now_ms,
+        )
+        self.audit.append(
+            AuditEntry(
+                kind="admin",
+                time_ms=now_ms,
+                client_id=caller.client_id,
+                party_id=caller.party_id,
+                user_id=recorded_by_name,
+                user_role=recorded_by_role,
+                agreement=AgreementRef(
+                    scope.agreement.id, str(scope.agreement.version), scope.agreement.digest()
+                ),
+                purpose=purpose,
+                subject=pseudonym,
+                details={
+                    "action": "consent.record",
+                    "consent_id": record.id,
+                    "from_party": from_party,
+                    "to_party": to_party,
+                    "datasets": list(record.datasets),
+                    "document_types": list(record.document_types),
+                    "period_start_ms": start_ms,
+                    "period_end_ms": end_ms,
+                    "collection_method": collection_method,
+                },
+            )
+        )
+        self.store.add(record)
+        return RecordedConsent(record, self._receipt(record))
+
+    def _receipt(self, record: ConsentRecord) -> str:
+        claims = {
+            "iss": self.issuer,
+            "iat": record.recorded_at_ms // 1000,
+            "jti": record.id,
+            "consent": {
+                "id": record.id,
+                "agreement_id": record.agreement_id,
+                "agreement_version": record.agreement_version,
+                "subject": {
+                    "pseudonym": record.subject_pseudonym,
+                    "key_version": record.subject_key_version,
+                },
+                "from_party": record.from_party,
+                "to_party": record.to_party,
+                "purpose": record.purpose,
+                "datasets": list(record.datasets),
+                "document_types": list(record.document_types),
+                "period_start_ms": record.period_start_ms,
+                "period_end_ms": record.period_end_ms,
+                "collection_method": record.collection_method,
+                "recorded_by": record.recorded_by_name,
+                "recorder_party": record.recorder_party,
+                "withdraw_at": f"/v1/consents/{record.id}/withdraw",
+            },
+        }
+        return self.signer.sign(claims, RECEIPT_TYP)
+
+    def withdraw(self, caller: Caller, consent_id: str, reason: str | None = None) -> ConsentRecord:
+        """Withdraw at once. Only a system of the party the agreement names as recorder (or the
+        party that recorded it) may. Raises ConsentNotFound, ConsentConflict, RecorderForbidden."""
+        record = self.store.get(consent_id)
+        allowed = {record.recorder_party}
+        for dataset in record.datasets:
+            named = recorder_of(self.agreements(), record.agreement_id, dataset)
+            if named is not None:
+                allowed.add(named)
+        if caller.party_id not in allowed:
+            raise RecorderForbidden("only the party that records this consent may withdraw it")
+        now_ms = self._now_ms()
+        updated = self.store.withdraw(
+            consent_id, at_ms=now_ms, client_id=caller.client_id, reason=reason
+        )
+        self.audit.append(
+            AuditEntry(
+                kind="admin",
+                time_ms=now_ms,
+                client_id=caller.client_id,
+                party_id=caller.party_id,
+                purpose=record.purpose,
+                agreement=self._agreement_ref(record),
+                subject=Pseudonym(record.subject_pseudonym, record.subject_key_version),
+                details={
+                    "action": "consent.withdraw",
+                    "consent_id": consent_id,
+                    "agreement_id": record.agreement_id,
+                    "reason_given": reason is not None,
+                },
+            )
+        )
+        return updated
+
+    def _agreement_ref(self, record: ConsentRecord) -> AgreementRef | None:
+        for verified in self.agreements():
+            a = verified.agreement
+            if a is not None and (a.id, a.version) == (
+                record.agreement_id,
+                record.agreement_version,
+            ):
+                return AgreementRef(a.id, str(a.version), a.digest())
+        return None
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def list_for_subject(self, caller: Caller, subject: SubjectId) -> list[ConsentRecord]:
+        """The subject's consents the caller may see (logged first). ``subject-access`` callers
+        (the citizen portal) see all; others only those their party is in."""
+        all_pseudonyms = self.pseudonyms.all_pseudonyms(subject.type, subject.value)
+        self.audit.append(
+            AuditEntry(
+                kind="audit-read",
+                time_ms=self._now_ms(),
+                client_id=caller.client_id,
+                party_id=caller.party_id,
+                subject=all_pseudonyms[-1],
+                details={"resource": "consents", "subject_type": subject.type},
+            )
+        )
+        records = self.store.for_subject([p.value for p in all_pseudonyms])
+        if "subject-access" in caller.scopes:
+            return records
+        return [
+            r for r in records if caller.party_id in (r.recorder_party, r.from_party, r.to_party)
+        ]
+
+    def get(self, caller: Caller, consent_id: str) -> ConsentRecord:
+        """One record, logged like a listing. Raises ConsentNotFound, also when the caller may
+        not see it (``subject-access`` callers see all; others only their party's)."""
+        record = self.store.get(consent_id)
+        self.audit.append(
+            AuditEntry(
+                kind="audit-read",
+                time_ms=self._now_ms(),
+                client_id=caller.client_id,
+                party_id=caller.party_id,
+                subject=Pseudonym(record.subject_pseudonym, record.subject_key_version),
+                details={"resource": "consent", "consent_id": consent_id},
+            )
+        )
+        if "subject-access" not in caller.scopes and caller.party_id not in (
+            record.recorder_party,
+            record.from_party,
+            record.to_party,
+        ):
+            raise ConsentNotFound(f"no consent {consent_id}")
+        return record
+
+    # --- the port for the exchange pipeline --------------------------------------------------
+
+    def check(
+        self,
+        subject_pseudonym: str | Sequence[str],
+        from_party: str,
+        to_party: str,
+        purpose: str,
+        dataset: str,
+        now: dt.datetime,
+        document_type: str | None = None,
+    ) -> ConsentCheck:
+        """The consent state for one request (see :func:`broker.consent.model.evaluate`).
+
+        ``subject_pseudonym`` is the subject's pseudonym, or its pseudonyms under every key
+        version. Raises ConsentStoreUnavailable (fail closed) when the store cannot be read.
+        """
+        pseudonyms = (
+            [subject_pseudonym] if isinstance(subject_pseudonym, str) else list(subject_pseudonym)
+        )
+        return evaluate(
+            self.store.for_subject(pseudonyms),
+            from_party=from_party,
+            to_party=to_party,
+            purpose=purpose,
+            dataset=dataset,
+            now_ms=_ms(now),
+            document_type=document_type,
+        )
+
+    def check_subject(
+        self,
+        subject: SubjectId,
+        from_party: str,
+        to_party: str,
+        purpose: str,
+        dataset: str,
+        now: dt.datetime,
+        document_type: str | None = None,
+    ) -> ConsentCheck:
+        """:meth:`check` for an identifier, pseudonymised here under every key version."""
+        pseudonyms = [p.value for p in self.pseudonyms.all_pseudonyms(subject.type, subject.value)]
+        return self.check(pseudonyms, from_party, to_party, purpose, dataset, now, document_type)
+
+    def status(
+        self,
+        subject_pseudonym: str | Sequence[str],
+        from_party: str,
+        to_party: str,
+        purpose: str,
+        dataset: str,
+        now: dt.datetime,
+        document_type: str | None = None,
+    ) -> ConsentStatus:
+        """``PolicyRequest.consent`` for one request: ``given`` only for a consent in force."""
+        return self.check(
+            subject_pseudonym, from_party, to_party, purpose, dataset, now, document_type
+        ).policy_status

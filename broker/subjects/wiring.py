@@ -1,0 +1,106 @@
+"""Building the consent, preview and attestation services from settings (one Services field)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from broker.agreements.loader import VerifiedAgreement
+from broker.attestation.keys import AttestationSigner, load_or_create_attestation_key
+from broker.attestation.statement import (
+    DEFAULT_VALIDITY,
+    Attestation,
+    DocumentFacts,
+    issue_attestation,
+)
+from broker.audit.memory import AuditSink
+from broker.consent.service import ConsentService
+from broker.consent.store import SqlConsentStore
+from broker.core.pseudonym import Pseudonym, PseudonymKeyring
+from broker.policy.runtime import PolicyRuntime
+from broker.settings import Settings
+from broker.subjects.preview import PreviewService
+from broker.subjects.pseudonyms import load_pseudonym_keys
+from broker.subjects.report import HoldRules
+
+
+@dataclass
+class SubjectServices:
+    """Consents, held exchanges, the attestation key and the pseudonym keyring."""
+
+    consents: ConsentService
+    previews: PreviewService
+    attestation: AttestationSigner
+    pseudonyms: PseudonymKeyring
+    all_agreements: Callable[[], Sequence[VerifiedAgreement]]
+    """Every agreement the broker has verified (any status): holds outlive agreements."""
+    issuer: str
+    """The broker's public URL: the ``iss`` of attestations and receipts."""
+
+    def attest(
+        self,
+        *,
+        subject: Pseudonym,
+        document: DocumentFacts,
+        exchange_id: str,
+        recipient_party: str,
+        agreement_id: str,
+        now: dt.datetime,
+        valid_for: dt.timedelta = DEFAULT_VALIDITY,
+    ) -> Attestation:
+        """Sign an attestation for the exchange pipeline (see :func:`issue_attestation`)."""
+        return issue_attestation(
+            self.attestation,
+            issuer=self.issuer,
+            subject=subject,
+            document=document,
+            exchange_id=exchange_id,
+            recipient_party=recipient_party,
+            agreement_id=agreement_id,
+            now=now,
+            valid_for=valid_for,
+        )
+
+    def hold_rules(self) -> HoldRules:
+        return HoldRules.from_agreements(self.all_agreements())
+
+
+def build_subject_services(
+    settings: Settings,
+    engine: Engine,
+    audit: AuditSink,
+    runtime: PolicyRuntime,
+    clock: Callable[[], float],
+) -> SubjectServices:
+    """Raises ConfigurationError when the pseudonym or attestation key cannot be read."""
+
+    def active() -> Sequence[VerifiedAgreement]:
+        last = runtime.last
+        return () if last is None else last.active()
+
+    def every() -> Sequence[VerifiedAgreement]:
+        last = runtime.last
+        return () if last is None else last.agreements
+
+    pseudonyms = load_pseudonym_keys(settings.pseudonym_key_file)
+    signer = load_or_create_attestation_key(settings.keys_dir)
+    consents = ConsentService(
+        store=SqlConsentStore(engine),
+        audit=audit,
+        pseudonyms=pseudonyms,
+        agreements=active,
+        signer=signer,
+        issuer=settings.public_url,
+        clock=clock,
+    )
+    return SubjectServices(
+        consents=consents,
+        previews=PreviewService(engine, audit, clock),
+        attestation=signer,
+        pseudonyms=pseudonyms,
+        all_agreements=every,
+        issuer=settings.public_url,
+    )

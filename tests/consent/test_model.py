@@ -1,0 +1,103 @@
+"""The consent condition: active, inside its period, actors, purpose and data matching."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from broker.consent.model import ConsentRecord, evaluate
+from tests.consent.factories import COUNCIL, DAY_MS, T0, record
+
+ASK = {
+    "from_party": COUNCIL,
+    "to_party": COUNCIL,
+    "purpose": "homelessness-assessment",
+    "dataset": "ccc.proof-documents",
+}
+
+
+@pytest.mark.parametrize(
+    ("consent", "now_ms", "ask", "state", "policy"),
+    [
+        pytest.param(record(), T0 + 1, {}, "granted", "given", id="active-in-period"),
+        pytest.param(record(), T0, {}, "granted", "given", id="start-is-inclusive"),
+        pytest.param(record(), T0 + 30 * DAY_MS, {}, "expired", "none", id="end-is-exclusive"),
+        pytest.param(record(), T0 - 1, {}, "not_started", "none", id="before-start"),
+        pytest.param(
+            record(status="inactive", withdrawn_at_ms=T0 + 5),
+            T0 + 6,
+            {},
+            "withdrawn",
+            "withdrawn",
+            id="withdrawn",
+        ),
+        pytest.param(
+            record(period_end_ms=None), T0 + 3650 * DAY_MS, {}, "granted", "given", id="open-ended"
+        ),
+        pytest.param(record(), T0 + 1, {"purpose": "fraud"}, "none", "none", id="other-purpose"),
+        pytest.param(record(), T0 + 1, {"to_party": "R9Z"}, "none", "none", id="other-recipient"),
+        pytest.param(record(), T0 + 1, {"from_party": "R9Z"}, "none", "none", id="other-provider"),
+        pytest.param(
+            record(), T0 + 1, {"dataset": "ccc.benefit-claims"}, "none", "none", id="other-dataset"
+        ),
+        pytest.param(
+            record(document_types=("income",)),
+            T0 + 1,
+            {"document_type": "income"},
+            "granted",
+            "given",
+            id="document-type-named",
+        ),
+        pytest.param(
+            record(document_types=("income",)),
+            T0 + 1,
+            {"document_type": "identity"},
+            "none",
+            "none",
+            id="document-type-other",
+        ),
+        pytest.param(
+            record(document_types=("income",)),
+            T0 + 1,
+            {},
+            "none",
+            "none",
+            id="document-type-unnamed-fails-closed",
+        ),
+    ],
+)
+def test_one_record(
+    consent: ConsentRecord, now_ms: int, ask: dict[str, str], state: str, policy: str
+) -> None:
+    check = evaluate([consent], now_ms=now_ms, **{**ASK, **ask})
+    assert check.state == state
+    assert check.policy_status == policy
+    assert (check.consent_id == consent.id) == (state == "granted")
+
+
+def test_a_fresh_consent_after_a_withdrawal_grants_again() -> None:
+    old = record(id="old", status="inactive", withdrawn_at_ms=T0 + 1)
+    new = record(id="new", period_start_ms=T0 + 2)
+    check = evaluate([old, new], now_ms=T0 + 3, **ASK)
+    assert (check.state, check.consent_id) == ("granted", "new")
+
+
+def test_no_records_is_none() -> None:
+    assert evaluate([], now_ms=T0, **ASK).policy_status == "none"
+
+
+@given(
+    now_offset=st.integers(min_value=-10 * DAY_MS, max_value=60 * DAY_MS),
+    withdrawn_offset=st.integers(min_value=-10 * DAY_MS, max_value=60 * DAY_MS),
+)
+def test_a_withdrawn_consent_never_grants_after_withdrawal(
+    now_offset: int, withdrawn_offset: int
+) -> None:
+    consent = dataclasses.replace(
+        record(), status="inactive", withdrawn_at_ms=T0 + withdrawn_offset
+    )
+    check = evaluate([consent], now_ms=T0 + now_offset, **ASK)
+    assert check.policy_status != "given"
