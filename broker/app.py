@@ -51,6 +51,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                     log.error("agreements watch failed", error=type(e).__name__)
 
         tasks = [asyncio.create_task(reload_keys()), asyncio.create_task(watch_agreements())]
+        tasks.append(asyncio.create_task(services.notifications.deliver_forever()))
         try:
             yield
         finally:

@@ -17,6 +17,7 @@ from broker.auth.tokens import TokenService
 from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.demo.keys import demo_key_thumbprints
+from broker.notify.service import Notifications, build_notifications
 from broker.observability import Metrics, build_metrics
 from broker.policy.holder import PolicyHolder
 from broker.policy.runtime import PolicyRuntime
@@ -41,6 +42,7 @@ class Services:
     audit_reads: AuditReadLog
     policy: PolicyHolder
     policy_runtime: PolicyRuntime
+    notifications: Notifications
     clock: Callable[[], float] = time.time
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     notes: dict[str, ReadinessCheck] = field(default_factory=dict)
@@ -102,6 +104,7 @@ def build_services(
         audit_reads=AuditReadLog(engine),
         policy=holder,
         policy_runtime=runtime,
+        notifications=build_notifications(settings, engine, clock=clock),
         clock=clock,
     )
     services.readiness["database"] = _database_ready(engine)
