@@ -13,14 +13,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from broker.core.errors import ConfigurationError
 from broker.core.identifiers import SubjectId, parse_subject
-from broker.core.pseudonym import PseudonymKey, PseudonymKeyring
+from broker.core.pseudonym import PseudonymKey, PseudonymKeyring, load_key_file
 
 _INFO = b"broker outbox subject sealing v1"
 _NONCE_BYTES = 12
@@ -61,3 +63,17 @@ class SubjectSealer:
             raise SealingError("the sealed identifier does not open (altered or moved)") from e
         value = json.loads(plain)
         return parse_subject(str(value["type"]), str(value["value"]))
+
+
+def load_sealer(path: Path) -> SubjectSealer:
+    """The sealer keyed by the pseudonym key file: the versioned format of
+    :mod:`broker.core.pseudonym`, or a single raw secret (what ``broker secrets init`` writes),
+    taken as version ``raw``. Raises ConfigurationError."""
+    try:
+        return SubjectSealer(load_key_file(path))
+    except ConfigurationError:
+        try:
+            raw = path.read_bytes().strip()
+        except OSError as e:
+            raise ConfigurationError(f"cannot read pseudonym key file {path}: {e}") from e
+        return SubjectSealer(PseudonymKeyring((PseudonymKey("raw", raw),)))

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from broker.core.identifiers import SubjectId
-from broker.core.pseudonym import load_key_file
 from broker.notify.delivery import DeliveryPolicy, DeliveryWorker
 from broker.notify.outbox import OutboxStore, ProviderNotice, enqueue_notification
-from broker.notify.sealing import SubjectSealer
+from broker.notify.sealing import SubjectSealer, load_sealer
 from broker.notify.webhooks import WebhookRegistry
 from broker.settings import Settings
 
@@ -76,7 +75,7 @@ def build_notifications(
 ) -> Notifications:
     """The service on ``engine``; the sealer's key is the pseudonym key file (already checked
     by the secrets check when the broker starts)."""
-    sealer = sealer or SubjectSealer(load_key_file(settings.pseudonym_key_file))
+    sealer = sealer or load_sealer(settings.pseudonym_key_file)
     store, registry = OutboxStore(engine), WebhookRegistry(engine)
     worker = DeliveryWorker(store, registry, delivery_policy(settings), sealer=sealer, clock=clock)
     return Notifications(store, registry, worker, sealer, clock)
