@@ -17,6 +17,7 @@ from broker.auth.tokens import TokenService
 from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.demo.keys import demo_key_thumbprints
+from broker.identity.service import IdentityProviders, build_identity
 from broker.notify.service import Notifications, build_notifications
 from broker.observability import Metrics, build_metrics
 from broker.policy.holder import PolicyHolder
@@ -43,6 +44,7 @@ class Services:
     policy: PolicyHolder
     policy_runtime: PolicyRuntime
     notifications: Notifications
+    identity: IdentityProviders
     clock: Callable[[], float] = time.time
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     notes: dict[str, ReadinessCheck] = field(default_factory=dict)
@@ -105,6 +107,7 @@ def build_services(
         policy=holder,
         policy_runtime=runtime,
         notifications=build_notifications(settings, engine, clock=clock),
+        identity=build_identity(settings, engine),
         clock=clock,
     )
     services.readiness["database"] = _database_ready(engine)

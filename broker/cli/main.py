@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import agreements, keys, policy, registry, secrets, webhooks
+from broker.cli import agreements, idp, keys, policy, registry, secrets, webhooks
 from broker.cli.serve import serve
 from broker.cli.token import token
 
@@ -23,6 +23,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(agreements.app, name="agreements")
 app.add_typer(policy.app, name="policy")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(idp.app, name="idp")
 
 
 def main() -> None:

@@ -8,21 +8,18 @@ an ``admin_events`` row written in the same transaction. Secrets never appear in
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from broker.core.errors import Conflict, NotFound
+from broker.core.urls import check_admin_url
 from broker.db.tables import admin_events, parties
 from broker.notify.signing import new_secret
 from broker.notify.tables import webhooks
-
-_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 @dataclass(frozen=True)
@@ -36,36 +33,8 @@ class Webhook:
 
 
 def check_url(url: str) -> str:
-    """The URL if acceptable: https, or http to a loopback host; no credentials or fragment.
-
-    Raises InvalidInput.
-    """
-    problem = None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        parts, host = None, ""
-    if parts is None or not host or parts.scheme not in ("https", "http"):
-        problem = "must be an absolute http(s) URL"
-    elif parts.username or parts.password:
-        problem = "must not carry credentials"
-    elif parts.fragment:
-        problem = "must not have a fragment"
-    elif parts.scheme == "http" and not _loopback(host):
-        problem = "must be https (plain http only to a loopback address)"
-    if problem:
-        raise InvalidInput("webhook URL refused", [FieldProblem("url", problem)])
-    return url
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """The URL if acceptable (see :func:`broker.core.urls.check_admin_url`). Raises InvalidInput."""
+    return check_admin_url(url, "url")
 
 
 def _now_ms() -> int:
