@@ -90,6 +90,7 @@ def add(
         f"registered the identity provider of [bold]{provider.party_id}[/bold]: {provider.issuer}"
         + (" (ID tokens required)" if provider.required else ""),
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -43,7 +43,9 @@ def add(
     """Register a party's webhook; prints its signing secret (shown only now)."""
     with handled(), _stores() as (hooks, _):
         hook = hooks.add(party, url, actor=actor())
-    console.print(f"registered webhook of [bold]{party}[/bold]: {hook.url}", highlight=False)
+    console.print(
+        f"registered webhook of [bold]{party}[/bold]: {hook.url}", highlight=False, soft_wrap=True
+    )
     typer.echo(f"signing secret (give it to {party}; it is not shown again): {hook.secret}")
 
 
