@@ -17,6 +17,7 @@ from rich.table import Table
 from broker.cli.common import EXIT_USAGE, actor, console, fail, handled, print_json, settings
 from broker.db import migrate
 from broker.db.engine import build_engine
+from broker.identity.demo import demo_id_token, demo_idp_thumbprints
 from broker.identity.store import DEFAULT_ALGORITHMS, IdentityProviderStore
 
 app = typer.Typer(help="Parties' identity providers (OIDC ID tokens).", no_args_is_help=True)
@@ -29,7 +30,7 @@ def _store() -> Iterator[IdentityProviderStore]:
     engine = build_engine(settings().database_url, pool_size=2)
     try:
         migrate.upgrade(engine)
-        yield IdentityProviderStore(engine)
+        yield IdentityProviderStore(engine, refused_thumbprints=demo_idp_thumbprints())
     finally:
         engine.dispose()
 
@@ -133,3 +134,14 @@ def remove(party: Party) -> None:
     with handled(), _store() as store:
         store.remove(party, actor=actor())
     console.print(f"removed the identity provider of {party}")
+
+
+@app.command("demo-token")
+def demo_token(
+    user: Annotated[str, typer.Option(help="the member of staff's user id")],
+    role: Annotated[str, typer.Option(help="their role")],
+    client_id: Annotated[str, typer.Option("--client-id")] = "r9z-ed-safeguarding",
+) -> None:
+    """Print an ID token from the demo hospital's smartcard sign-in (``serve --demo`` only
+    trusts it; valid five minutes), for ``requested_by.id_token``."""
+    typer.echo(demo_id_token(user, role, client_id))

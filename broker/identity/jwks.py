@@ -57,9 +57,12 @@ class HttpJwksFetcher:
             self._client.close()
 
 
-def parse_jwks(jwks: Mapping[str, Any]) -> list[NamedKey]:
+def parse_jwks(
+    jwks: Mapping[str, Any], refused_thumbprints: frozenset[str] = frozenset()
+) -> list[NamedKey]:
     """The usable public signing keys of a key set. Keys that are not for signatures
-    (``use: enc``), private, symmetric or malformed are skipped, not trusted."""
+    (``use: enc``), private, symmetric, malformed or refused (the committed demo key, outside
+    ``--demo``) are skipped, not trusted."""
     keys = jwks.get("keys")
     if not isinstance(keys, list):
         raise ValueError("a key set has a 'keys' list")
@@ -70,6 +73,8 @@ def parse_jwks(jwks: Mapping[str, Any]) -> list[NamedKey]:
         try:
             key = import_public_jwk(data)
         except ValueError:
+            continue
+        if refused_thumbprints and key.thumbprint() in refused_thumbprints:
             continue
         kid = data.get("kid")
         found.append(NamedKey(kid if isinstance(kid, str) else None, key))
@@ -93,9 +98,11 @@ class JwksCache:
         ttl_seconds: float = 300.0,
         min_refresh_seconds: float = 30.0,
         stale_max_seconds: float = 86400.0,
+        refused_thumbprints: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetcher = fetcher
+        self._refused = refused_thumbprints
         self._ttl = ttl_seconds
         self._min_refresh = min_refresh_seconds
         self._stale_max = stale_max_seconds
@@ -115,7 +122,7 @@ class JwksCache:
             if entry is not None and usable and ((fresh and not refresh) or not may_refresh):
                 return entry.keys
             try:
-                keys = parse_jwks(self._fetcher.fetch(url))
+                keys = parse_jwks(self._fetcher.fetch(url), self._refused)
             except Exception as e:  # any failure of the provider: keep the last good keys
                 if entry is not None:
                     entry.tried_at = now

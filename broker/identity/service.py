@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from broker.identity.demo import demo_idp_thumbprints
 from broker.identity.errors import IdTokenRequired, NoIdentityProvider
 from broker.identity.id_tokens import (
     NamedKey,
@@ -113,7 +114,7 @@ class IdentityProviders:
             # Parsed once per registration version (parsing costs more than a check).
             cache_key = (provider.party_id, provider.updated_ms)
             if cache_key not in self._inline:
-                self._inline[cache_key] = parse_jwks(provider.jwks)
+                self._inline[cache_key] = parse_jwks(provider.jwks, self.store.refused_thumbprints)
             return self._inline[cache_key]
         assert provider.jwks_url is not None
         return self.jwks.keys(provider.jwks_url)
@@ -121,12 +122,14 @@ class IdentityProviders:
 
 def build_identity(settings: Settings, engine: Engine) -> IdentityProviders:
     """The service on ``engine`` with an HTTP key fetcher (timeout and cache from settings)."""
+    refused = frozenset() if settings.demo else demo_idp_thumbprints()
     cache = JwksCache(
         HttpJwksFetcher(settings.idp_jwks_timeout_seconds),
         ttl_seconds=settings.idp_jwks_cache_seconds,
+        refused_thumbprints=refused,
     )
     return IdentityProviders(
-        IdentityProviderStore(engine),
+        IdentityProviderStore(engine, refused_thumbprints=refused),
         cache,
         max_age_seconds=settings.id_token_max_age_seconds,
         skew_seconds=settings.clock_skew_seconds,

@@ -53,6 +53,7 @@ def validate(
     algorithms: Sequence[str],
     user_claim: str,
     role_claim: str,
+    refused_thumbprints: frozenset[str] = frozenset(),
 ) -> None:
     """Raise InvalidInput naming every bad part of a registration."""
     problems: list[FieldProblem] = []
@@ -67,8 +68,12 @@ def validate(
             problems.extend(e.problems)
     if jwks is not None:
         try:
-            if not parse_jwks(jwks):
-                problems.append(FieldProblem("jwks", "holds no usable public signing key"))
+            if not parse_jwks(jwks, refused_thumbprints):
+                problems.append(
+                    FieldProblem(
+                        "jwks", "holds no usable public signing key (demo keys only in --demo)"
+                    )
+                )
         except ValueError as e:
             problems.append(FieldProblem("jwks", str(e)))
     bad = sorted(set(algorithms) - CLIENT_ASSERTION_ALGORITHMS)
@@ -103,9 +108,11 @@ class IdentityProviderStore:
         engine: Engine,
         *,
         refresh_seconds: float = 5.0,
+        refused_thumbprints: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self.refused_thumbprints = refused_thumbprints
         self._refresh = refresh_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -134,6 +141,7 @@ class IdentityProviderStore:
             algorithms=algorithms,
             user_claim=user_claim,
             role_claim=role_claim,
+            refused_thumbprints=self.refused_thumbprints,
         )
         now = int(time.time() * 1000)
         values = {

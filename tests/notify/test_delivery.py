@@ -218,3 +218,14 @@ def test_run_forever_delivers_when_woken_and_stops_when_cancelled(
 
     asyncio.run(scenario())
     assert len(receiver.snapshot()) == 1
+
+
+def test_registering_the_demo_webhook_again_replaces_it(
+    engine: Engine, receiver: DemoWebhookReceiver
+) -> None:
+    registry = WebhookRegistry(engine)
+    register_demo_webhook(registry, "http://127.0.0.1:1/old", new_secret())
+    register_demo_webhook(registry, receiver.url, receiver.secret)
+    hook = registry.get(COUNCIL)
+    assert hook is not None
+    assert (hook.url, hook.secret, hook.active) == (receiver.url, receiver.secret, True)
