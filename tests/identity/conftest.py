@@ -11,7 +11,6 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,8 +102,9 @@ class JwksServer:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = build_engine("sqlite:///" + str(tmp_path / "t.db"), pool_size=4)
+def engine(database_url: str) -> Iterator[Engine]:
+    """SQLite, and PostgreSQL too when BROKER_TEST_DATABASE_URL is set (root conftest)."""
+    eng = build_engine(database_url, pool_size=4)
     upgrade(eng)
     registry = Registry(eng)
     registry.add_party(HOSPITAL, "Calderbridge Hospitals", "nhs", "R9Z", actor="test")

@@ -4,7 +4,6 @@ on loopback (the demo's), a settable clock, and a subject sealer with a test key
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -53,8 +52,9 @@ def notice(exchange_id: str = "0f9d4c1e-0000-4000-8000-000000000001") -> Provide
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = build_engine("sqlite:///" + str(tmp_path / "t.db"), pool_size=4)
+def engine(database_url: str) -> Iterator[Engine]:
+    """SQLite, and PostgreSQL too when BROKER_TEST_DATABASE_URL is set (root conftest)."""
+    eng = build_engine(database_url, pool_size=4)
     upgrade(eng)
     registry = Registry(eng)
     registry.add_party(COUNCIL, "Calderbridge City Council", "council", None, actor="test")
