@@ -113,4 +113,5 @@ def build_services(
     services.readiness["database"] = _database_ready(engine)
     services.readiness["policy"] = runtime.readiness
     services.notes["policy"] = runtime.note
+    services.notes["notifications"] = services.notifications.note
     return services

@@ -74,6 +74,13 @@ class ProviderNotice:
         return data
 
 
+def default_summary(requesting_system: str, requesting_party: str, dataset: str) -> str:
+    """The notice's one line when the pipeline has nothing better, from the names the registry
+    holds (e.g. "Emergency Department safeguarding at Calderbridge Hospitals NHS Foundation Trust
+    received this person's ccc.child-protection record")."""
+    return f"{requesting_system} at {requesting_party} received this person's {dataset} record"
+
+
 def enqueue_notification(
     conn: Connection,
     notice: ProviderNotice,

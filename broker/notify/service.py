@@ -52,6 +52,16 @@ class Notifications:
     def wake(self) -> None:
         self.worker.wake()
 
+    def note(self) -> str | None:
+        """For ``/readyz`` notes: failed notifications an operator should look at."""
+        try:
+            failed = self.outbox.counts()["failed"]
+        except Exception:  # the database check reports an unreachable database
+            return None
+        if not failed:
+            return None
+        return f"{failed} provider notification(s) failed: broker webhooks outbox --status failed"
+
     async def deliver_forever(self) -> None:
         await self.worker.run_forever()
 

@@ -229,3 +229,18 @@ def test_registering_the_demo_webhook_again_replaces_it(
     hook = registry.get(COUNCIL)
     assert hook is not None
     assert (hook.url, hook.secret, hook.active) == (receiver.url, receiver.secret, True)
+
+
+def test_failed_notifications_are_a_readiness_note(
+    engine: Engine, clock: Clock, sealer: SubjectSealer
+) -> None:
+    from broker.notify.service import Notifications
+
+    worker = _worker(engine, clock, sealer, DeliveryPolicy(max_attempts=1))
+    notifications = Notifications(worker.store, worker.registry, worker, sealer, clock)
+    assert notifications.note() is None
+    _enqueue(engine, clock, sealer)
+    asyncio.run(worker.run_once())  # no webhook, one attempt allowed: failed
+    assert notifications.note() == (
+        "1 provider notification(s) failed: broker webhooks outbox --status failed"
+    )
