@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 import structlog
 
-from broker.notify.outbox import OutboxRow, OutboxStore, backoff_seconds
+from broker.notify.outbox import OutboxRow, OutboxStore, Outcome, backoff_seconds
 from broker.notify.sealing import SealingError, SubjectSealer
 from broker.notify.signing import sign_headers
-from broker.notify.webhooks import WebhookRegistry
+from broker.notify.webhooks import Webhook, WebhookRegistry
 
 log = structlog.get_logger("broker.notify")
 
@@ -133,8 +133,19 @@ class DeliveryWorker:
             limit=self.policy.batch,
             lease_ms=int(self.policy.lease_seconds * 1000),
         )
-        await asyncio.gather(*(self._attempt(client, row) for row in rows))
+        if not rows:
+            return 0
+        hooks = await asyncio.to_thread(self._webhooks, {r.party_id for r in rows})
+        outcomes = await asyncio.gather(
+            *(self._attempt(client, row, hooks.get(row.party_id)) for row in rows)
+        )
+        # One commit for the whole cycle: the outbox shares the audit log's database.
+        await asyncio.to_thread(self.store.record, outcomes)
         return len(rows)
+
+    def _webhooks(self, parties: set[str]) -> dict[str, Webhook]:
+        found = {p: self.registry.get(p) for p in parties}
+        return {p: h for p, h in found.items() if h is not None and h.active}
 
     def _body(self, row: OutboxRow) -> bytes:
         data: dict[str, Any] = dict(row.payload)
@@ -154,26 +165,25 @@ class DeliveryWorker:
         }
         return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
 
-    async def _attempt(self, client: httpx.AsyncClient, row: OutboxRow) -> None:
+    async def _attempt(
+        self, client: httpx.AsyncClient, row: OutboxRow, hook: Webhook | None
+    ) -> Outcome:
         retry_after = 0.0
         try:
-            hook = await asyncio.to_thread(self.registry.get, row.party_id)
-            if hook is None or not hook.active:
+            if hook is None:
                 raise RuntimeError(f"no active webhook registered for {row.party_id}")
             body = self._body(row)
             headers = sign_headers(hook.secret, row.id, int(self._clock()), body)
             headers["content-type"] = "application/json"
             response = await client.post(hook.url, content=body, headers=headers)
             if 200 <= response.status_code < 300:
-                await asyncio.to_thread(self.store.delivered, row.id, int(self._clock() * 1000))
-                log.info("notification delivered", id=row.id, party=row.party_id)
-                return
+                log.debug("notification delivered", id=row.id, party=row.party_id)
+                return Outcome(row.id, delivered_ms=int(self._clock() * 1000))
             retry_after = _retry_after(response)
             error = f"HTTP {response.status_code} from the webhook"
         except _GiveUp as e:
-            await asyncio.to_thread(self.store.attempt_failed, row.id, str(e), next_attempt_ms=None)
             log.error("notification given up", id=row.id, party=row.party_id, error=str(e))
-            return
+            return Outcome(row.id, error=str(e))
         except (httpx.HTTPError, RuntimeError) as e:
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         attempts = row.attempts + 1
@@ -187,7 +197,6 @@ class DeliveryWorker:
             )
             delay = max(delay, min(retry_after, self.policy.backoff_max_seconds))
             next_ms = int((self._clock() + delay) * 1000)
-        await asyncio.to_thread(self.store.attempt_failed, row.id, error, next_attempt_ms=next_ms)
         log.warning(
             "notification attempt failed",
             id=row.id,
@@ -196,3 +205,4 @@ class DeliveryWorker:
             gave_up=next_ms is None,
             error=error,
         )
+        return Outcome(row.id, error=error, next_attempt_ms=next_ms)

@@ -21,14 +21,15 @@ clear (see :mod:`broker.notify.sealing`) and is erased from the row once deliver
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym
@@ -67,11 +68,24 @@ class ProviderNotice:
 
     def to_payload(self) -> dict[str, Any]:
         """The stored payload (JSON-ready; the sealed identifier is added at delivery)."""
-        data = asdict(self)
-        data.pop("event_type")
-        data.pop("provider_party")
-        data["released_fields"] = list(self.released_fields)
-        return data
+        pseudonym = self.subject_pseudonym
+        return {
+            "exchange_id": self.exchange_id,
+            "occurred_at_ms": self.occurred_at_ms,
+            "agreement_id": self.agreement_id,
+            "flow_id": self.flow_id,
+            "purpose": self.purpose,
+            "dataset": self.dataset,
+            "requesting_party": self.requesting_party,
+            "requesting_client": self.requesting_client,
+            "requester_role": self.requester_role,
+            "break_glass": self.break_glass,
+            "released_fields": list(self.released_fields),
+            "summary": self.summary,
+            "subject_pseudonym": None
+            if pseudonym is None
+            else {"value": pseudonym.value, "key_version": pseudonym.key_version},
+        }
 
 
 def default_summary(requesting_system: str, requesting_party: str, dataset: str) -> str:
@@ -102,22 +116,46 @@ def enqueue_notification(
         if sealer is None:
             raise ValueError("a subject identifier can only be queued sealed: pass a sealer")
         sealed, version = sealer.seal(subject, row_id)
-    conn.execute(
-        insert(outbox).values(
-            id=row_id,
-            exchange_id=notice.exchange_id,
-            party_id=notice.provider_party,
-            event_type=notice.event_type,
-            payload=json.dumps(notice.to_payload(), sort_keys=True, separators=(",", ":")),
-            subject_sealed=sealed,
-            subject_key_version=version,
-            status="pending",
-            attempts=0,
-            next_attempt_ms=now_ms,
-            created_ms=now_ms,
-        )
+    payload = json.dumps(notice.to_payload(), sort_keys=True, separators=(",", ":"))
+    values = (
+        row_id,
+        notice.exchange_id,
+        notice.provider_party,
+        notice.event_type,
+        payload,
+        sealed,
+        version,
+        "pending",
+        0,
+        now_ms,
+        now_ms,
     )
+    # Straight to the driver, as the audit store does: this runs inside the audit commit of
+    # every notifying exchange, and SQLAlchemy's statement handling costs more than the insert.
+    conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), values)
     return row_id
+
+
+_COLUMNS = (
+    "id",
+    "exchange_id",
+    "party_id",
+    "event_type",
+    "payload",
+    "subject_sealed",
+    "subject_key_version",
+    "status",
+    "attempts",
+    "next_attempt_ms",
+    "created_ms",
+)
+
+
+@functools.cache
+def _insert_sql(paramstyle: str) -> str:
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}[paramstyle]
+    marks = ", ".join([mark] * len(_COLUMNS))
+    return f"INSERT INTO outbox ({', '.join(_COLUMNS)}) VALUES ({marks})"  # noqa: S608
 
 
 def backoff_seconds(
@@ -128,6 +166,17 @@ def backoff_seconds(
     ceiling = min(max_seconds, base_seconds * 2.0 ** max(0, attempts - 1))
     jitter: float = (rng or random.Random()).random()  # noqa: S311 - jitter, not a secret
     return ceiling / 2 + jitter * ceiling / 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One delivery attempt: delivered at ``delivered_ms``, else failed with ``error`` and
+    retried at ``next_attempt_ms`` (None: given up)."""
+
+    row_id: str
+    delivered_ms: int | None = None
+    error: str | None = None
+    next_attempt_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -199,30 +248,27 @@ class OutboxStore:
                     claimed.append(_row(r))
         return claimed
 
-    def delivered(self, row_id: str, now_ms: int) -> None:
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Record the attempts of one delivery cycle in one transaction: delivered rows lose
+        their sealed identifier; failed ones are retried at ``next_attempt_ms`` or, without
+        one, given up (and lose it too)."""
+        if not outcomes:
+            return
+        c = outbox.c
         with self._engine.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row_id)
-                .values(
-                    status="delivered",
-                    attempts=outbox.c.attempts + 1,
-                    delivered_ms=now_ms,
-                    last_error=None,
-                    subject_sealed=None,
-                    subject_key_version=None,
-                )
-            )
-
-    def attempt_failed(self, row_id: str, error: str, *, next_attempt_ms: int | None) -> None:
-        """Record a failed attempt: retry at ``next_attempt_ms``, or give up when None."""
-        values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "last_error": error[:2000]}
-        if next_attempt_ms is None:
-            values.update(status="failed", subject_sealed=None, subject_key_version=None)
-        else:
-            values["next_attempt_ms"] = next_attempt_ms
-        with self._engine.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.id == row_id).values(**values))
+            for o in outcomes:
+                values: dict[str, Any] = {"attempts": c.attempts + 1}
+                if o.delivered_ms is not None:
+                    values.update(status="delivered", delivered_ms=o.delivered_ms, last_error=None)
+                else:
+                    values["last_error"] = (o.error or "failed")[:2000]
+                    if o.next_attempt_ms is not None:
+                        values["next_attempt_ms"] = o.next_attempt_ms
+                    else:
+                        values["status"] = "failed"
+                if "status" in values:
+                    values.update(subject_sealed=None, subject_key_version=None)
+                conn.execute(update(outbox).where(c.id == o.row_id).values(**values))
 
     def get(self, row_id: str) -> OutboxRow | None:
         with self._engine.connect() as conn:

@@ -10,6 +10,7 @@ versions stay in the key file after a rotation, so pending rows still open.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ class SealingError(ValueError):
     """A sealed identifier could not be opened (unknown key version, or altered)."""
 
 
+@functools.cache
 def _aead(key: PseudonymKey) -> AESGCM:
+    """Derived once per key (HKDF and cipher set-up cost far more than sealing a few bytes)."""
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(key.secret)
     return AESGCM(derived)
 
