@@ -48,7 +48,7 @@ class DeliveryPolicy:
     poll_seconds: float = 1.0
     lease_seconds: float = 60.0
     """A claimed row is not taken by another process for this long (longer than a timeout)."""
-    batch: int = 20
+    batch: int = 50
 
 
 class _GiveUp(Exception):
