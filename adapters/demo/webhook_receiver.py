@@ -38,6 +38,8 @@ class DemoWebhookReceiver:
     attempts: int = 0
     answer_with: list[int] = field(default_factory=list)
     """Statuses to answer the next deliveries with, before verifying (fault injection)."""
+    retry_after: str | None = None
+    """A ``Retry-After`` header for those answers."""
     url: str = ""
     """Set once served: the full webhook URL to register."""
     _seen: set[str] = field(default_factory=set, repr=False)
@@ -53,7 +55,8 @@ class DemoWebhookReceiver:
             with self._lock:
                 self.attempts += 1
                 if self.answer_with:
-                    return web.Response(status=self.answer_with.pop(0))
+                    headers = {"Retry-After": self.retry_after} if self.retry_after else None
+                    return web.Response(status=self.answer_with.pop(0), headers=headers)
             try:
                 msg_id = verify_webhook(self.secret, request.headers, body, now=time.time())
             except WebhookSignatureError as e:

@@ -244,3 +244,30 @@ def test_failed_notifications_are_a_readiness_note(
     assert notifications.note() == (
         "1 provider notification(s) failed: broker webhooks outbox --status failed"
     )
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "least", "most"),
+    [
+        pytest.param("500", 500, 500, id="honoured"),
+        pytest.param("999999", 3600, 3600, id="capped"),
+        pytest.param("Wed, 21 Oct 2015 07:28:00 GMT", 5, 10, id="date-ignored"),
+    ],
+)
+def test_retry_after_is_a_floor_on_the_backoff(
+    engine: Engine,
+    clock: Clock,
+    sealer: SubjectSealer,
+    receiver: DemoWebhookReceiver,
+    retry_after: str,
+    least: float,
+    most: float,
+) -> None:
+    clock.now = time.time()
+    _register(engine, receiver)
+    row_id = _enqueue(engine, clock, sealer)
+    receiver.answer_with, receiver.retry_after = [503], retry_after
+    policy = DeliveryPolicy(backoff_base_seconds=10.0, backoff_max_seconds=3600.0)
+    asyncio.run(_worker(engine, clock, sealer, policy).run_once())
+    wait = _row(engine, row_id).next_attempt_ms / 1000 - clock.now
+    assert least - 0.001 <= wait <= most + 0.001
