@@ -89,6 +89,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             asyncio.create_task(reload_keys()),
             asyncio.create_task(watch_agreements()),
             asyncio.create_task(audit_jobs()),
+            asyncio.create_task(services.notifications.deliver_forever()),
         ]
         try:
             yield

@@ -19,6 +19,7 @@ from broker.auth.keyring import KeyRing
 from broker.auth.registry import Registry
 from broker.auth.replay import ReplayStore, SqlReplayStore
 from broker.auth.tokens import TokenService
+from broker.core.errors import NotFound
 from broker.core.pseudonym import PseudonymKeyring, load_key_file
 from broker.db import migrate
 from broker.db.engine import build_engine
@@ -26,6 +27,8 @@ from broker.demo.keys import demo_key_thumbprints
 from broker.exchange.idempotency import IdempotencyStore
 from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
 from broker.exchange.service import DatasetFacts, ExchangeService
+from broker.identity.service import IdentityProviders, build_identity
+from broker.notify.service import Notifications, build_notifications
 from broker.observability import Metrics, build_metrics
 from broker.policy.holder import PolicyHolder
 from broker.policy.runtime import PolicyRuntime
@@ -57,6 +60,8 @@ class Services:
     idempotency: IdempotencyStore
     subjects: SubjectServices
     """Consents, held exchanges (preview), the attestation key, the pseudonym keyring."""
+    notifications: Notifications
+    identity: IdentityProviders
     bindings: BindingSet | None = None
     sources: Sources | None = None
     """Built in the app's lifespan (its HTTP pools belong to the event loop)."""
@@ -125,6 +130,15 @@ def build_services(
             return None
         return DatasetFacts(entry.owner, frozenset(entry.subject_id_types))
 
+    notifications = build_notifications(settings, engine, clock=clock)
+    identity = build_identity(settings, engine)
+
+    def party_name(party_id: str) -> str:
+        try:
+            return registry.get_party(party_id).name
+        except NotFound:
+            return party_id
+
     exchanges = ExchangeService(
         policy=holder,
         audit=audit,
@@ -135,6 +149,9 @@ def build_services(
             engine, settings.verify_limit_per_subject, settings.verify_limit_window_seconds
         ),
         consents=subjects.consents,
+        identity=identity,
+        notifications=notifications,
+        party_name=party_name,
         test_range_only=settings.demo,
         now=lambda: dt.datetime.fromtimestamp(clock(), dt.UTC),
     )
@@ -167,10 +184,13 @@ def build_services(
         idempotency=IdempotencyStore(engine, settings.idempotency_ttl_seconds),
         bindings=bindings,
         subjects=subjects,
+        notifications=notifications,
+        identity=identity,
         clock=clock,
     )
     holder_ref.append(services)
     services.readiness["database"] = _database_ready(engine)
     services.readiness["policy"] = runtime.readiness
     services.notes["policy"] = runtime.note
+    services.notes["notifications"] = services.notifications.note
     return services

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     """Personal values of log entries (pseudonym, user id, justification, case reference) are
     redacted after this many days; the entries and every proof stay (8 years by default)."""
     audit_redaction_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Provider notifications (webhook outbox) and the identity providers of parties (issue 7).
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)
+    webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    idp_jwks_cache_seconds: float = Field(default=300.0, ge=0)
+    idp_jwks_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    id_token_max_age_seconds: int = Field(default=600, ge=30, le=3600)
+    """An ID token must have been issued (``iat``) within this many seconds."""
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -28,6 +28,7 @@ def main() -> None:
         print(f"NHS FHIR R4 server (R9Z):   {demo.fhir_url}")
         print(f"Police concerns service:    {demo.police_url}")
         print(f"Council databases, documents: {demo.root}")
+        print(f"Council webhook receiver:   {demo.webhook_receiver.url} (GET /received)")
         for binding in demo.bindings:
             print(f"  {binding.dataset:28} {binding.source.kind:9} {binding.source.endpoint}")
         for subject in subjects.ALL_SUBJECTS:

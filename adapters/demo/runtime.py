@@ -25,6 +25,8 @@ from adapters.demo.faults import Faults
 from adapters.demo.fhir_server import build_fhir_app
 from adapters.demo.police_server import build_police_app
 from adapters.demo.population import DEFAULT_RESIDENTS, DEFAULT_SEED, Population, generate
+from adapters.demo.webhook_receiver import PATH as WEBHOOK_PATH
+from adapters.demo.webhook_receiver import DemoWebhookReceiver
 from adapters.documents import FileDocumentStore
 from broker.core.identifiers import SubjectId
 
@@ -89,6 +91,9 @@ class DemoSources:
     variables: dict[str, str]
     _servers: ServerThread = field(repr=False)
     _owns_root: bool = field(default=False, repr=False)
+    webhook_receiver: DemoWebhookReceiver = field(default_factory=DemoWebhookReceiver)
+    """The council children's services system's webhook (register it with
+    :func:`broker.notify.demo.register_demo_webhook`)."""
 
     def stop(self) -> None:
         self._servers.stop()
@@ -163,6 +168,8 @@ def start_demo_sources(
     try:
         fhir_url = servers.serve(build_fhir_app(pop, fhir_faults), host) + "/FHIR/R4"
         police_url = servers.serve(build_police_app(pop, police_faults), host)
+        receiver = DemoWebhookReceiver()
+        receiver.url = servers.serve(receiver.app(), host) + WEBHOOK_PATH
         variables = {
             "council_dir": str(base / "council"),
             "documents_dir": str(documents_dir),
@@ -184,4 +191,5 @@ def start_demo_sources(
         variables=variables,
         _servers=servers,
         _owns_root=owns_root,
+        webhook_receiver=receiver,
     )

@@ -60,7 +60,7 @@ async def create_exchange(
                 media_type=media,
                 headers={"Idempotent-Replayed": "true"},
             )
-    caller = Caller(principal.client_id, principal.party_id)
+    caller = Caller(principal.client_id, principal.party_id, principal.client.name)
     try:
         result = await services.exchanges.handle(caller, body)
     except BrokerError as e:

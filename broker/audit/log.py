@@ -7,13 +7,17 @@ queued entry (up to ``max_batch``) and commits them in one transaction while the
 (each on its own lock, so a commit wakes only its own callers); then the oldest waiter leads
 the next batch with whatever queued meanwhile. Any failure raises
 :class:`AuditUnavailableError` to every caller in the failed batch: no entry, no data released.
+
+A caller can pass ``extras`` (callables given the open connection) to write rows of its own in
+the transaction that commits its entry (the exchange pipeline's outbox row): both commit or
+neither does. A failing extra fails only its own caller's entry (the batch is retried without it).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -80,6 +84,7 @@ class Appended:
 @dataclass
 class _Pending:
     sealed: SealedEntry
+    extras: Sequence[store.ExtraRows] = ()
     result: Appended | None = None
     error: BaseException | None = None
     done: bool = False
@@ -119,13 +124,16 @@ class AuditLog:
     def signer(self) -> LogSigner:
         return self._signer
 
-    def append(self, entry: AuditEntry) -> Appended:
+    def append(self, entry: AuditEntry, extras: Sequence[store.ExtraRows] = ()) -> Appended:
         """Log ``entry`` durably; returns once committed.
 
+        ``extras`` are called with the open connection inside the commit's transaction, so the
+        rows they write are durable exactly when the entry is (and never without it).
         Raises :class:`AuditEntryError` for an entry that cannot be logged and
-        :class:`AuditUnavailableError` when the commit failed (nothing was logged).
+        :class:`AuditUnavailableError` when the commit failed (nothing was logged, no extra
+        row written).
         """
-        item = _Pending(seal(entry))
+        item = _Pending(seal(entry), tuple(extras))
         with self._lock:
             self._queue.append(item)
             follower = self._leader
@@ -166,6 +174,13 @@ class AuditLog:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             self._commit_once(batch)
+        except store.ExtraRowsError as e:
+            if len(batch) == 1:
+                batch[0].error = AuditUnavailableError(f"the entry's extra rows failed: {e}")
+                batch[0].error.__cause__ = e
+                return
+            for item in batch:  # isolate the caller whose extra rows failed
+                self._commit([item])
         except IntegrityError as e:
             if len(batch) == 1:
                 batch[0].error = AuditUnavailableError(
@@ -186,6 +201,7 @@ class AuditLog:
             now_ms=self._clock_ms(),
             sign=self._signer.sign,
             policy=self._policy,
+            extras=[write for it in batch for write in it.extras],
         )
         for offset, item in enumerate(batch):
             item.result = Appended(

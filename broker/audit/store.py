@@ -27,6 +27,13 @@ from broker.core import merkle
 #: Signs a tree head: ``(tree_size, root, time_ms) -> Checkpoint``.
 SignFn = Callable[[int, bytes, int], Checkpoint]
 
+#: Writes a caller's own rows (an outbox row, say) in the transaction that commits an entry.
+ExtraRows = Callable[[Connection], None]
+
+
+class ExtraRowsError(Exception):
+    """A caller's extra rows could not be written: the whole transaction was rolled back."""
+
 
 @dataclass(frozen=True)
 class CheckpointPolicy:
@@ -156,10 +163,13 @@ def commit_batch(
     now_ms: int,
     sign: SignFn,
     policy: CheckpointPolicy,
+    extras: Sequence[ExtraRows] = (),
 ) -> BatchResult:
     """Append ``batch`` in one transaction; returns once it is committed.
 
-    Raises SQLAlchemy errors unchanged (the log translates them).
+    ``extras`` run on the same connection after the entries are inserted: their rows commit
+    with the entries or not at all. Raises :class:`ExtraRowsError` when one of them fails and
+    SQLAlchemy errors unchanged otherwise (the log translates them).
     """
     with engine.begin() as conn:
         _durable(conn)
@@ -196,6 +206,11 @@ def commit_batch(
         # Straight to the driver: SQLAlchemy's per-row bind processing costs more than the insert.
         conn.exec_driver_sql(_insert_sql(conn, "audit_entries", _ENTRY_COLUMNS), rows)
         conn.exec_driver_sql(_insert_sql(conn, "audit_nodes", ("pos", "hash")), nodes)
+        for write in extras:
+            try:
+                write(conn)
+            except Exception as e:
+                raise ExtraRowsError(f"{type(e).__name__}: {e}") from e
         checkpoint = None
         cp_size, cp_ms = head.checkpoint_size, head.checkpoint_ms
         if policy.due(compact.size, cp_size, now_ms, cp_ms):

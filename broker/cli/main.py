@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import agreements, attestation, audit, keys, policy, registry, secrets
+from broker.cli import (
+    agreements,
+    attestation,
+    audit,
+    idp,
+    keys,
+    policy,
+    registry,
+    secrets,
+    webhooks,
+)
 from broker.cli.serve import serve
 from broker.cli.token import token
 
@@ -24,6 +34,8 @@ app.add_typer(agreements.app, name="agreements")
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
 app.add_typer(attestation.app, name="attestation")
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(idp.app, name="idp")
 
 
 def main() -> None:

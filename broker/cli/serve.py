@@ -13,6 +13,8 @@ from broker.cli.common import EXIT_USAGE, console, fail, settings
 from broker.container import build_services
 from broker.core.errors import ConfigurationError
 from broker.demo import bootstrap
+from broker.identity.demo import register_demo_identity_provider
+from broker.notify.demo import register_demo_webhook
 from broker.observability import configure_logging
 
 
@@ -41,8 +43,18 @@ def serve(
         if demo_sources is not None:
             demo_sources.stop()
         fail(f"the broker will not start: {e.detail}", EXIT_USAGE)
-    if demo:
+    if demo and demo_sources is not None:
+        receiver = demo_sources.webhook_receiver
+        register_demo_webhook(services.notifications.webhooks, receiver.url, receiver.secret)
+        register_demo_identity_provider(services.identity.store)
+        inbox = receiver.url.rsplit("/", 2)[0] + "/received"
+        (config.demo_dir / "council-inbox-url").write_text(inbox + "\n")
         _print_demo(clients, config.public_url)
+        console.print(
+            f"Council children's services inbox (provider notifications): {inbox}",
+            highlight=False,
+            soft_wrap=True,
+        )
     app = create_app(config, services)
     try:
         uvicorn.run(

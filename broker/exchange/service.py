@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import structlog
 from anyio import to_thread
+from sqlalchemy import Connection
 
 from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
 from adapters.sources import Sources
@@ -46,6 +47,9 @@ from broker.core.projection import project
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange.limits import VerificationLimiter
 from broker.exchange.request import ExchangeRequest, problems_of
+from broker.identity.service import IdentityProviders
+from broker.notify.outbox import ProviderNotice, default_summary
+from broker.notify.service import Notifications
 from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
 from broker.policy.holder import PolicyHolder
 from broker.policy.input import ConsentStatus, PolicyRequest, build_input
@@ -86,6 +90,7 @@ class NoConsents:
 class Caller:
     client_id: str
     party_id: str
+    client_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,9 @@ class ExchangeService:
         datasets: Callable[[str], DatasetFacts | None],
         verification_limiter: VerificationLimiter,
         consents: ConsentPort | None = None,
+        identity: IdentityProviders | None = None,
+        notifications: Notifications | None = None,
+        party_name: Callable[[str], str] = lambda party_id: party_id,
         test_range_only: bool = False,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -156,6 +164,9 @@ class ExchangeService:
         self._datasets = datasets
         self._verify_limit = verification_limiter
         self._consents = consents or NoConsents()
+        self._identity = identity
+        self._notifications = notifications
+        self._party_name = party_name
         self._test_range_only = test_range_only
         self._now = now
 
@@ -199,6 +210,7 @@ class ExchangeService:
                 pseudonym.value,
                 int(now.timestamp() * 1000),
             )
+        user_id, role, verified = await self._person(caller, request, now)
         facts = self._datasets(request.dataset)
         consent: ConsentStatus = "none"
         if facts is not None:
@@ -218,8 +230,8 @@ class ExchangeService:
             PolicyRequest(
                 client_id=caller.client_id,
                 party=caller.party_id,
-                user_id=request.requested_by.user_id,
-                user_role=request.requested_by.role,
+                user_id=user_id,
+                user_role=role,
                 purpose=request.purpose,
                 dataset=request.dataset,
                 agreement_id=request.agreement_id,
@@ -234,7 +246,7 @@ class ExchangeService:
             now,
         )
         decision = await to_thread.run_sync(self._policy.decide, policy_input)
-        entry = self._entry(caller, request, pseudonym, decision, now)
+        entry = self._entry(caller, request, pseudonym, decision, now, user_id, role, verified)
 
         if not decision.allow:
             unavailable = ENGINE_UNAVAILABLE in decision.reasons
@@ -272,8 +284,70 @@ class ExchangeService:
             e.with_extra(exchange_id=appended.exchange_id)
             raise
         released = digest_released_record(released_value)
-        appended = await self._append(entry, "ok", started, released)
+        extras = self._notification(caller, request, entry, decision, subject, role)
+        appended = await self._append(entry, "ok", started, released, extras)
+        if extras and self._notifications is not None:
+            self._notifications.wake()
         return ExchangeResult(appended.exchange_id, decision, record, match, appended)
+
+    async def _person(
+        self, caller: Caller, request: ExchangeRequest, now: dt.datetime
+    ) -> tuple[str, str, bool]:
+        """The person behind the request: as asserted by the partner system, or, where the
+        party has an identity provider and a token is sent (or required), as verified."""
+        asserted = request.requested_by
+        if self._identity is None:
+            return asserted.user_id, asserted.role, False
+        identity = self._identity
+        verified = await to_thread.run_sync(
+            lambda: identity.check_request(
+                caller.party_id,
+                caller.client_id,
+                asserted.id_token,
+                break_glass=request.break_glass,
+                now=now.timestamp(),
+                asserted_role=asserted.role,
+            )
+        )
+        if verified is None:
+            return asserted.user_id, asserted.role, False
+        return verified.user_id, verified.role, True
+
+    def _notification(
+        self,
+        caller: Caller,
+        request: ExchangeRequest,
+        entry: AuditEntry,
+        decision: Decision,
+        subject: SubjectId,
+        role: str,
+    ) -> list[Callable[[Connection], None]]:
+        """The outbox row telling the provider, written in the audit entry's transaction."""
+        provider = decision.obligations.notify_provider
+        if provider is None or self._notifications is None or decision.matched is None:
+            return []
+        notice = ProviderNotice(
+            exchange_id=entry.exchange_id,
+            provider_party=provider,
+            occurred_at_ms=entry.time_ms,
+            agreement_id=decision.matched.agreement_id,
+            flow_id=decision.matched.flow_id,
+            purpose=request.purpose,
+            dataset=request.dataset,
+            requesting_party=caller.party_id,
+            requesting_client=caller.client_id,
+            requester_role=role,
+            break_glass=request.break_glass,
+            released_fields=decision.released_fields,
+            subject_pseudonym=entry.subject,
+            summary=default_summary(
+                caller.client_name or caller.client_id,
+                self._party_name(caller.party_id),
+                request.dataset,
+            ),
+        )
+        # The provider holds the record under this identifier already (see broker.notify).
+        return [self._notifications.writer(notice, subject=subject)]
 
     def _entry(
         self,
@@ -282,6 +356,9 @@ class ExchangeService:
         pseudonym: Pseudonym,
         decision: Decision,
         now: dt.datetime,
+        user_id: str,
+        role: str,
+        verified: bool,
     ) -> AuditEntry:
         matched = decision.matched
         agreement = None
@@ -311,8 +388,8 @@ class ExchangeService:
             time_ms=int(now.timestamp() * 1000),
             client_id=caller.client_id,
             party_id=caller.party_id,
-            user_id=request.requested_by.user_id,
-            user_role=request.requested_by.role,
+            user_id=user_id,
+            user_role=role,
             agreement=agreement,
             purpose=request.purpose,
             lawful_basis=matched.lawful_basis if matched else (),
@@ -330,7 +407,7 @@ class ExchangeService:
             case_reference=request.case_reference,
             obligations=tuple(obligations),
             policy_revision=decision.revision,
-            details={"mode": request.mode},
+            details={"mode": request.mode, "user_verified": verified},
         )
 
     async def _append(
@@ -339,6 +416,7 @@ class ExchangeService:
         outcome: str | None,
         started: float,
         released: ReleasedDigest | None = None,
+        extras: Sequence[Callable[[Connection], None]] = (),
     ) -> Appended:
         final = replace(
             entry,
@@ -347,7 +425,7 @@ class ExchangeService:
             latency_us=int((time.perf_counter() - started) * 1_000_000),
         )
         try:
-            return await to_thread.run_sync(self._audit.append, final)
+            return await to_thread.run_sync(lambda: self._audit.append(final, extras=extras))
         except AuditEntryError as e:  # our entry is malformed: a bug, never the caller's fault
             log.error("audit entry refused", detail=e.detail)
             raise Unavailable("the audit log refused the entry: nothing was released") from e

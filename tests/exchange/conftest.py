@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from broker.notify.demo import register_demo_webhook
 from tests.support import LiveBroker, live_broker
 
 
@@ -20,5 +21,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory, demo_sources: Any) -> Itera
         bindings=demo_sources.bindings,
         rate_limit_per_second=1000.0,
         rate_limit_burst=1000,
+        customise=lambda services: register_demo_webhook(
+            services.notifications.webhooks,
+            demo_sources.webhook_receiver.url,
+            demo_sources.webhook_receiver.secret,
+        ),
     ) as live:
         yield live

@@ -265,3 +265,27 @@ def test_the_subject_is_never_in_the_log_in_clear(broker: LiveBroker) -> None:
         rows = conn.execute(sa.text("SELECT * FROM audit_entries")).all()
     assert rows
     assert all(CHILD not in repr(tuple(r)) for r in rows)
+
+
+def test_the_council_is_told_when_the_emergency_department_checks_a_child(
+    broker: LiveBroker, demo_sources: Any
+) -> None:
+    import time
+
+    answer = post(broker, "r9z-ed-safeguarding", safeguarding()).json()
+    deadline = time.monotonic() + 10
+    delivered: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        delivered = [
+            e
+            for e in demo_sources.webhook_receiver.snapshot()
+            if e.get("data", e).get("exchange_id") == answer["exchange_id"]
+            or e.get("exchange_id") == answer["exchange_id"]
+        ]
+        if delivered:
+            break
+        time.sleep(0.1)
+    assert delivered, demo_sources.webhook_receiver.snapshot()[-1:]
+    text = str(delivered[0])
+    assert "Emergency Department safeguarding" in text
+    assert "hospital-ed-nurse-17" not in text  # the requester's role, never their user id

@@ -1,0 +1,164 @@
+"""Checking one OIDC ID token against a provider's keys and rules (pure: no I/O, no clock).
+
+Checks, in order: the compact form; the algorithm (the provider's allow-list within the broker's
+asymmetric algorithms: never ``none``, never HMAC, whose "key" would be public); the key (by
+``kid``, else the only key of the algorithm's type); the signature; ``iss`` equal to the
+registered issuer; ``aud`` containing the requesting system's audience at that provider (and
+``azp`` equal to it when there are several audiences, OIDC Core 3.1.3.7); ``exp`` in the future;
+``nbf`` (if any) passed; ``iat`` within the last ``max_age_seconds`` (default ten minutes); the
+user claim; the role claim. ``skew_seconds`` allows for clocks a little apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc.errors import JoseError
+
+from broker.auth.jose import (
+    CLIENT_ASSERTION_ALGORITHMS,
+    KEY_TYPE_FOR_ALG,
+    MalformedJose,
+    PublicKey,
+    unverified_parts,
+    verify_compact,
+)
+from broker.identity.errors import IdTokenRejected
+
+#: The algorithms an ID token may be signed with: the broker's asymmetric allow-list.
+ID_TOKEN_ALGORITHMS: frozenset[str] = CLIENT_ASSERTION_ALGORITHMS
+
+
+@dataclass(frozen=True)
+class VerifiedUser:
+    """The person an ID token vouches for."""
+
+    user_id: str
+    role: str
+    issuer: str
+
+
+@dataclass(frozen=True)
+class ProviderRules:
+    """What a token from one provider must satisfy."""
+
+    issuer: str
+    audience: str
+    user_claim: str = "sub"
+    role_claim: str = "role"
+    """A claim name, or a dotted path into nested claims (``realm_access.roles``)."""
+    algorithms: frozenset[str] = ID_TOKEN_ALGORITHMS
+
+
+@dataclass(frozen=True)
+class NamedKey:
+    kid: str | None
+    key: PublicKey
+
+
+class UnknownKey(IdTokenRejected):
+    """No key of the set matches: the caller may refresh the set once and try again."""
+
+
+def _claim(claims: Mapping[str, Any], path: str) -> Any:
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _number(claims: Mapping[str, Any], name: str) -> float:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise IdTokenRejected("claims", f"the {name} claim is missing or not a number")
+    return float(value)
+
+
+def _choose_role(value: Any, role_claim: str, asserted_role: str | None) -> str:
+    if isinstance(value, str) and value:
+        roles = [value]
+    elif isinstance(value, list) and value and all(isinstance(r, str) and r for r in value):
+        roles = list(value)
+    else:
+        raise IdTokenRejected("role", f"the token has no role in its {role_claim} claim")
+    if asserted_role is not None:
+        if asserted_role not in roles:
+            raise IdTokenRejected(
+                "role", f"the asserted role {asserted_role!r} is not among the token's roles"
+            )
+        return asserted_role
+    if len(roles) > 1:
+        raise IdTokenRejected("role", "the token has several roles: assert which one applies")
+    return roles[0]
+
+
+def _key_for(header: Mapping[str, Any], alg: str, keys: Sequence[NamedKey]) -> PublicKey:
+    kid = header.get("kid")
+    wanted_type = KEY_TYPE_FOR_ALG[alg]
+    if kid is not None:
+        matches = [k.key for k in keys if k.kid == kid]
+    else:
+        matches = [k.key for k in keys if k.key.key_type == wanted_type]
+        if len(matches) > 1:
+            raise IdTokenRejected("key", "the token names no kid and the provider has several keys")
+    if not matches:
+        raise UnknownKey("key", "no key of the provider matches the token's kid")
+    if matches[0].key_type != wanted_type:
+        raise IdTokenRejected("key", f"the key {kid!r} is not a {wanted_type} key for {alg}")
+    return matches[0]
+
+
+def check_id_token(
+    token: str,
+    keys: Sequence[NamedKey],
+    rules: ProviderRules,
+    *,
+    now: float,
+    asserted_role: str | None = None,
+    max_age_seconds: int = 600,
+    skew_seconds: int = 30,
+) -> VerifiedUser:
+    """The verified user, or :class:`IdTokenRejected` (:class:`UnknownKey` for an unknown kid)."""
+    try:
+        header, _ = unverified_parts(token)
+    except MalformedJose as e:
+        raise IdTokenRejected("malformed", f"not a compact JWT ({e})") from e
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in (rules.algorithms & ID_TOKEN_ALGORITHMS):
+        raise IdTokenRejected("algorithm", f"algorithm {alg!r} is not accepted")
+    key = _key_for(header, alg, keys)
+    try:
+        claims = verify_compact(token, key, alg)
+    except (JoseError, ValueError) as e:
+        raise IdTokenRejected("signature", "the signature does not verify") from e
+    if claims.get("iss") != rules.issuer:
+        raise IdTokenRejected("issuer", "the token's issuer is not the party's provider")
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if rules.audience not in audiences:
+        raise IdTokenRejected("audience", "the token was not issued to this system")
+    if len(audiences) > 1 and claims.get("azp") != rules.audience:
+        raise IdTokenRejected(
+            "audience", "a token for several audiences must name this system in azp"
+        )
+    exp, iat = _number(claims, "exp"), _number(claims, "iat")
+    nbf = _number(claims, "nbf") if "nbf" in claims else None
+    if now >= exp + skew_seconds:
+        raise IdTokenRejected("expired", "the token has expired")
+    if iat > now + skew_seconds:
+        raise IdTokenRejected("issued-at", "the token was issued in the future")
+    if iat < now - max_age_seconds - skew_seconds:
+        raise IdTokenRejected(
+            "too-old", f"the token was issued more than {max_age_seconds} seconds ago"
+        )
+    if nbf is not None and nbf > now + skew_seconds:
+        raise IdTokenRejected("not-yet-valid", "the token is not valid yet")
+    user = _claim(claims, rules.user_claim)
+    if not isinstance(user, str) or not user:
+        raise IdTokenRejected("user", f"the token has no {rules.user_claim} claim")
+    role = _choose_role(_claim(claims, rules.role_claim), rules.role_claim, asserted_role)
+    return VerifiedUser(user_id=user, role=role, issuer=rules.issuer)

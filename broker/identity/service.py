@@ -1,0 +1,136 @@
+"""What the exchange pipeline calls about the person behind a request.
+
+::
+
+    if services.identity.requires_id_token(principal.party_id, request.break_glass) \\
+            and id_token is None:
+        raise IdTokenRequired(...)
+    if id_token is not None:
+        user = services.identity.verify_id_token(
+            principal.party_id, principal.client_id, id_token, now, asserted_role=role)
+        # log and decide with user.user_id and user.role instead of the asserted ones
+
+:meth:`IdentityProviders.check_request` does both steps in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from broker.identity.demo import demo_idp_thumbprints
+from broker.identity.errors import IdTokenRequired, NoIdentityProvider
+from broker.identity.id_tokens import (
+    NamedKey,
+    ProviderRules,
+    UnknownKey,
+    VerifiedUser,
+    check_id_token,
+)
+from broker.identity.jwks import HttpJwksFetcher, JwksCache, parse_jwks
+from broker.identity.store import IdentityProvider, IdentityProviderStore
+from broker.settings import Settings
+
+
+@dataclass
+class IdentityProviders:
+    store: IdentityProviderStore
+    jwks: JwksCache
+    max_age_seconds: int = 600
+    skew_seconds: int = 30
+    _inline: dict[tuple[str, int], list[NamedKey]] = field(default_factory=dict, repr=False)
+
+    def requires_id_token(self, party_id: str, break_glass: bool) -> bool:
+        """True when the party requires ID tokens, or for break-glass wherever the party has a
+        provider (an emergency override must name a verified person)."""
+        provider = self.store.get(party_id)
+        return provider is not None and (provider.required or break_glass)
+
+    def verify_id_token(
+        self,
+        party_id: str,
+        client_id: str,
+        id_token: str,
+        now: float,
+        *,
+        asserted_role: str | None = None,
+    ) -> VerifiedUser:
+        """Check ``id_token`` against ``party_id``'s provider, with the audience that
+        ``client_id`` (the requesting system) has there. ``asserted_role`` picks among several
+        roles in the token (and must be one of them). Raises NoIdentityProvider,
+        IdTokenRejected, IdentityProviderUnavailable."""
+        provider = self.store.get(party_id)
+        if provider is None:
+            raise NoIdentityProvider(party_id)
+        rules = ProviderRules(
+            issuer=provider.issuer,
+            audience=provider.audience_for(client_id),
+            user_claim=provider.user_claim,
+            role_claim=provider.role_claim,
+            algorithms=frozenset(provider.algorithms),
+        )
+
+        def check(keys: Sequence[NamedKey]) -> VerifiedUser:
+            return check_id_token(
+                id_token,
+                keys,
+                rules,
+                now=now,
+                asserted_role=asserted_role,
+                max_age_seconds=self.max_age_seconds,
+                skew_seconds=self.skew_seconds,
+            )
+
+        try:
+            return check(self._keys(provider))
+        except UnknownKey:
+            if provider.jwks_url is None:
+                raise
+            return check(self.jwks.keys(provider.jwks_url, refresh=True))
+
+    def check_request(
+        self,
+        party_id: str,
+        client_id: str,
+        id_token: str | None,
+        *,
+        break_glass: bool,
+        now: float,
+        asserted_role: str | None = None,
+    ) -> VerifiedUser | None:
+        """The verified user when a token was sent, None when none was sent and none is needed.
+        Raises IdTokenRequired and whatever :meth:`verify_id_token` raises."""
+        if id_token is None:
+            if self.requires_id_token(party_id, break_glass):
+                why = "break-glass requires" if break_glass else f"party {party_id} requires"
+                raise IdTokenRequired(f"{why} an ID token of the person making the request")
+            return None
+        return self.verify_id_token(party_id, client_id, id_token, now, asserted_role=asserted_role)
+
+    def _keys(self, provider: IdentityProvider) -> Sequence[NamedKey]:
+        if provider.jwks is not None:
+            # Parsed once per registration version (parsing costs more than a check).
+            cache_key = (provider.party_id, provider.updated_ms)
+            if cache_key not in self._inline:
+                self._inline[cache_key] = parse_jwks(provider.jwks, self.store.refused_thumbprints)
+            return self._inline[cache_key]
+        assert provider.jwks_url is not None
+        return self.jwks.keys(provider.jwks_url)
+
+
+def build_identity(settings: Settings, engine: Engine) -> IdentityProviders:
+    """The service on ``engine`` with an HTTP key fetcher (timeout and cache from settings)."""
+    refused = frozenset() if settings.demo else demo_idp_thumbprints()
+    cache = JwksCache(
+        HttpJwksFetcher(settings.idp_jwks_timeout_seconds),
+        ttl_seconds=settings.idp_jwks_cache_seconds,
+        refused_thumbprints=refused,
+    )
+    return IdentityProviders(
+        IdentityProviderStore(engine, refused_thumbprints=refused),
+        cache,
+        max_age_seconds=settings.id_token_max_age_seconds,
+        skew_seconds=settings.clock_skew_seconds,
+    )

@@ -1,0 +1,314 @@
+"""The outbox: provider notifications written with the audit entry, read by the delivery worker.
+
+The exchange pipeline calls :func:`enqueue_notification` on the connection of the audit commit
+(``AuditLog.append(entry, extras=[...])``), so a notification exists exactly when its exchange is
+in the log. The worker claims due rows (:meth:`OutboxStore.claim_due`, safe with several broker
+processes: a claim is a conditional update that pushes ``next_attempt_ms`` forward by a lease), and
+records each attempt. Delivery is at least once; the ``webhook-id`` header (the row id) lets the
+provider drop duplicates.
+
+What the provider is sent, and why (an explicit choice): the payload names the exchange, the
+agreement, flow, purpose and dataset, who asked (party, system, role), when, whether it was
+break-glass, which fields were released, and the subject's keyed pseudonym. The subject's own
+identifier is added only when the pipeline passes ``subject``: it should do so for the provider of
+the dataset the record was just fetched from, under a flow with ``notify_provider: true``. That
+provider already holds the record under that identifier (the broker fetched it from there), so
+telling it which of its own records was shared reveals no identifier it does not hold, and the
+signed agreement names this notice as its purpose. Without it a notice would be useless: a
+pseudonym keyed by the broker means nothing to the provider. The identifier is never stored in
+clear (see :mod:`broker.notify.sealing`) and is erased from the row once delivered or given up.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, func, select, update
+
+from broker.core.identifiers import SubjectId
+from broker.core.pseudonym import Pseudonym
+from broker.notify.sealing import SubjectSealer
+from broker.notify.tables import outbox
+
+EVENT_RECORD_SHARED = "exchange.record-shared"
+"""A provider's record was released to a recipient (the flow says ``notify_provider``)."""
+
+Status = Literal["pending", "delivered", "failed"]
+STATUSES: tuple[Status, ...] = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True)
+class ProviderNotice:
+    """What a provider is told about one exchange of its data (no identifier in clear)."""
+
+    exchange_id: str
+    provider_party: str
+    """The party to notify: the dataset's provider (``Obligations.notify_provider``)."""
+    occurred_at_ms: int
+    agreement_id: str
+    purpose: str
+    dataset: str
+    requesting_party: str
+    requesting_client: str
+    summary: str
+    """One line a caseworker reads, e.g. "Emergency Department safeguarding at Calderbridge
+    Hospitals NHS Foundation Trust checked this child's child protection record"."""
+    flow_id: str | None = None
+    requester_role: str | None = None
+    break_glass: bool = False
+    released_fields: tuple[str, ...] = ()
+    subject_pseudonym: Pseudonym | None = None
+    event_type: str = EVENT_RECORD_SHARED
+
+    def to_payload(self) -> dict[str, Any]:
+        """The stored payload (JSON-ready; the sealed identifier is added at delivery)."""
+        pseudonym = self.subject_pseudonym
+        return {
+            "exchange_id": self.exchange_id,
+            "occurred_at_ms": self.occurred_at_ms,
+            "agreement_id": self.agreement_id,
+            "flow_id": self.flow_id,
+            "purpose": self.purpose,
+            "dataset": self.dataset,
+            "requesting_party": self.requesting_party,
+            "requesting_client": self.requesting_client,
+            "requester_role": self.requester_role,
+            "break_glass": self.break_glass,
+            "released_fields": list(self.released_fields),
+            "summary": self.summary,
+            "subject_pseudonym": None
+            if pseudonym is None
+            else {"value": pseudonym.value, "key_version": pseudonym.key_version},
+        }
+
+
+def default_summary(requesting_system: str, requesting_party: str, dataset: str) -> str:
+    """The notice's one line when the pipeline has nothing better, from the names the registry
+    holds (e.g. "Emergency Department safeguarding at Calderbridge Hospitals NHS Foundation Trust
+    received this person's ccc.child-protection record")."""
+    return f"{requesting_system} at {requesting_party} received this person's {dataset} record"
+
+
+def enqueue_notification(
+    conn: Connection,
+    notice: ProviderNotice,
+    *,
+    now_ms: int,
+    subject: SubjectId | None = None,
+    sealer: SubjectSealer | None = None,
+) -> str:
+    """Write one outbox row on ``conn`` (the caller's transaction); return its id.
+
+    ``subject`` is sent back to the provider (see the module docstring for when) and is stored
+    sealed, which needs ``sealer``. Raises ValueError when a subject is given without a sealer,
+    and SQLAlchemy errors unchanged (the audit commit then fails as a whole).
+    """
+    row_id = str(uuid.uuid4())
+    sealed: bytes | None = None
+    version: str | None = None
+    if subject is not None:
+        if sealer is None:
+            raise ValueError("a subject identifier can only be queued sealed: pass a sealer")
+        sealed, version = sealer.seal(subject, row_id)
+    payload = json.dumps(notice.to_payload(), sort_keys=True, separators=(",", ":"))
+    values = (
+        row_id,
+        notice.exchange_id,
+        notice.provider_party,
+        notice.event_type,
+        payload,
+        sealed,
+        version,
+        "pending",
+        0,
+        now_ms,
+        now_ms,
+    )
+    # Straight to the driver, as the audit store does: this runs inside the audit commit of
+    # every notifying exchange, and SQLAlchemy's statement handling costs more than the insert.
+    conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), values)
+    return row_id
+
+
+_COLUMNS = (
+    "id",
+    "exchange_id",
+    "party_id",
+    "event_type",
+    "payload",
+    "subject_sealed",
+    "subject_key_version",
+    "status",
+    "attempts",
+    "next_attempt_ms",
+    "created_ms",
+)
+
+
+@functools.cache
+def _insert_sql(paramstyle: str) -> str:
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}[paramstyle]
+    marks = ", ".join([mark] * len(_COLUMNS))
+    return f"INSERT INTO outbox ({', '.join(_COLUMNS)}) VALUES ({marks})"  # noqa: S608
+
+
+def backoff_seconds(
+    attempts: int, *, base_seconds: float, max_seconds: float, rng: random.Random | None = None
+) -> float:
+    """Delay before the next try after ``attempts`` failed ones: exponential, capped, with
+    "equal jitter" (between half and all of ``base * 2**(attempts-1)``) so retries spread out."""
+    ceiling = min(max_seconds, base_seconds * 2.0 ** max(0, attempts - 1))
+    jitter: float = (rng or random.Random()).random()  # noqa: S311 - jitter, not a secret
+    return ceiling / 2 + jitter * ceiling / 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One delivery attempt: delivered at ``delivered_ms``, else failed with ``error`` and
+    retried at ``next_attempt_ms`` (None: given up)."""
+
+    row_id: str
+    delivered_ms: int | None = None
+    error: str | None = None
+    next_attempt_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One notification as the store holds it."""
+
+    id: str
+    exchange_id: str
+    party_id: str
+    event_type: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_ms: int
+    created_ms: int
+    delivered_ms: int | None
+    last_error: str | None
+    subject_sealed: bytes | None = field(default=None, repr=False)
+    subject_key_version: str | None = None
+
+
+def _row(r: Any) -> OutboxRow:
+    return OutboxRow(
+        id=r.id,
+        exchange_id=r.exchange_id,
+        party_id=r.party_id,
+        event_type=r.event_type,
+        payload=json.loads(r.payload),
+        status=r.status,
+        attempts=r.attempts,
+        next_attempt_ms=r.next_attempt_ms,
+        created_ms=r.created_ms,
+        delivered_ms=r.delivered_ms,
+        last_error=r.last_error,
+        subject_sealed=None if r.subject_sealed is None else bytes(r.subject_sealed),
+        subject_key_version=r.subject_key_version,
+    )
+
+
+class OutboxStore:
+    """Reads and state changes of outbox rows (each its own short transaction)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def claim_due(self, now_ms: int, *, limit: int, lease_ms: int) -> list[OutboxRow]:
+        """Pending rows due by ``now_ms``, each claimed for ``lease_ms`` (another process will
+        not take it meanwhile; a crash mid-delivery makes it due again when the lease ends)."""
+        c = outbox.c
+        with self._engine.begin() as conn:
+            due = conn.execute(
+                select(outbox)
+                .where(c.status == "pending", c.next_attempt_ms <= now_ms)
+                .order_by(c.next_attempt_ms)
+                .limit(limit)
+            ).all()
+            claimed = []
+            for r in due:
+                result = conn.execute(
+                    update(outbox)
+                    .where(
+                        c.id == r.id,
+                        c.status == "pending",
+                        c.next_attempt_ms == r.next_attempt_ms,
+                    )
+                    .values(next_attempt_ms=now_ms + lease_ms)
+                )
+                if result.rowcount == 1:
+                    claimed.append(_row(r))
+        return claimed
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Record the attempts of one delivery cycle in one transaction: delivered rows lose
+        their sealed identifier; failed ones are retried at ``next_attempt_ms`` or, without
+        one, given up (and lose it too)."""
+        if not outcomes:
+            return
+        c = outbox.c
+        with self._engine.begin() as conn:
+            for o in outcomes:
+                values: dict[str, Any] = {"attempts": c.attempts + 1}
+                if o.delivered_ms is not None:
+                    values.update(status="delivered", delivered_ms=o.delivered_ms, last_error=None)
+                else:
+                    values["last_error"] = (o.error or "failed")[:2000]
+                    if o.next_attempt_ms is not None:
+                        values["next_attempt_ms"] = o.next_attempt_ms
+                    else:
+                        values["status"] = "failed"
+                if "status" in values:
+                    values.update(subject_sealed=None, subject_key_version=None)
+                conn.execute(update(outbox).where(c.id == o.row_id).values(**values))
+
+    def get(self, row_id: str) -> OutboxRow | None:
+        with self._engine.connect() as conn:
+            r = conn.execute(select(outbox).where(outbox.c.id == row_id)).first()
+        return None if r is None else _row(r)
+
+    def for_exchange(self, exchange_id: str) -> list[OutboxRow]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox).where(outbox.c.exchange_id == exchange_id).order_by(outbox.c.id)
+            ).all()
+        return [_row(r) for r in rows]
+
+    def list(
+        self, *, status: str | None = None, party_id: str | None = None, limit: int = 100
+    ) -> list[OutboxRow]:
+        query = select(outbox).order_by(outbox.c.created_ms.desc()).limit(limit)
+        if status is not None:
+            query = query.where(outbox.c.status == status)
+        if party_id is not None:
+            query = query.where(outbox.c.party_id == party_id)
+        with self._engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query).all()]
+
+    def counts(self) -> dict[str, int]:
+        """Rows by status (for metrics and ``broker webhooks outbox``)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox.c.status, func.count()).group_by(outbox.c.status)
+            ).all()
+        found = {str(s): int(n) for s, n in rows}
+        return {s: found.get(s, 0) for s in STATUSES}
+
+    def retry(self, row_ids: Sequence[str], now_ms: int) -> int:
+        """Make failed rows pending again (an operator fixed the webhook); how many changed.
+        Their sealed identifiers were erased when they failed, so they go without them."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(list(row_ids)), outbox.c.status == "failed")
+                .values(status="pending", attempts=0, next_attempt_ms=now_ms)
+            )
+        return int(result.rowcount)

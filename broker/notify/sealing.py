@@ -1,0 +1,82 @@
+"""Keeping a subject's identifier sealed in the outbox until it is delivered.
+
+The outbox payload holds only the subject's keyed pseudonym. When the agreement lets the provider
+be told which of its own records was asked about, the identifier must survive a restart without
+lying in the database in clear: it is encrypted with AES-256-GCM under a key derived (HKDF-SHA256)
+from the pseudonym key, which is kept outside the database. The outbox row's id is the associated
+data, so a sealed value cannot be moved to another row. The row keeps the key version; older key
+versions stay in the key file after a rotation, so pending rows still open.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from broker.core.errors import ConfigurationError
+from broker.core.identifiers import SubjectId, parse_subject
+from broker.core.pseudonym import PseudonymKey, PseudonymKeyring, load_key_file
+
+_INFO = b"broker outbox subject sealing v1"
+_NONCE_BYTES = 12
+
+
+class SealingError(ValueError):
+    """A sealed identifier could not be opened (unknown key version, or altered)."""
+
+
+@functools.cache
+def _aead(key: PseudonymKey) -> AESGCM:
+    """Derived once per key (HKDF and cipher set-up cost far more than sealing a few bytes)."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(key.secret)
+    return AESGCM(derived)
+
+
+@dataclass(frozen=True)
+class SubjectSealer:
+    """Seals with the keyring's current key; opens with whichever version sealed."""
+
+    keyring: PseudonymKeyring
+
+    def seal(self, subject: SubjectId, row_id: str) -> tuple[bytes, str]:
+        """``(nonce || ciphertext, key version)`` of the identifier, bound to ``row_id``."""
+        key = self.keyring.current
+        nonce = os.urandom(_NONCE_BYTES)
+        plain = json.dumps({"type": subject.type, "value": subject.value}).encode()
+        return nonce + _aead(key).encrypt(nonce, plain, row_id.encode()), key.version
+
+    def open(self, sealed: bytes, version: str, row_id: str) -> SubjectId:
+        """The identifier back. Raises :class:`SealingError`."""
+        key = next((k for k in self.keyring.keys if k.version == version), None)
+        if key is None:
+            raise SealingError(f"no pseudonym key of version {version!r} to open the identifier")
+        try:
+            plain = _aead(key).decrypt(
+                sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], row_id.encode()
+            )
+        except InvalidTag as e:
+            raise SealingError("the sealed identifier does not open (altered or moved)") from e
+        value = json.loads(plain)
+        return parse_subject(str(value["type"]), str(value["value"]))
+
+
+def load_sealer(path: Path) -> SubjectSealer:
+    """The sealer keyed by the pseudonym key file: the versioned format of
+    :mod:`broker.core.pseudonym`, or a single raw secret (what ``broker secrets init`` writes),
+    taken as version ``raw``. Raises ConfigurationError."""
+    try:
+        return SubjectSealer(load_key_file(path))
+    except ConfigurationError:
+        try:
+            raw = path.read_bytes().strip()
+        except OSError as e:
+            raise ConfigurationError(f"cannot read pseudonym key file {path}: {e}") from e
+        return SubjectSealer(PseudonymKeyring((PseudonymKey("raw", raw),)))
