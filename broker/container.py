@@ -152,6 +152,7 @@ def build_services(
         identity=identity,
         notifications=notifications,
         party_name=party_name,
+        attester=subjects,
         test_range_only=settings.demo,
         now=lambda: dt.datetime.fromtimestamp(clock(), dt.UTC),
     )

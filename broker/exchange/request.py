@@ -42,7 +42,9 @@ class ExchangeRequest(Strict):
     case_reference: str | None = Field(default=None, min_length=1, max_length=100)
     justification: str | None = Field(default=None, min_length=1, max_length=2000)
     break_glass: bool = False
-    mode: Literal["fetch", "verify"] = "fetch"
+    mode: Literal["fetch", "verify", "attest"] = "fetch"
+    """``attest``: signed attestations that the subject's proof documents were verified (who,
+    when, how, the document's hash), instead of the documents: the minimum a service needs."""
     claims: dict[Name, str] | None = Field(default=None, max_length=20)
 
 
@@ -64,6 +66,8 @@ def problems_of(request: ExchangeRequest) -> list[FieldProblem]:
             problems.append(FieldProblem("fields", "verify mode releases no values: leave out"))
     elif request.claims is not None:
         problems.append(FieldProblem("claims", 'only with "mode": "verify"'))
+    if request.mode == "attest" and request.fields is not None:
+        problems.append(FieldProblem("fields", "attest mode answers fixed facts: leave out"))
     if request.break_glass and not request.justification:
         problems.append(FieldProblem("justification", "break-glass needs a justification"))
     return problems

@@ -17,6 +17,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import structlog
@@ -25,6 +26,7 @@ from sqlalchemy import Connection
 
 from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
 from adapters.sources import Sources
+from broker.attestation.statement import Attestation, DocumentFacts, document_facts
 from broker.audit.entry import (
     AgreementRef,
     AuditEntry,
@@ -93,6 +95,30 @@ class Caller:
     client_name: str = ""
 
 
+#: What an attestation states about a proof document (never its content).
+ATTESTED_FIELDS = (
+    "document.type",
+    "document.issuer",
+    "document.verified_by",
+    "document.verified_at",
+    "document.verification_method",
+    "document.sha256",
+)
+
+
+class Attester(Protocol):
+    def attest(
+        self,
+        *,
+        subject: Pseudonym,
+        document: DocumentFacts,
+        exchange_id: str,
+        recipient_party: str,
+        agreement_id: str,
+        now: dt.datetime,
+    ) -> Attestation: ...
+
+
 @dataclass(frozen=True)
 class ExchangeResult:
     """A 200 answer."""
@@ -102,6 +128,7 @@ class ExchangeResult:
     record: dict[str, Any] | None
     match: bool | None
     appended: Appended
+    attestations: list[dict[str, Any]] | None = None
 
     def body(self) -> dict[str, Any]:
         d = self.decision
@@ -124,7 +151,9 @@ class ExchangeResult:
             },
             "receipt": self.appended.to_receipt(),
         }
-        if self.match is not None:
+        if self.attestations is not None:
+            body["attestations"] = self.attestations
+        elif self.match is not None:
             # A yes/no answer releases no values: say which claims were checked instead.
             body["decision"]["withheld_fields"] = []
             body["decision"]["verified_claims"] = list(d.verified_claims)
@@ -154,6 +183,7 @@ class ExchangeService:
         identity: IdentityProviders | None = None,
         notifications: Notifications | None = None,
         party_name: Callable[[str], str] = lambda party_id: party_id,
+        attester: Attester | None = None,
         test_range_only: bool = False,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -167,6 +197,7 @@ class ExchangeService:
         self._identity = identity
         self._notifications = notifications
         self._party_name = party_name
+        self._attester = attester
         self._test_range_only = test_range_only
         self._now = now
 
@@ -235,8 +266,10 @@ class ExchangeService:
                 purpose=request.purpose,
                 dataset=request.dataset,
                 agreement_id=request.agreement_id,
-                fields=tuple(request.fields) if request.fields is not None else None,
-                mode=request.mode,
+                fields=ATTESTED_FIELDS
+                if request.mode == "attest"
+                else (tuple(request.fields) if request.fields is not None else None),
+                mode="verify" if request.mode == "verify" else "fetch",
                 claims=tuple(sorted(request.claims or {})),
                 case_reference=request.case_reference,
                 break_glass=request.break_glass,
@@ -248,6 +281,19 @@ class ExchangeService:
         decision = await to_thread.run_sync(self._policy.decide, policy_input)
         entry = self._entry(caller, request, pseudonym, decision, now, user_id, role, verified)
 
+        if (
+            decision.allow
+            and request.mode == "attest"
+            and (set(decision.released_fields) != set(ATTESTED_FIELDS) or self._attester is None)
+        ):
+            # An attestation states every fact or none: refuse rather than attest half.
+            decision = replace(
+                decision,
+                allow=False,
+                reasons=(*decision.reasons, "the agreement does not permit every attested fact"),
+                caller_reasons=("the agreement does not permit every attested fact",),
+            )
+            entry = self._entry(caller, request, pseudonym, decision, now, user_id, role, verified)
         if not decision.allow:
             unavailable = ENGINE_UNAVAILABLE in decision.reasons
             appended = await self._append(entry, None, started)
@@ -262,12 +308,17 @@ class ExchangeService:
         sources = self._sources()
         record: dict[str, Any] | None = None
         match: bool | None = None
+        attestations: list[dict[str, Any]] | None = None
         try:
             if sources is None:
                 raise Unavailable("no source systems are configured")
             if request.mode == "verify":
                 match = await sources.verify(request.dataset, subject, dict(request.claims or {}))
                 released_value: Any = {"match": match}
+            elif request.mode == "attest":
+                fetched = await sources.fetch(request.dataset, subject, ATTESTED_FIELDS)
+                attestations = self._attest(fetched, decision, entry, pseudonym, caller, now)
+                released_value = attestations
             else:
                 fetched = await sources.fetch(request.dataset, subject, decision.released_fields)
                 record = project(fetched, decision.released_fields)
@@ -288,7 +339,35 @@ class ExchangeService:
         appended = await self._append(entry, "ok", started, released, extras)
         if extras and self._notifications is not None:
             self._notifications.wake()
-        return ExchangeResult(appended.exchange_id, decision, record, match, appended)
+        return ExchangeResult(appended.exchange_id, decision, record, match, appended, attestations)
+
+    def _attest(
+        self,
+        fetched: dict[str, Any],
+        decision: Decision,
+        entry: AuditEntry,
+        pseudonym: Pseudonym,
+        caller: Caller,
+        now: dt.datetime,
+    ) -> list[dict[str, Any]]:
+        if self._attester is None or decision.matched is None:  # checked before the fetch
+            raise Unavailable("attestations are not configured")
+        documents = fetched.get("document")
+        if isinstance(documents, dict):
+            documents = [documents]
+        out = []
+        for doc in documents or []:
+            facts = document_facts(SimpleNamespace(**doc), decision.matched.provider)
+            attestation = self._attester.attest(
+                subject=pseudonym,
+                document=facts,
+                exchange_id=entry.exchange_id,
+                recipient_party=caller.party_id,
+                agreement_id=decision.matched.agreement_id,
+                now=now,
+            )
+            out.append(attestation.to_json())
+        return out
 
     async def _person(
         self, caller: Caller, request: ExchangeRequest, now: dt.datetime

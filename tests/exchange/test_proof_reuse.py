@@ -1,0 +1,134 @@
+"""Housing Options reuses proof documents Revenues and Benefits verified, with the citizen's
+consent: consent recorded, attestations received and verified offline, consent withdrawn, the
+next request refused; and the citizen's access report shows the reuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from broker.cli.main import app
+from tests.exchange.helpers import post
+from tests.support import LiveBroker, demo_key
+
+DAWN = {"type": "person_id", "value": "P0000008"}  # benefits claimant with three documents
+ATTEST = {
+    "agreement_id": "ISA-PROOF-REUSE",
+    "purpose": "homelessness-assessment",
+    "dataset": "ccc.proof-documents",
+    "subject": DAWN,
+    "mode": "attest",
+    "requested_by": {"user_id": "housing-officer-12", "role": "housing-options-officer"},
+}
+
+
+def call(broker: LiveBroker, client_id: str, method: str, path: str, **kwargs: Any) -> Any:
+    token = broker.token(client_id, demo_key(client_id))
+    return broker.http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+
+
+def test_reuse_with_consent_then_withdrawal(broker: LiveBroker, tmp_path: Path) -> None:
+    refused = post(broker, "ccc-housing-options", ATTEST)
+    assert refused.status_code == 403
+    assert any("consent" in r for r in refused.json()["reasons"])
+
+    consent = call(
+        broker,
+        "ccc-revenues-benefits",
+        "POST",
+        "/v1/consents",
+        json={
+            "agreement_id": "ISA-PROOF-REUSE",
+            "subject": DAWN,
+            "from_party": "calderbridge-city-council",
+            "to_party": "calderbridge-city-council",
+            "purpose": "homelessness-assessment",
+            "datasets": ["ccc.proof-documents"],
+            "collection_method": "written",
+            "recorded_by": {"name": "Priya Marsh", "role": "Benefits officer"},
+        },
+    )
+    assert consent.status_code == 201, consent.text
+
+    answer = post(broker, "ccc-housing-options", ATTEST)
+    assert answer.status_code == 200, answer.text
+    attestations = answer.json()["attestations"]
+    assert len(attestations) == 3  # identity, income, residence
+    assert "record" not in answer.json()
+    assert "content" not in json.dumps(attestations)
+
+    # Checked offline against the broker's published attestation key.
+    keys = broker.http.get("/.well-known/attestation-keys.json").json()
+    (tmp_path / "keys.json").write_text(json.dumps(keys))
+    (tmp_path / "a.json").write_text(json.dumps(attestations[0]))
+    runner = CliRunner()
+    ok = runner.invoke(
+        app,
+        ["attestation", "verify", str(tmp_path / "a.json"), "--jwks", str(tmp_path / "keys.json")],
+    )
+    assert ok.exit_code == 0, ok.output
+    altered = dict(attestations[0])
+    altered["attestation"] = altered["attestation"][:-6] + "AAAAAA"
+    (tmp_path / "b.json").write_text(json.dumps(altered))
+    bad = runner.invoke(
+        app,
+        ["attestation", "verify", str(tmp_path / "b.json"), "--jwks", str(tmp_path / "keys.json")],
+    )
+    assert bad.exit_code == 1
+
+    withdrawn = call(
+        broker, "ccc-revenues-benefits", "POST", f"/v1/consents/{consent.json()['id']}/withdraw"
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    after = post(broker, "ccc-housing-options", ATTEST)
+    assert after.status_code == 403
+    assert any("withdrawn" in r for r in after.json()["reasons"])
+
+    report = call(
+        broker,
+        "ccc-citizen-portal",
+        "GET",
+        "/v1/subjects/access-report",
+        params={"subject_type": "person_id", "subject_value": "P0000008"},
+    )
+    assert report.status_code == 200, report.text
+    assert any(e["dataset"] == "ccc.proof-documents" for e in report.json()["exchanges"])
+
+
+def test_a_document_that_no_longer_matches_its_hash_is_refused_and_logged(
+    broker: LiveBroker, demo_sources: Any
+) -> None:
+    from adapters.demo.subjects import BENEFITS_CLAIMANT_DOCUMENTS
+    from tests.exchange.helpers import entry
+
+    call(
+        broker,
+        "ccc-revenues-benefits",
+        "POST",
+        "/v1/consents",
+        json={
+            "agreement_id": "ISA-PROOF-REUSE",
+            "subject": DAWN,
+            "from_party": "calderbridge-city-council",
+            "to_party": "calderbridge-city-council",
+            "purpose": "homelessness-assessment",
+            "datasets": ["ccc.proof-documents"],
+            "collection_method": "written",
+            "recorded_by": {"name": "Priya Marsh", "role": "Benefits officer"},
+        },
+    )
+    digest = BENEFITS_CLAIMANT_DOCUMENTS["identity"]
+    path = demo_sources.root / "documents" / "objects" / digest[:2] / digest
+    original = path.read_bytes()
+    path.write_bytes(original + b" altered after verification")
+    try:
+        body = {**ATTEST, "mode": "fetch", "fields": ["document.type", "document.content"]}
+        response = post(broker, "ccc-housing-options", body)
+    finally:
+        path.write_bytes(original)
+    assert response.status_code == 502, response.text
+    assert "record" not in response.json()
+    assert entry(broker, response.json()["exchange_id"])["source_outcome"] == "error"
