@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from broker.audit.entry import PERSONAL_FIELDS, AuditEntry, format_time_ms
 from broker.audit.errors import AuditEntryError, AuditUnavailableError
@@ -36,11 +36,24 @@ class RedactionResult:
         }
 
 
+def _anything_to_redact(log: AuditLog, before_ms: int) -> bool:
+    c = audit_entries.c
+    holding = [c[name].is_not(None) for name in PERSONAL_FIELDS] + [c.record_salt.is_not(None)]
+    with log.engine.connect() as conn:
+        found = conn.execute(
+            select(c.idx).where(c.at_ms < before_ms, or_(*holding)).limit(1)
+        ).first()
+    return found is not None
+
+
 def redact_before(log: AuditLog, before_ms: int, *, actor: str | None = None) -> RedactionResult:
     """Remove personal values, their salts and record salts of every entry older than
     ``before_ms`` (UTC ms). Logs the redaction first. Raises :class:`AuditUnavailableError`."""
     if before_ms > int(time.time() * 1000):
         raise AuditEntryError("cannot redact entries from the future")
+    if actor == "retention" and not _anything_to_redact(log, before_ms):
+        # The scheduled job found nothing past retention: no entry for a redaction of nothing.
+        return RedactionResult(before_ms, -1, 0)
     details: dict[str, object] = {"before": format_time_ms(before_ms), "before_ms": before_ms}
     if actor:
         details["actor"] = actor

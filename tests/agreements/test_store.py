@@ -77,18 +77,8 @@ def engine(
             normalise_url(url), connect_args={"options": f"-csearch_path={pg_schema}"}
         )
         with eng.begin() as conn:
-            for table in (
-                "agreement_versions",
-                "agreement_revocations",
-                "party_keys",
-                "admin_events",
-                "clients",
-                "assertion_jtis",
-                "audit_reads",
-                "parties",
-                "alembic_version",
-            ):
-                conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+            conn.execute(text(f'DROP SCHEMA "{pg_schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{pg_schema}"'))
     upgrade(eng)
     _add_parties(eng)
     yield eng
