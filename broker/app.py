@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from broker import __version__
 from broker.api import admin, agreements, health, oauth, policy, problems, whoami
 from broker.api.middleware import RequestContextMiddleware
+from broker.console.web import create_console_app
 from broker.container import Services, build_services
 from broker.settings import Settings
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(agreements.router)
     app.include_router(policy.router)
+    app.mount("/console", create_console_app(services))
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
+from broker.audit.factory import open_log
+from broker.audit.log import AuditLog
 from broker.auth.access_log import AuditReadLog
 from broker.auth.assertion import AssertionRules
 from broker.auth.keyring import KeyRing
@@ -41,6 +43,7 @@ class Services:
     audit_reads: AuditReadLog
     policy: PolicyHolder
     policy_runtime: PolicyRuntime
+    audit: AuditLog
     clock: Callable[[], float] = time.time
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     notes: dict[str, ReadinessCheck] = field(default_factory=dict)
@@ -102,6 +105,7 @@ def build_services(
         audit_reads=AuditReadLog(engine),
         policy=holder,
         policy_runtime=runtime,
+        audit=open_log(settings, engine, create_key=True),
         clock=clock,
     )
     services.readiness["database"] = _database_ready(engine)

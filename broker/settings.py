@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # --- governance console (/console) ---
+    console_session_idle_seconds: int = Field(default=1800, ge=60, le=86400)
+    """A console session ends after this long without a request."""
+    console_session_max_seconds: int = Field(default=8 * 3600, ge=300, le=7 * 86400)
+    """And at the latest this long after sign-in."""
+
     @field_validator("public_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:

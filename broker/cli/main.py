@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import agreements, keys, policy, registry, secrets
+from broker.cli import agreements, console, keys, policy, registry, secrets
 from broker.cli.serve import serve
 from broker.cli.token import token
 
@@ -22,6 +22,7 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(keys.app, name="keys")
 app.add_typer(agreements.app, name="agreements")
 app.add_typer(policy.app, name="policy")
+app.add_typer(console.app, name="console")
 
 
 def main() -> None:
