@@ -139,11 +139,19 @@ def main() -> None:
             pages = [
                 ("home", "GET", "/console/", None),
                 ("exchanges", "GET", "/console/exchanges", None),
-                ("exchanges: deny, one agreement", "GET",
-                 "/console/exchanges?agreement=ISA-SPD-FRAUD&decision=deny", None),
+                (
+                    "exchanges: deny, one agreement",
+                    "GET",
+                    "/console/exchanges?agreement=ISA-SPD-FRAUD&decision=deny",
+                    None,
+                ),
                 ("exchanges: break-glass only", "GET", "/console/exchanges?break_glass=1", None),
-                ("exchanges: time range", "GET",
-                 "/console/exchanges?from=2026-03-01&to=2026-03-31", None),
+                (
+                    "exchanges: time range",
+                    "GET",
+                    "/console/exchanges?from=2026-03-01&to=2026-03-31",
+                    None,
+                ),
                 ("exchange + proof (oldest entry)", "GET", f"/console/exchanges/{old}", None),
                 ("agreements", "GET", "/console/agreements", None),
                 ("agreement usage", "GET", "/console/agreements/ISA-SAFEGUARDING-CHILDREN", None),
@@ -153,16 +161,20 @@ def main() -> None:
                 ("report CSV", "GET", "/console/reports.csv", None),
                 ("access report", "POST", "/console/access-report", {"nhs": test_number(5)}),
             ]
-            for who, password in (("council-dpo", "demo-council-dpo"),
-                                  ("r9z-caldicott", "demo-r9z-caldicott")):
+            for who, password in (
+                ("council-dpo", "demo-council-dpo"),
+                ("r9z-caldicott", "demo-r9z-caldicott"),
+            ):
                 client.cookies.clear()
                 sign_in(client, who, password)
                 home = client.get("/console/")
                 csrf = re.search(r'name="csrf" value="([^"]+)"', home.text)
                 assert csrf
                 print(f"\n{who}: {'page':<40} {'median ms':>10} {'p99/max ms':>11}")
-                for name, method, path, form in [*pages, ("exchange (break-glass)", "GET",
-                                                         f"/console/exchanges/{bg}", None)]:
+                for name, method, path, form in [
+                    *pages,
+                    ("exchange (break-glass)", "GET", f"/console/exchanges/{bg}", None),
+                ]:
                     times = []
                     for _ in range(runs):
                         t = time.perf_counter()

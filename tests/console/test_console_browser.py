@@ -22,7 +22,9 @@ SHOTS = REPO / "docs" / "screenshots"
 if not CHROMIUM.exists():
     if os.environ.get("CI") == "true":
         pytest.fail("CI: /usr/bin/chromium is missing (apt-get install chromium)", pytrace=False)
-    pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium", allow_module_level=True)
+    pytest.skip(
+        "browser tests need Debian's chromium at /usr/bin/chromium", allow_module_level=True
+    )
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
