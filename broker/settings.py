@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     """A console session ends after this long without a request."""
     console_session_max_seconds: int = Field(default=8 * 3600, ge=300, le=7 * 86400)
     """And at the latest this long after sign-in."""
+    console_oidc_issuer: str | None = None
+    """An OpenID Provider (the council's identity provider) for console sign-in; off when unset.
+    The officer must still have a local account: it holds the role and the party."""
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret_file: Path | None = None
+    """The client secret, in a file outside the database (client_secret_basic)."""
+    console_oidc_username_claim: str = "preferred_username"
+    """The ID token claim matched (lowercased) against console usernames."""
 
     @field_validator("public_url")
     @classmethod

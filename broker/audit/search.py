@@ -111,9 +111,7 @@ def _scoped_query(scope: Scope, conditions: Sequence[Any], limit: int) -> Any:
     ]
     newest = union(*(select(p.c.idx) for p in parts)).subquery()
     wanted = select(newest.c.idx).order_by(newest.c.idx.desc()).limit(limit)
-    return (
-        select(audit_entries).where(c.idx.in_(wanted.scalar_subquery())).order_by(c.idx.desc())
-    )
+    return select(audit_entries).where(c.idx.in_(wanted.scalar_subquery())).order_by(c.idx.desc())
 
 
 def search(

@@ -11,8 +11,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from broker.console import queries
 from broker.console.access import Permission, allowed
-from broker.console.accounts import csrf_matches
+from broker.console.accounts import Account, csrf_matches
 from broker.console.errors import CsrfRefused, SignInRefused
+from broker.console.oidc import OidcError, OidcSignIn
+from broker.console.service import Console
 from broker.console.web import (
     LOGIN_CSRF_COOKIE,
     PREFIX,
@@ -22,6 +24,7 @@ from broker.console.web import (
     check_csrf,
     render,
 )
+from broker.core.errors import NotFound
 
 router = APIRouter()
 
@@ -39,7 +42,11 @@ def _safe_next(target: str | None) -> str:
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, console: ConsoleDep, next: str | None = None) -> Response:
     token = secrets.token_urlsafe(32)
-    response = render(request, "login.html", {"login_csrf": token, "next": _safe_next(next)})
+    response = render(
+        request,
+        "login.html",
+        {"login_csrf": token, "next": _safe_next(next), "oidc": console.oidc is not None},
+    )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
@@ -89,9 +96,13 @@ def login(
             secure=console.secure_cookies,
         )
         return response
-    console.record_action(account, "sign-in", role=account.role.value)
+    return _signed_in(console, account, _safe_next(next), "password")
+
+
+def _signed_in(console: Console, account: Account, target: str, method: str) -> Response:
+    console.record_action(account, "sign-in", role=account.role.value, method=method)
     session_id, _ = console.accounts.open_session(account)
-    redirect = RedirectResponse(_safe_next(next), status_code=303)
+    redirect = RedirectResponse(target, status_code=303)
     redirect.set_cookie(
         SESSION_COOKIE,
         session_id,
@@ -102,6 +113,38 @@ def login(
     )
     redirect.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
     return redirect
+
+
+def _oidc_of(console: Console) -> OidcSignIn:
+    if console.oidc is None:
+        raise NotFound("sign-in with an identity provider is not configured")
+    return console.oidc
+
+
+@router.get("/login/oidc")
+def oidc_begin(console: ConsoleDep, next: str | None = None) -> Response:
+    """Send the browser to the identity provider."""
+    url = _oidc_of(console).begin(_safe_next(next))
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/login/oidc/callback")
+def oidc_callback(
+    console: ConsoleDep,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
+) -> Response:
+    """The identity provider's answer: the officer signs in when a local account matches."""
+    oidc = _oidc_of(console)
+    if error or not code or not state:
+        raise OidcError(f"the identity provider did not sign you in ({error or 'no code'})")
+    username, target = oidc.finish(code, state)
+    account = console.accounts.find(username)
+    if account is None or not account.active:
+        console.record_action(None, "sign-in-refused", username=username[:100], method="oidc")
+        raise OidcError("there is no active console account for this identity")
+    return _signed_in(console, account, _safe_next(target), "oidc")
 
 
 @router.post("/logout")

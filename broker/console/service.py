@@ -19,11 +19,13 @@ from broker.audit.entry import AuditEntry
 from broker.audit.search import Scope, audit_read_entry
 from broker.console.access import audit_scope, visible_agreements
 from broker.console.accounts import Account, Accounts
+from broker.console.oidc import OidcConfig, OidcSignIn
 from broker.console.verification import Verifier
 from broker.container import Services
 from broker.core.errors import ConfigurationError
 from broker.core.pseudonym import PseudonymKey, PseudonymKeyring, load_key_file
 from broker.secrets_check import read_secret_file
+from broker.settings import Settings
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Console:
     pseudonyms: PseudonymKeyring
     verifier: Verifier
     secure_cookies: bool
+    oidc: OidcSignIn | None = None
     _party_names: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -111,4 +114,12 @@ def build_console(services: Services, pseudonyms: PseudonymKeyring | None = None
         pseudonyms=pseudonyms or load_pseudonyms(settings.pseudonym_key_file),
         verifier=Verifier(services.engine, services.audit),
         secure_cookies=settings.public_url.startswith("https://"),
+        oidc=_oidc(settings, services.engine),
     )
+
+
+def _oidc(settings: Settings, engine: Engine) -> OidcSignIn | None:
+    config = OidcConfig.from_settings(settings)
+    if config is None:
+        return None
+    return OidcSignIn(config, engine)

@@ -4,6 +4,7 @@
 - ``console_sessions``: server-side sessions; only the SHA-256 of the cookie value is stored.
 - ``console_reviews``: break-glass reviews (appropriate / referred, with a note).
 - ``console_verifications``: full log verifications started from the console, with results.
+- ``console_oidc_logins``: OIDC sign-ins under way (state, nonce, PKCE verifier), used once.
 
 Migration 0005 also adds two indexes to ``audit_entries`` (agreement usage by time, and the
 break-glass queue) so that the console's aggregate pages stay fast on large logs.
@@ -60,4 +61,14 @@ console_verifications = Table(
     Column("ok", Boolean, nullable=True),
     Column("entries_checked", BigInteger, nullable=True),
     Column("result", Text, nullable=True),
+)
+
+console_oidc_logins = Table(
+    "console_oidc_logins",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("nonce", String(100), nullable=False),
+    Column("code_verifier", String(200), nullable=False),
+    Column("next_path", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
 )

@@ -25,6 +25,7 @@ from broker.audit.entry import format_time_ms
 from broker.console.access import Permission, allowed
 from broker.console.accounts import Session, csrf_matches
 from broker.console.errors import CsrfRefused, RoleRefused, SessionRequired
+from broker.console.oidc import OidcError
 from broker.console.service import Console, build_console
 from broker.container import Services
 from broker.core.errors import BrokerError, Conflict, InvalidInput, NotFound, Unavailable
@@ -152,6 +153,7 @@ def install_errors(app: FastAPI) -> None:
     app.add_exception_handler(SessionRequired, session_required)
     app.add_exception_handler(RoleRefused, refused)
     app.add_exception_handler(CsrfRefused, refused)
+    app.add_exception_handler(OidcError, refused)
     app.add_exception_handler(BrokerError, broker_error)
 
 

@@ -1,5 +1,5 @@
-"""Governance console: officer accounts, sessions, break-glass reviews, verification runs;
-indexes on the audit log for the console's usage and break-glass pages.
+"""Governance console: officer accounts, sessions, OIDC sign-ins, break-glass reviews,
+verification runs; indexes on the audit log for the console's usage and break-glass pages.
 
 Revision ID: 0005
 Revises: 0003
@@ -57,6 +57,14 @@ def upgrade() -> None:
         sa.Column("entries_checked", sa.BigInteger, nullable=True),
         sa.Column("result", sa.Text, nullable=True),
     )
+    op.create_table(
+        "console_oidc_logins",
+        sa.Column("state_hash", sa.String(64), primary_key=True),
+        sa.Column("nonce", sa.String(100), nullable=False),
+        sa.Column("code_verifier", sa.String(200), nullable=False),
+        sa.Column("next_path", sa.Text, nullable=False),
+        sa.Column("created_ms", sa.BigInteger, nullable=False),
+    )
     # Agreement usage and monthly reports read only this index (covering); the break-glass
     # queue walks the second one backwards.
     op.create_index(
@@ -70,6 +78,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_console_break_glass", table_name="audit_entries")
     op.drop_index("ix_console_usage", table_name="audit_entries")
+    op.drop_table("console_oidc_logins")
     op.drop_table("console_verifications")
     op.drop_table("console_reviews")
     op.drop_index("ix_console_sessions_username", table_name="console_sessions")
