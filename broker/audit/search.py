@@ -99,19 +99,23 @@ def entry_view(row: Any) -> dict[str, object]:
     }
 
 
-def _scoped_query(scope: Scope, conditions: Sequence[Any], limit: int) -> Any:
-    """The newest ``limit`` rows within ``scope``: one index walk per branch of the scope (its
+def _scoped_query(
+    scope: Scope, conditions: Sequence[Any], limit: int, oldest_first: bool = False
+) -> Any:
+    """The first ``limit`` rows within ``scope``: one index walk per branch of the scope (its
     party, each of its agreements), each stopping after ``limit`` rows, then merged. A plain
     ``OR`` would make the database collect and sort every row of the party's agreements."""
     c = audit_entries.c
     branches = [c.party_id == scope.party_id, *(c.agreement_id == a for a in scope.agreement_ids)]
+    order = c.idx.asc() if oldest_first else c.idx.desc()
     parts = [
-        select(c.idx).where(*conditions, branch).order_by(c.idx.desc()).limit(limit).subquery()
+        select(c.idx).where(*conditions, branch).order_by(order).limit(limit).subquery()
         for branch in branches
     ]
-    newest = union(*(select(p.c.idx) for p in parts)).subquery()
-    wanted = select(newest.c.idx).order_by(newest.c.idx.desc()).limit(limit)
-    return select(audit_entries).where(c.idx.in_(wanted.scalar_subquery())).order_by(c.idx.desc())
+    merged = union(*(select(p.c.idx) for p in parts)).subquery()
+    merged_order = merged.c.idx.asc() if oldest_first else merged.c.idx.desc()
+    wanted = select(merged.c.idx).order_by(merged_order).limit(limit)
+    return select(audit_entries).where(c.idx.in_(wanted.scalar_subquery())).order_by(order)
 
 
 def search(
@@ -121,9 +125,10 @@ def search(
     cursor: str | None = None,
     limit: int = 50,
     scope: Scope | None = None,
+    oldest_first: bool = False,
 ) -> SearchPage:
-    """Newest first, within ``scope`` when given. Raises :class:`AuditQueryError` for a bad
-    cursor or limit."""
+    """Newest first (or oldest first), within ``scope`` when given. Raises
+    :class:`AuditQueryError` for a bad cursor or limit."""
     if not 1 <= limit <= MAX_PAGE:
         raise AuditQueryError(f"limit must be between 1 and {MAX_PAGE}")
     c = audit_entries.c
@@ -148,11 +153,13 @@ def search(
     if filters.subject_pseudonyms:
         conditions.append(c.subject_pseudonym.in_(filters.subject_pseudonyms))
     if cursor is not None:
-        conditions.append(c.idx < decode_cursor(cursor))
+        after = decode_cursor(cursor)
+        conditions.append(c.idx > after if oldest_first else c.idx < after)
     if scope is None:
-        query = select(audit_entries).where(*conditions).order_by(c.idx.desc()).limit(limit + 1)
+        order = c.idx.asc() if oldest_first else c.idx.desc()
+        query = select(audit_entries).where(*conditions).order_by(order).limit(limit + 1)
     else:
-        query = _scoped_query(scope, conditions, limit + 1)
+        query = _scoped_query(scope, conditions, limit + 1, oldest_first)
     with store.reading(engine) as conn:
         rows = conn.execute(query).all()
     more = len(rows) > limit

@@ -76,6 +76,7 @@ def exchanges(request: Request, console: ConsoleDep, session: ExchangesSession) 
                 cursor=params.get("cursor") or None,
                 limit=PAGE_SIZE,
                 scope=console.scope(session.account),
+                oldest_first=params.get("order") == "oldest",
             )
         except InvalidInput as e:
             error = e.detail
@@ -118,6 +119,7 @@ def search_by_form(
     date_from: Annotated[str, Form(alias="from", max_length=10)] = "",
     date_to: Annotated[str, Form(alias="to", max_length=10)] = "",
     break_glass: Annotated[str, Form(max_length=1)] = "",
+    order: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     """The search form posts here so an NHS number never sits in a URL: it is pseudonymised
     (under every key version) and the browser is sent to the GET search with pseudonyms."""
@@ -131,6 +133,7 @@ def search_by_form(
         "from": date_from,
         "to": date_to,
         "break_glass": break_glass,
+        "order": "oldest" if order == "oldest" else "",
     }
     if nhs.strip():
         number = nhs_number.validate(nhs, location="nhs")

@@ -113,11 +113,13 @@ FILTERS = [
     "filters", FILTERS, ids=["exchanges", "denied", "break-glass", "agr+client"]
 )
 @pytest.mark.parametrize("page_size", [1, 7, 500], ids=["1", "7", "500"])
+@pytest.mark.parametrize("oldest_first", [False, True], ids=["newest", "oldest"])
 def test_scoped_search_pages_through_exactly_the_scope(
     filled: tuple[AuditLog, list[AuditEntry]],
     scope: Scope,
     filters: SearchFilters,
     page_size: int,
+    oldest_first: bool,
 ) -> None:
     log, _ = filled
     everything = search(log.engine, SearchFilters(), limit=500).items
@@ -136,10 +138,19 @@ def test_scoped_search_pages_through_exactly_the_scope(
         )
 
     expected = [i["exchange_id"] for i in everything if wanted(i)]
+    if oldest_first:
+        expected.reverse()
     got: list[object] = []
     cursor = None
     while True:
-        page = search(log.engine, filters, scope=scope, cursor=cursor, limit=page_size)
+        page = search(
+            log.engine,
+            filters,
+            scope=scope,
+            cursor=cursor,
+            limit=page_size,
+            oldest_first=oldest_first,
+        )
         got.extend(i["exchange_id"] for i in page.items)
         if page.next_cursor is None:
             break
