@@ -30,13 +30,15 @@ class ProofCheck:
 
 
 def check_inclusion(log: AuditLog, exchange_id: str) -> ProofCheck:
-    """Prove ``exchange_id`` is in the log as of the newest checkpoint (made now if the newest
-    does not cover it yet). Never raises for a failed check: the result says what failed."""
+    """Prove ``exchange_id`` is in the log as of the newest checkpoint (signed now if one is due
+    by the log's checkpoint policy, or if the newest does not cover the entry yet). Never raises
+    for a failed check: the result says what failed."""
     try:
         with store.reading(log.engine) as conn:
             row = store.entry_row(conn, exchange_id)
         leaf_index = int(row.idx)
         leaf_hash = merkle.leaf_hash(bytes(row.leaf))
+        log.checkpoint_if_due()  # a fresher tree head when the log's own policy says one is due
         checkpoint = log.latest_checkpoint()
         if checkpoint.tree_size <= leaf_index:
             checkpoint = log.checkpoint_now()

@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from broker.audit.entry import format_time_ms
 from broker.console.access import Permission, allowed
@@ -53,10 +54,19 @@ def _time(ms: object) -> str:
     return format_time_ms(ms).replace("T", " ").replace("Z", " UTC")
 
 
+def _iso_time(text: object) -> Markup:
+    """A log time (``2026-11-29T10:33:20.123Z``) as ``<time>`` showing ``2026-11-29 10:33:20``."""
+    if not isinstance(text, str) or "T" not in text:
+        return Markup("")
+    shown = text.replace("T", " ")[:19]
+    return Markup('<time datetime="{}">{}</time>').format(text, shown)
+
+
 def build_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
     env.filters["ms_time"] = _time
+    env.filters["iso_time"] = _iso_time
     env.globals["prefix"] = PREFIX
     env.globals["Permission"] = Permission
     env.globals["allowed"] = allowed

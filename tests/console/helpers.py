@@ -91,6 +91,20 @@ def seed(log: AuditLog, keyring: PseudonymKeyring) -> Seeded:
         )
     )
     log.append(safeguarding_entry(keyring, decision="deny", released_fields=(), released=None))
+    for i in range(40):  # other traffic, so that proofs have a few levels
+        log.append(
+            safeguarding_entry(
+                keyring,
+                client_id="ccc-school-admissions",
+                party_id=COUNCIL,
+                agreement=AgreementRef("ISA-SCHOOL-ADMISSIONS", "1", "sha256:" + "ef" * 32),
+                purpose="school-admission-address-check",
+                dataset="ccc.council-tax",
+                subject=keyring.pseudonymise("nhs_number", OTHER_NHS),
+                user_id=f"admissions-officer-{i % 3}",
+            )
+        )
+    log.checkpoint_now()
     return Seeded(bg.exchange_id, allow.exchange_id, council.exchange_id)
 
 
