@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     """A console session ends after this long without a request."""
     console_session_max_seconds: int = Field(default=8 * 3600, ge=300, le=7 * 86400)
     """And at the latest this long after sign-in."""
+    console_sign_in_attempts_per_window: int = Field(default=30, ge=1, le=10_000)
+    console_sign_in_window_seconds: int = Field(default=300, ge=1, le=86400)
+    """At most that many sign-in attempts per client address in this window (then 429)."""
     console_oidc_issuer: str | None = None
     """An OpenID Provider (the council's identity provider) for console sign-in; off when unset.
     The officer must still have a local account: it holds the role and the party."""

@@ -212,6 +212,9 @@ class Accounts:
         csrf = secrets.token_urlsafe(32)
         now = self._clock_ms()
         with self._engine.begin() as conn:
+            conn.execute(  # sessions nobody used for the idle time are over: tidy them away
+                delete(console_sessions).where(console_sessions.c.seen_ms < now - self._idle_ms)
+            )
             conn.execute(
                 insert(console_sessions).values(
                     id_hash=_hash_id(session_id),

@@ -70,6 +70,7 @@ def login(
 ) -> Response:
     if not csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf):
         raise CsrfRefused("the sign-in form has expired: reload the page and try again")
+    console.throttle.check(request.client.host if request.client else "unknown")
     try:
         account = console.accounts.authenticate(username.strip().lower(), password)
     except SignInRefused as e:

@@ -20,6 +20,7 @@ from broker.audit.search import Scope, audit_read_entry
 from broker.console.access import audit_scope, visible_agreements
 from broker.console.accounts import Account, Accounts
 from broker.console.oidc import OidcConfig, OidcSignIn
+from broker.console.throttle import AddressThrottle
 from broker.console.verification import Verifier
 from broker.container import Services
 from broker.core.errors import ConfigurationError
@@ -36,6 +37,8 @@ class Console:
     verifier: Verifier
     secure_cookies: bool
     oidc: OidcSignIn | None = None
+    throttle: AddressThrottle = field(default_factory=AddressThrottle)
+    """Sign-in attempts per client address."""
     _party_names: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -115,6 +118,10 @@ def build_console(services: Services, pseudonyms: PseudonymKeyring | None = None
         verifier=Verifier(services.engine, services.audit),
         secure_cookies=settings.public_url.startswith("https://"),
         oidc=_oidc(settings, services.engine),
+        throttle=AddressThrottle(
+            attempts=settings.console_sign_in_attempts_per_window,
+            window_seconds=settings.console_sign_in_window_seconds,
+        ),
     )
 
 

@@ -28,6 +28,7 @@ from broker.console.accounts import Session, csrf_matches
 from broker.console.errors import CsrfRefused, RoleRefused, SessionRequired
 from broker.console.oidc import OidcError
 from broker.console.service import Console, build_console
+from broker.console.throttle import TooManyAttempts
 from broker.container import Services
 from broker.core.errors import BrokerError, Conflict, InvalidInput, NotFound, Unavailable
 
@@ -158,6 +159,8 @@ def install_errors(app: FastAPI) -> None:
             status = 422
         elif isinstance(exc, Unavailable):
             status = 503
+        elif isinstance(exc, TooManyAttempts):
+            status = 429
         return _error_page(request, status, exc.title, exc.detail)
 
     app.add_exception_handler(SessionRequired, session_required)

@@ -210,6 +210,20 @@ def test_wrong_passwords_lock_the_account(env: tuple[LiveBroker, Seeded]) -> Non
     assert right.status_code == 401
 
 
+def test_one_address_trying_many_names_is_slowed_down(tmp_path: Path) -> None:
+    with console_broker(tmp_path, console_sign_in_attempts_per_window=3) as (broker, _):
+        statuses = []
+        with httpx.Client(base_url=broker.url) as client:
+            for i in range(4):
+                page = client.get("/console/login")
+                response = client.post(
+                    "/console/login",
+                    data={"username": f"guess-{i}", "password": "x", "csrf": csrf_of(page.text)},
+                )
+                statuses.append(response.status_code)
+    assert statuses == [401, 401, 401, 429]
+
+
 def test_subject_search_pseudonymises_the_nhs_number(
     env: tuple[LiveBroker, Seeded], caldicott: httpx.Client
 ) -> None:
