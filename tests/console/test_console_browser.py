@@ -7,6 +7,7 @@ Screenshots of the main pages go to docs/screenshots/.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,16 @@ def page(env: tuple[LiveBroker, Seeded]) -> Iterator[Any]:
         browser.close()
 
 
+#: Pages whose screenshots the README shows (refreshed only on request, to keep the tree clean).
+README_SHOTS = {"exchange", "agreement"}
+
+
 def shot(page: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if name in README_SHOTS and os.environ.get("BROKER_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(path, SHOTS / f"readme-{name}.png")
 
 
 def test_sign_in(page: Any) -> None:
