@@ -27,6 +27,7 @@ from broker.api import (
 )
 from broker.api.middleware import RequestContextMiddleware
 from broker.audit.redact import redact_by_retention
+from broker.console.web import create_console_app
 from broker.container import Services, build_services
 from broker.settings import Settings
 
@@ -121,6 +122,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(exchanges.router)
     app.include_router(consents.router)
     app.include_router(subjects.router)
+    app.mount("/console", create_console_app(services))
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,

@@ -86,6 +86,23 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # --- governance console (/console) ---
+    console_session_idle_seconds: int = Field(default=1800, ge=60, le=86400)
+    """A console session ends after this long without a request."""
+    console_session_max_seconds: int = Field(default=8 * 3600, ge=300, le=7 * 86400)
+    """And at the latest this long after sign-in."""
+    console_sign_in_attempts_per_window: int = Field(default=30, ge=1, le=10_000)
+    console_sign_in_window_seconds: int = Field(default=300, ge=1, le=86400)
+    """At most that many sign-in attempts per client address in this window (then 429)."""
+    console_oidc_issuer: str | None = None
+    """An OpenID Provider (the council's identity provider) for console sign-in; off when unset.
+    The officer must still have a local account: it holds the role and the party."""
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret_file: Path | None = None
+    """The client secret, in a file outside the database (client_secret_basic)."""
+    console_oidc_username_claim: str = "preferred_username"
+    """The ID token claim matched (lowercased) against console usernames."""
+
     @field_validator("public_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:

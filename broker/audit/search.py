@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, or_, select, union
 
 from broker.audit import store
 from broker.audit.entry import PERSONAL_FIELDS, AuditEntry, parse_leaf
@@ -99,6 +99,25 @@ def entry_view(row: Any) -> dict[str, object]:
     }
 
 
+def _scoped_query(
+    scope: Scope, conditions: Sequence[Any], limit: int, oldest_first: bool = False
+) -> Any:
+    """The first ``limit`` rows within ``scope``: one index walk per branch of the scope (its
+    party, each of its agreements), each stopping after ``limit`` rows, then merged. A plain
+    ``OR`` would make the database collect and sort every row of the party's agreements."""
+    c = audit_entries.c
+    branches = [c.party_id == scope.party_id, *(c.agreement_id == a for a in scope.agreement_ids)]
+    order = c.idx.asc() if oldest_first else c.idx.desc()
+    parts = [
+        select(c.idx).where(*conditions, branch).order_by(order).limit(limit).subquery()
+        for branch in branches
+    ]
+    merged = union(*(select(p.c.idx) for p in parts)).subquery()
+    merged_order = merged.c.idx.asc() if oldest_first else merged.c.idx.desc()
+    wanted = select(merged.c.idx).order_by(merged_order).limit(limit)
+    return select(audit_entries).where(c.idx.in_(wanted.scalar_subquery())).order_by(order)
+
+
 def search(
     engine: Engine,
     filters: SearchFilters,
@@ -106,13 +125,14 @@ def search(
     cursor: str | None = None,
     limit: int = 50,
     scope: Scope | None = None,
+    oldest_first: bool = False,
 ) -> SearchPage:
-    """Newest first, within ``scope`` when given. Raises :class:`AuditQueryError` for a bad
-    cursor or limit."""
+    """Newest first (or oldest first), within ``scope`` when given. Raises
+    :class:`AuditQueryError` for a bad cursor or limit."""
     if not 1 <= limit <= MAX_PAGE:
         raise AuditQueryError(f"limit must be between 1 and {MAX_PAGE}")
     c = audit_entries.c
-    query = select(audit_entries).order_by(c.idx.desc()).limit(limit + 1)
+    conditions: list[Any] = []
     equal: Sequence[tuple[Any, object]] = [
         (c.agreement_id, filters.agreement_id),
         (c.party_id, filters.party_id),
@@ -123,19 +143,23 @@ def search(
     ]
     for column, value in equal:
         if value is not None:
-            query = query.where(column == value)
+            conditions.append(column == value)
     if filters.time_from_ms is not None:
-        query = query.where(c.at_ms >= filters.time_from_ms)
+        conditions.append(c.at_ms >= filters.time_from_ms)
     if filters.time_to_ms is not None:
-        query = query.where(c.at_ms < filters.time_to_ms)
+        conditions.append(c.at_ms < filters.time_to_ms)
     if filters.break_glass_only:
-        query = query.where(c.break_glass.is_(True))
+        conditions.append(c.break_glass.is_(True))
     if filters.subject_pseudonyms:
-        query = query.where(c.subject_pseudonym.in_(filters.subject_pseudonyms))
+        conditions.append(c.subject_pseudonym.in_(filters.subject_pseudonyms))
     if cursor is not None:
-        query = query.where(c.idx < decode_cursor(cursor))
-    if scope is not None:
-        query = query.where(scope.clause())
+        after = decode_cursor(cursor)
+        conditions.append(c.idx > after if oldest_first else c.idx < after)
+    if scope is None:
+        order = c.idx.asc() if oldest_first else c.idx.desc()
+        query = select(audit_entries).where(*conditions).order_by(order).limit(limit + 1)
+    else:
+        query = _scoped_query(scope, conditions, limit + 1, oldest_first)
     with store.reading(engine) as conn:
         rows = conn.execute(query).all()
     more = len(rows) > limit

@@ -58,6 +58,10 @@ audit_entries = Table(
     Index("ix_audit_entries_client", "client_id", "idx"),
     Index("ix_audit_entries_dataset", "dataset", "idx"),
     Index("ix_audit_entries_subject", "subject_pseudonym", "idx"),
+    # Created by migration 0005 for the governance console: agreement usage and monthly
+    # reports read only the first (covering); the break-glass queue walks the second.
+    Index("ix_console_usage", "agreement_id", "at_ms", "kind", "decision", "break_glass"),
+    Index("ix_console_break_glass", "break_glass", "idx"),
 )
 
 audit_nodes = Table(

@@ -8,6 +8,7 @@ from broker.cli import (
     agreements,
     attestation,
     audit,
+    console,
     idp,
     keys,
     policy,
@@ -36,6 +37,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(attestation.app, name="attestation")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(idp.app, name="idp")
+app.add_typer(console.app, name="console")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from broker.auth.registry import Registry
 from broker.cli.registry import public_jwk_from_pem
+from broker.console.demo import create_demo_officers
 from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.demo.keys import demo_client_key_path
@@ -65,7 +66,9 @@ def prepare(settings: Settings, keys_out: Path) -> list[DemoClientInfo]:
     engine = build_engine(settings.database_url, pool_size=2)
     try:
         migrate.upgrade(engine)
-        return register(Registry(engine), keys_out)
+        clients = register(Registry(engine), keys_out)
+        create_demo_officers(settings, engine)  # console sign-ins (see docs/console.md)
+        return clients
     finally:
         engine.dispose()
 

@@ -1,0 +1,1 @@
+"""The governance console at /console: server-rendered pages for officers."""

@@ -1,0 +1,163 @@
+"""Break-glass review queue, integrity (checkpoint, background verification), access report."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from broker.audit.search import get_exchange
+from broker.console import queries
+from broker.console.access import Permission
+from broker.console.accounts import Session
+from broker.console.tables import console_reviews
+from broker.console.web import PREFIX, ConsoleDep, check_csrf, render, require
+from broker.core import nhs_number
+from broker.core.errors import Conflict, InvalidInput
+
+router = APIRouter()
+QueueSession = Annotated[Session, require(Permission.BREAK_GLASS)]
+ReviewSession = Annotated[Session, require(Permission.REVIEW)]
+IntegritySession = Annotated[Session, require(Permission.INTEGRITY)]
+VerifySession = Annotated[Session, require(Permission.VERIFY)]
+AccessSession = Annotated[Session, require(Permission.ACCESS_REPORT)]
+
+OUTCOMES = ("appropriate", "referred")
+MAX_NOTE_CHARS = 2000
+
+
+@router.get("/break-glass", response_class=HTMLResponse)
+def queue(
+    request: Request,
+    console: ConsoleDep,
+    session: QueueSession,
+    status: str = "pending",
+    cursor: str | None = None,
+) -> Response:
+    if status not in ("pending", "reviewed", "all"):
+        raise InvalidInput("status must be pending, reviewed or all")
+    console.record_read(session.account, "break-glass", {"status": status})
+    page = queries.break_glass_queue(
+        console.engine, status=status, scope=console.scope(session.account), cursor=cursor
+    )
+    return render(request, "break_glass.html", {"page": page, "status": status})
+
+
+@router.post("/break-glass/{exchange_id}")
+def review(
+    request: Request,
+    exchange_id: str,
+    console: ConsoleDep,
+    session: ReviewSession,
+    outcome: Annotated[str, Form(max_length=20)],
+    note: Annotated[str, Form(max_length=MAX_NOTE_CHARS)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Mark a break-glass exchange appropriate or referred. The note stays in the console's
+    table; the log gets the outcome and the note's SHA-256."""
+    check_csrf(request, session, csrf)
+    if outcome not in OUTCOMES:
+        raise InvalidInput("the outcome is appropriate or referred")
+    if outcome == "referred" and not note.strip():
+        raise InvalidInput("say why the exchange is referred")
+    entry = get_exchange(console.engine, exchange_id, scope=console.scope(session.account))
+    if not entry.get("break_glass"):
+        raise InvalidInput("this exchange did not break glass")
+    account = session.account
+    try:
+        with console.engine.begin() as conn:
+            conn.execute(
+                insert(console_reviews).values(
+                    exchange_id=exchange_id,
+                    outcome=outcome,
+                    note=note.strip(),
+                    reviewer=account.username,
+                    reviewer_party=account.party_id,
+                    reviewed_ms=int(time.time() * 1000),
+                )
+            )
+    except IntegrityError as e:
+        raise Conflict("this exchange has been reviewed already") from e
+    console.record_action(
+        account,
+        "break-glass-review",
+        exchange_id=exchange_id,
+        outcome=outcome,
+        note_sha256=hashlib.sha256(note.strip().encode()).hexdigest(),
+    )
+    return RedirectResponse(f"{PREFIX}/break-glass?reviewed={exchange_id}", status_code=303)
+
+
+@router.get("/integrity", response_class=HTMLResponse)
+def integrity(request: Request, console: ConsoleDep, session: IntegritySession) -> Response:
+    console.record_read(session.account, "integrity", {})
+    log = console.services.audit
+    return render(
+        request,
+        "integrity.html",
+        {
+            "checkpoint": log.latest_checkpoint(),
+            "size": log.size(),
+            "origin": log.signer.origin,
+            "verifier_key": log.signer.verifier_key(),
+            "current": console.verifier.current(),
+            "last": console.verifier.last_finished(),
+        },
+    )
+
+
+@router.post("/integrity/verify")
+def start_verification(
+    request: Request,
+    console: ConsoleDep,
+    session: VerifySession,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, session, csrf)
+    state = console.verifier.start(session.account.username)
+    console.record_action(session.account, "verify-log", run_id=state.run_id)
+    if request.headers.get("accept", "").startswith("application/json"):
+        return JSONResponse(state.to_json(), status_code=202)
+    return RedirectResponse(f"{PREFIX}/integrity", status_code=303)
+
+
+@router.get("/integrity/status")
+def verification_status(console: ConsoleDep, session: IntegritySession) -> Response:
+    current = console.verifier.current()
+    return JSONResponse(current.to_json() if current else {"running": False, "run_id": None})
+
+
+@router.get("/access-report", response_class=HTMLResponse)
+def access_form(request: Request, console: ConsoleDep, session: AccessSession) -> Response:
+    return render(request, "access_report.html", {"rows": None})
+
+
+@router.post("/access-report", response_class=HTMLResponse)
+def access_report(
+    request: Request,
+    console: ConsoleDep,
+    session: AccessSession,
+    nhs: Annotated[str, Form(max_length=20)],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Every exchange about one person (by NHS number, searched by pseudonym): when, which
+    organisation, dataset, purpose, released field names, lawful basis."""
+    check_csrf(request, session, csrf)
+    number = nhs_number.validate(nhs, location="nhs")
+    pseudonyms = [p.value for p in console.pseudonyms.all_pseudonyms("nhs_number", number)]
+    console.record_read(session.account, "access-report", {"subject_pseudonyms": pseudonyms})
+    rows = queries.subject_exchanges(
+        console.engine, pseudonyms, scope=console.scope(session.account)
+    )
+    for row in rows:
+        row["party_name"] = console.party_name(row.get("party_id"))
+    return render(
+        request,
+        "access_report.html",
+        {"rows": rows, "nhs_display": nhs_number.format_nhs_number(number)},
+    )
