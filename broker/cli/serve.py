@@ -12,6 +12,7 @@ from broker.app import create_app
 from broker.cli.common import EXIT_USAGE, console, fail, settings
 from broker.container import build_services
 from broker.core.errors import ConfigurationError
+from broker.console.demo import DEMO_OFFICERS
 from broker.demo import bootstrap
 from broker.identity.demo import register_demo_identity_provider
 from broker.notify.demo import register_demo_webhook
@@ -55,6 +56,17 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
+        console.print(
+            f"[bold]Governance console[/bold] {config.public_url}/console (demo accounts):",
+            highlight=False,
+        )
+        for officer in DEMO_OFFICERS:
+            console.print(
+                f"  {officer.username:<20} password {officer.password:<26} "
+                f"{officer.role.value:<16} {officer.party_id}",
+                highlight=False,
+                soft_wrap=True,
+            )
     app = create_app(config, services)
     try:
         uvicorn.run(

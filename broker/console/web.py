@@ -181,7 +181,7 @@ def create_console_app(services: Services) -> FastAPI:
     )
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.console = build_console(services)
+    app.state.console = build_console(services, pseudonyms=services.pseudonyms)
     app.state.templates = build_templates()
 
     @app.middleware("http")
