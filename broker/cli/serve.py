@@ -10,9 +10,9 @@ import uvicorn
 from adapters.demo.runtime import start_demo_sources
 from broker.app import create_app
 from broker.cli.common import EXIT_USAGE, console, fail, settings
+from broker.console.demo import DEMO_OFFICERS
 from broker.container import build_services
 from broker.core.errors import ConfigurationError
-from broker.console.demo import DEMO_OFFICERS
 from broker.demo import bootstrap
 from broker.identity.demo import register_demo_identity_provider
 from broker.notify.demo import register_demo_webhook
