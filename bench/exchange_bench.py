@@ -250,9 +250,9 @@ def main() -> None:
     try:
         wait_ready(f"{base}/healthz", broker, tmp / "broker.log", 90)
         council_db = tmp / "var" / "demo" / "sources" / "council" / "childrens_social_care.db"
+        direct_cmd = [PYTHON, str(REPO / "bench" / "direct_source.py"), "--db", str(council_db)]
         direct = start(
-            [PYTHON, str(REPO / "bench" / "direct_source.py"), "--db", str(council_db)]
-            + ["--port", str(direct_port)],
+            [*direct_cmd, "--port", str(direct_port)],
             tmp,
             {"PYTHONPATH": str(REPO)},
             tmp / "direct.log",

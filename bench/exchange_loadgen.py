@@ -27,7 +27,7 @@ def percentile(ordered: list[float], q: float) -> float:
     """The ``q`` quantile (0..1) of sorted samples, nearest rank."""
     if not ordered:
         return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 async def run(
