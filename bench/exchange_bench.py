@@ -34,10 +34,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,8 +168,12 @@ def load(
     if expect_allow:
         cmd.append("--expect-allow")
     limit = args.warmup + args.seconds + 60
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, capture_output=True, check=True, timeout=limit)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result: dict[str, Any] = json.loads(done.stdout)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    result["loadgen_cpu_ms_per_request"] = cpu * 1000 / max(1, result["answered_total"])
     return result
 
 
@@ -177,8 +183,32 @@ def profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | No
         print("py-spy not found: pip install py-spy", file=sys.stderr)
         return None
     cmd = [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100"]
-    cmd += ["-f", "raw", "-o", str(out), "--threads", "--nonblocking"]
+    cmd += ["-f", "raw", "-o", str(out), "--threads", "--nonblocking", "--gil"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fsync_ms(directory: Path, n: int = 50) -> float:
+    """Median time of one 4 KiB write + fsync in ``directory``: the floor under every durable
+    commit (SQLite WAL with synchronous=FULL syncs the WAL once per commit)."""
+    path = directory / "fsync-probe"
+    samples = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            started = time.perf_counter()
+            os.fsync(fd)
+            samples.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(samples) * 1000
 
 
 def subjects(db: Path) -> list[str]:
@@ -272,6 +302,7 @@ def main() -> None:
             f"load:   {args.warmup:g} s warm-up + {args.seconds:g} s measured per run, "
             f"{len(json.loads(bodies.read_text()))} subjects, fields {', '.join(FIELDS)}"
         )
+        print(f"disk:   write+fsync of 4 KiB in the var dir, median {fsync_ms(var):.2f} ms")
         print(f"cores:  {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
         sys.stdout.flush()
 
@@ -285,7 +316,11 @@ def main() -> None:
                 spy = profile(
                     broker.pid, args.warmup + args.seconds, args.py_spy / f"broker-c{level}.txt"
                 )
+            cpu_before = cpu_seconds(broker.pid)
             b = load(f"{base}/v1/exchanges", bodies, level, args, token, expect_allow=True)
+            b["cpu_ms_per_request"] = (
+                (cpu_seconds(broker.pid) - cpu_before) * 1000 / max(1, b["answered_total"])
+            )
             if spy is not None:
                 spy.wait(timeout=60)
             d = load(f"http://127.0.0.1:{direct_port}/child-protection", bodies, level, args)
@@ -293,6 +328,8 @@ def main() -> None:
             results.append((level, b, d))
             print(
                 f"  c={level:<4} broker {b['throughput_rps']:6.0f} req/s p50 {b['p50_ms']:6.2f} ms"
+                f" (CPU ms/req: broker {b['cpu_ms_per_request']:.2f},"
+                f" load generator {b['loadgen_cpu_ms_per_request']:.2f})"
                 f" | direct {d['throughput_rps']:6.0f} req/s p50 {d['p50_ms']:6.2f} ms",
                 flush=True,
             )
