@@ -188,9 +188,27 @@ def profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | No
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time so far of a process and its live descendants (Linux /proc)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks = int(fields[11]) + int(fields[12])
+        stats[int(entry.name)] = (int(fields[1]), ticks / os.sysconf("SC_CLK_TCK"))
+    tree, total, changed = {pid}, 0.0, True
+    while changed:
+        changed = False
+        for child, (parent, _) in stats.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                changed = True
+    for member in tree:
+        total += stats.get(member, (0, 0.0))[1]
+    return total
 
 
 def fsync_ms(directory: Path, n: int = 50) -> float:
@@ -255,6 +273,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per run")
     parser.add_argument("--levels", default="1,8,32,128", help="concurrency levels")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="0: `broker serve --demo` (one process, as deployed); N: bench/broker_workers.py "
+        "with N uvicorn worker processes",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--py-spy", type=Path, help="record a py-spy profile per broker run here")
     args = parser.parse_args()
@@ -269,12 +294,11 @@ def main() -> None:
     base = f"http://127.0.0.1:{broker_port}"
     env = broker_env(var, broker_port)
     serve = "from broker.cli.main import main; main()"
-    broker = start(
-        [PYTHON, "-c", serve, "serve", "--demo", "--port", str(broker_port)],
-        tmp,
-        env,
-        tmp / "broker.log",
-    )
+    command = [PYTHON, "-c", serve, "serve", "--demo", "--port", str(broker_port)]
+    if args.workers > 0:
+        command = [PYTHON, str(REPO / "bench" / "broker_workers.py"), "--port", str(broker_port)]
+        command += ["--workers", str(args.workers)]
+    broker = start(command, tmp, env, tmp / "broker.log")
     direct: subprocess.Popen[bytes] | None = None
     results: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     try:
@@ -292,7 +316,12 @@ def main() -> None:
         bodies.write_text(json.dumps([exchange_body(n) for n in subjects(council_db)]))
         logged_before = logged_exchanges(var / "broker.db")
 
-        print(f"broker: pid {broker.pid}, {base}, var dir {var}")
+        how = (
+            "broker serve --demo (one uvicorn process, uvloop + httptools)"
+            if args.workers == 0
+            else f"bench/broker_workers.py, {args.workers} uvicorn worker processes"
+        )
+        print(f"broker: {how}, pid {broker.pid}, {base}, var dir {var}")
         for name, value in env.items():
             if name.startswith("BROKER_"):
                 print(f"  {name}={value}")
