@@ -352,14 +352,19 @@ def main() -> None:
             )
             if spy is not None:
                 spy.wait(timeout=60)
+            cpu_before = cpu_seconds(direct.pid)
             d = load(f"http://127.0.0.1:{direct_port}/child-protection", bodies, level, args)
+            d["cpu_ms_per_request"] = (
+                (cpu_seconds(direct.pid) - cpu_before) * 1000 / max(1, d["answered_total"])
+            )
             answered += b["answered_total"]
             results.append((level, b, d))
             print(
                 f"  c={level:<4} broker {b['throughput_rps']:6.0f} req/s p50 {b['p50_ms']:6.2f} ms"
                 f" (CPU ms/req: broker {b['cpu_ms_per_request']:.2f},"
                 f" load generator {b['loadgen_cpu_ms_per_request']:.2f})"
-                f" | direct {d['throughput_rps']:6.0f} req/s p50 {d['p50_ms']:6.2f} ms",
+                f" | direct {d['throughput_rps']:6.0f} req/s p50 {d['p50_ms']:6.2f} ms"
+                f" (CPU ms/req: {d['cpu_ms_per_request']:.2f})",
                 flush=True,
             )
         load_after = os.getloadavg()[0]
