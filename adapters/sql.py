@@ -16,12 +16,13 @@ table must have at most one row per subject: two rows are :class:`MultipleMatche
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, column, create_engine, select, table
+from sqlalchemy import Engine, Select, String, bindparam, column, create_engine, select, table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
@@ -60,19 +61,14 @@ class SqlAdapter(BaseAdapter):
         if not isinstance(name, str) or not name:
             raise BindingError(f"dataset {binding.dataset}: options.table is required")
         id_column = binding.identifiers[subject.type]
-        columns = list(dict.fromkeys([id_column, *(binding.source_path(f) for f in fields)]))
-        source_table = table(
-            name, *(column(c) for c in columns), schema=self.source.options.get("schema")
-        )
-        statement = (
-            select(*(source_table.c[c] for c in columns))
-            .where(source_table.c[id_column] == subject.value)
-            .limit(2)
-        )
+        columns = tuple(dict.fromkeys([id_column, *(binding.source_path(f) for f in fields)]))
+        schema = self.source.options.get("schema")
+        statement = _select_one(name, schema if isinstance(schema, str) else None, columns)
+        parameters = {_SUBJECT: subject.value}
 
         def run() -> list[dict[str, Any]]:
             with self._engine_now().connect() as conn:
-                return [dict(row._mapping) for row in conn.execute(statement)]
+                return [dict(row._mapping) for row in conn.execute(statement, parameters)]
 
         try:
             rows = await asyncio.wait_for(
@@ -102,6 +98,24 @@ class SqlAdapter(BaseAdapter):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+_SUBJECT = "subject_value"
+
+
+@functools.lru_cache(maxsize=512)
+def _select_one(name: str, schema: str | None, columns: tuple[str, ...]) -> Select[Any]:
+    """``SELECT columns FROM name WHERE columns[0] = :subject_value LIMIT 2``.
+
+    Built once per table and column list (SQLAlchemy then reuses its compiled form): building
+    the statement anew cost more than running it. The subject is always a bound parameter.
+    """
+    source_table = table(name, *(column(c) for c in columns), schema=schema)
+    return (
+        select(*(source_table.c[c] for c in columns))
+        .where(source_table.c[columns[0]] == bindparam(_SUBJECT, type_=String()))
+        .limit(2)
+    )
 
 
 def build_read_only_engine(source: SourceConfig) -> Engine:
