@@ -123,12 +123,33 @@ def build_services(
     subjects = build_subject_services(settings, engine, audit, runtime, clock)
     holder_ref: list[Services] = []
 
+    facts_cache: dict[int, dict[str, DatasetFacts]] = {}
+
     def datasets(dataset_id: str) -> DatasetFacts | None:
+        """Facts of a dataset from the verified register, computed once per load."""
         last = runtime.last
-        entry = last.register.get(dataset_id) if last is not None else None
-        if entry is None:
+        if last is None:
             return None
-        return DatasetFacts(entry.owner, frozenset(entry.subject_id_types))
+        table = facts_cache.get(id(last))
+        if table is None:
+            consent: dict[str, set[str]] = {}
+            for verified in last.agreements:
+                a = verified.agreement
+                if a is None:
+                    continue
+                for flow in a.flows:
+                    c = flow.conditions.consent
+                    if c is not None and c.required:
+                        consent.setdefault(flow.dataset, set()).add(a.id)
+            table = {
+                e.id: DatasetFacts(
+                    e.owner, frozenset(e.subject_id_types), frozenset(consent.get(e.id, ()))
+                )
+                for e in last.register.entries.values()
+            }
+            facts_cache.clear()
+            facts_cache[id(last)] = table
+        return table.get(dataset_id)
 
     notifications = build_notifications(settings, engine, clock=clock)
     identity = build_identity(settings, engine)

@@ -167,6 +167,9 @@ class ExchangeResult:
 class DatasetFacts:
     owner: str
     subject_types: frozenset[str]
+    consent_agreements: frozenset[str] = frozenset()
+    """Agreements with a consent-required flow on this dataset: only then is consent looked up
+    (the policy still decides; without a lookup it sees ``none``)."""
 
 
 class ExchangeService:
@@ -244,7 +247,9 @@ class ExchangeService:
         user_id, role, verified = await self._person(caller, request, now)
         facts = self._datasets(request.dataset)
         consent: ConsentStatus = "none"
-        if facts is not None:
+        if facts is not None and (
+            request.agreement_id is None or request.agreement_id in facts.consent_agreements
+        ):
             every_version = [
                 p.value for p in self._pseudonyms.all_pseudonyms(subject.type, subject.value)
             ]
