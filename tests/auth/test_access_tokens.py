@@ -14,7 +14,15 @@ from tests.support import LiveBroker, live_broker, new_key, public_jwk
 
 
 @pytest.fixture
-def broker(tmp_path: Path, database_url: str) -> Iterator[LiveBroker]:
+def broker(tmp_path: Path) -> Iterator[LiveBroker]:
+    """SQLite: these checks do not depend on the database."""
+    with live_broker(tmp_path, f"sqlite:///{tmp_path / 'broker.db'}") as live:
+        yield live
+
+
+@pytest.fixture
+def broker_any_db(tmp_path: Path, database_url: str) -> Iterator[LiveBroker]:
+    """SQLite, and PostgreSQL when configured: for checks that live in the database."""
     with live_broker(tmp_path, database_url) as live:
         yield live
 
@@ -69,12 +77,12 @@ def test_an_expired_token_is_401(broker: LiveBroker) -> None:
     assert "expired" in response.json()["detail"]
 
 
-def test_suspension_takes_effect_at_once(broker: LiveBroker) -> None:
-    key = broker.register("c1")
-    token = broker.token("c1", key)
-    assert broker.get("/v1/whoami", token).status_code == 200
-    broker.services.registry.set_status("c1", "suspended", actor="test")
-    response = broker.get("/v1/whoami", token)
+def test_suspension_takes_effect_at_once(broker_any_db: LiveBroker) -> None:
+    key = broker_any_db.register("c1")
+    token = broker_any_db.token("c1", key)
+    assert broker_any_db.get("/v1/whoami", token).status_code == 200
+    broker_any_db.services.registry.set_status("c1", "suspended", actor="test")
+    response = broker_any_db.get("/v1/whoami", token)
     assert response.status_code == 401
     assert "suspended" in response.json()["detail"]
 
@@ -104,35 +112,35 @@ def test_routes_need_their_scope(broker: LiveBroker, scopes: tuple[str, ...], st
         assert "admin" in response.json()["detail"]
 
 
-def test_client_key_rotation(broker: LiveBroker) -> None:
-    old = broker.register("c1")
+def test_client_key_rotation(broker_any_db: LiveBroker) -> None:
+    old = broker_any_db.register("c1")
     new = new_key("RSA")
-    broker.services.registry.add_key("c1", public_jwk(new), actor="test")
-    assert broker.token("c1", old)
-    assert broker.token("c1", new)
-    broker.services.registry.remove_key("c1", old.thumbprint(), actor="test")
-    refused = broker.http.post("/oauth2/token", data=broker.token_form("c1", old))
+    broker_any_db.services.registry.add_key("c1", public_jwk(new), actor="test")
+    assert broker_any_db.token("c1", old)
+    assert broker_any_db.token("c1", new)
+    broker_any_db.services.registry.remove_key("c1", old.thumbprint(), actor="test")
+    refused = broker_any_db.http.post("/oauth2/token", data=broker_any_db.token_form("c1", old))
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_client"
-    assert broker.token("c1", new)
+    assert broker_any_db.token("c1", new)
 
 
-def test_broker_key_rotation_keeps_issued_tokens_valid(broker: LiveBroker) -> None:
-    key = broker.register("c1")
-    before = broker.token("c1", key)
-    old_kid = broker.services.keyring.current().kid
-    new_kid = create_token_key(broker.settings.keys_dir)
-    broker.services.keyring.reload()
-    after = broker.token("c1", key)
+def test_broker_key_rotation_keeps_issued_tokens_valid(broker_any_db: LiveBroker) -> None:
+    key = broker_any_db.register("c1")
+    before = broker_any_db.token("c1", key)
+    old_kid = broker_any_db.services.keyring.current().kid
+    new_kid = create_token_key(broker_any_db.settings.keys_dir)
+    broker_any_db.services.keyring.reload()
+    after = broker_any_db.token("c1", key)
     assert json.loads(base64.urlsafe_b64decode(after.split(".")[0] + "=="))["kid"] == new_kid
-    assert broker.get("/v1/whoami", before).status_code == 200
-    assert broker.get("/v1/whoami", after).status_code == 200
-    published = {k["kid"] for k in broker.http.get("/.well-known/jwks.json").json()["keys"]}
+    assert broker_any_db.get("/v1/whoami", before).status_code == 200
+    assert broker_any_db.get("/v1/whoami", after).status_code == 200
+    published = {k["kid"] for k in broker_any_db.http.get("/.well-known/jwks.json").json()["keys"]}
     assert published == {old_kid, new_kid}
-    retire_token_key(broker.settings.keys_dir, old_kid)
-    broker.services.keyring.reload()
-    assert broker.get("/v1/whoami", before).status_code == 401
-    assert broker.get("/v1/whoami", after).status_code == 200
+    retire_token_key(broker_any_db.settings.keys_dir, old_kid)
+    broker_any_db.services.keyring.reload()
+    assert broker_any_db.get("/v1/whoami", before).status_code == 401
+    assert broker_any_db.get("/v1/whoami", after).status_code == 200
 
 
 def test_a_new_key_made_by_another_process_is_picked_up(broker: LiveBroker) -> None:

@@ -20,7 +20,15 @@ from tests.support import LiveBroker, live_broker, new_key, public_jwk
 
 
 @pytest.fixture
-def broker(tmp_path: Path, database_url: str) -> Iterator[LiveBroker]:
+def broker(tmp_path: Path) -> Iterator[LiveBroker]:
+    """SQLite: these checks do not depend on the database."""
+    with live_broker(tmp_path, f"sqlite:///{tmp_path / 'broker.db'}") as live:
+        yield live
+
+
+@pytest.fixture
+def broker_any_db(tmp_path: Path, database_url: str) -> Iterator[LiveBroker]:
+    """SQLite, and PostgreSQL when configured: for checks that live in the database."""
     with live_broker(tmp_path, database_url) as live:
         yield live
 
@@ -69,16 +77,18 @@ def form(assertion: str, **extra: str) -> dict[str, str]:
     }
 
 
-def test_a_valid_assertion_gets_a_short_lived_token(broker: LiveBroker) -> None:
-    key = broker.register("ed-system", ("exchange",))
-    response = broker.http.post("/oauth2/token", data=broker.token_form("ed-system", key))
+def test_a_valid_assertion_gets_a_short_lived_token(broker_any_db: LiveBroker) -> None:
+    key = broker_any_db.register("ed-system", ("exchange",))
+    response = broker_any_db.http.post(
+        "/oauth2/token", data=broker_any_db.token_form("ed-system", key)
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 300
     assert body["scope"] == "exchange"
     assert response.headers["cache-control"] == "no-store"
-    me = broker.get("/v1/whoami", body["access_token"]).json()
+    me = broker_any_db.get("/v1/whoami", body["access_token"]).json()
     assert me == {
         "client_id": "ed-system",
         "client_name": "ed-system",
@@ -257,20 +267,20 @@ def test_garbage_bytes_in_the_form_are_invalid_request(broker: LiveBroker) -> No
     assert response.json()["error"] == "invalid_request"
 
 
-def test_a_replayed_jti_is_refused(broker: LiveBroker) -> None:
-    key = broker.register("c1")
-    data = broker.token_form("c1", key)
-    assert broker.http.post("/oauth2/token", data=data).status_code == 200
-    again = broker.http.post("/oauth2/token", data=data)
+def test_a_replayed_jti_is_refused(broker_any_db: LiveBroker) -> None:
+    key = broker_any_db.register("c1")
+    data = broker_any_db.token_form("c1", key)
+    assert broker_any_db.http.post("/oauth2/token", data=data).status_code == 200
+    again = broker_any_db.http.post("/oauth2/token", data=data)
     assert again.status_code == 401
     assert again.json()["error"] == "invalid_client"
     assert "used already" in again.json()["error_description"]
 
 
-def test_a_suspended_client_gets_no_token(broker: LiveBroker) -> None:
-    key = broker.register("c1")
-    broker.services.registry.set_status("c1", "suspended", actor="test")
-    response = broker.http.post("/oauth2/token", data=broker.token_form("c1", key))
+def test_a_suspended_client_gets_no_token(broker_any_db: LiveBroker) -> None:
+    key = broker_any_db.register("c1")
+    broker_any_db.services.registry.set_status("c1", "suspended", actor="test")
+    response = broker_any_db.http.post("/oauth2/token", data=broker_any_db.token_form("c1", key))
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
 
