@@ -31,17 +31,41 @@ default party := ""
 
 party := input.party
 
+# rego-cpp does not remember that a rule is undefined: every reference to an undefined rule (or
+# `not` of one) evaluates it again, several microseconds each time, while a defined value is
+# looked up once. So the helpers the reason rules test again and again have defaults (false for
+# a missing thing) and every rule that reads the agreement, the dataset or the flow first tests
+# has_agreement, has_dataset or has_flow. This changes no answer: `not x` holds alike for an
+# undefined x and a false one, and each guard only repeats what the reference after it needs.
+default break_glass_requested := false
+
 break_glass_requested if input.break_glass == true
 
 dataset := data.isa.datasets[input.dataset]
+
+default has_dataset := false
+
+has_dataset if dataset
+
+default open_data := false
 
 open_data if dataset.open == true
 
 agreement := data.isa.agreements[agreement_id]
 
+default has_agreement := false
+
+has_agreement if agreement
+
 flow_id := agreement.index[input.dataset][input.purpose][party]
 
 flow := agreement.flows[flow_id]
+
+default has_flow := false
+
+has_flow if flow
+
+default caller_is_party := false
 
 caller_is_party if agreement.parties[party]
 
@@ -57,23 +81,26 @@ reason contains msg if {
 reason contains msg if {
 	not open_data
 	agreement_id != ""
-	not agreement
+	not has_agreement
 	msg := sprintf("agreement '%s' is not in force (unknown, unsigned or invalid)", [agreement_id])
 }
 
 reason contains msg if {
+	has_agreement
 	not open_data
 	agreement.revoked == true
 	msg := sprintf("agreement '%s' has been revoked", [agreement_id])
 }
 
 reason contains msg if {
+	has_agreement
 	not open_data
 	input.now_ns < agreement.valid_from_ns
 	msg := sprintf("agreement '%s' takes effect on %s", [agreement_id, agreement.effective_from])
 }
 
 reason contains msg if {
+	has_agreement
 	not open_data
 	agreement.valid_until_ns != null
 	input.now_ns >= agreement.valid_until_ns
@@ -81,26 +108,27 @@ reason contains msg if {
 }
 
 reason contains msg if {
-	not dataset
+	not has_dataset
 	msg := sprintf("dataset '%s' is not in the information asset register", [input.dataset])
 }
 
 reason contains msg if {
-	dataset
+	has_dataset
+	has_agreement
 	not open_data
-	agreement
 	not agreement.datasets[input.dataset]
 	msg := sprintf("dataset '%s' is not covered by agreement '%s'", [input.dataset, agreement_id])
 }
 
 reason contains msg if {
+	has_agreement
 	not open_data
-	agreement
 	not agreement.purposes[input.purpose]
 	msg := sprintf("purpose '%s' is not covered by agreement '%s'", [input.purpose, agreement_id])
 }
 
 reason contains msg if {
+	has_agreement
 	not open_data
 	agreement.datasets[input.dataset]
 	agreement.purposes[input.purpose]
@@ -112,9 +140,10 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_agreement
 	not open_data
 	agreement.index[input.dataset][input.purpose]
-	not flow_id
+	not has_flow
 	msg := sprintf(
 		"party '%s' is not a recipient of dataset '%s' for purpose '%s' under agreement '%s'",
 		[party, input.dataset, input.purpose, agreement_id],
@@ -123,6 +152,7 @@ reason contains msg if {
 
 # Flow-level reasons: conditions of the flow the request matched.
 reason contains msg if {
+	has_flow
 	not open_data
 	count(flow.roles) > 0
 	not flow.roles[role]
@@ -130,6 +160,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_flow
 	not open_data
 	flow.case_reference_required == true
 	not has_case_reference
@@ -146,6 +177,7 @@ default consent_status := "none"
 consent_status := input.consent
 
 reason contains msg if {
+	has_flow
 	not open_data
 	flow.consent_required == true
 	consent_status == "withdrawn"
@@ -153,6 +185,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_flow
 	not open_data
 	flow.consent_required == true
 	consent_status != "given"
@@ -161,6 +194,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_flow
 	not open_data
 	break_glass_requested
 	flow.break_glass.allowed != true
@@ -168,6 +202,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_flow
 	not open_data
 	break_glass_requested
 	flow.break_glass.allowed == true
@@ -177,9 +212,9 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_flow
 	not open_data
 	break_glass_requested
-	flow
 	not has_justification
 	msg := "break-glass needs a justification"
 }
@@ -190,6 +225,7 @@ has_justification if {
 }
 
 reason contains msg if {
+	has_flow
 	not open_data
 	oh := flow.office_hours
 	oh != null
@@ -212,6 +248,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_flow
 	not open_data
 	mode == "fetch"
 	flow.verification_only == true
@@ -228,6 +265,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_flow
 	not open_data
 	mode == "verify"
 	flow.verification_only != true
@@ -235,6 +273,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_flow
 	mode == "verify"
 	flow.verification_only == true
 	count(claims) == 0
@@ -242,6 +281,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	has_flow
 	mode == "verify"
 	flow.verification_only == true
 	some c in claims
@@ -251,16 +291,15 @@ reason contains msg if {
 
 reason contains msg if {
 	mode == "fetch"
-	dataset
 	open_data
 	count(released) == 0
 	msg := sprintf("none of the requested fields is in the catalogue of dataset '%s'", [input.dataset])
 }
 
 reason contains msg if {
+	has_flow
 	mode == "fetch"
 	not open_data
-	flow
 	count(released) == 0
 	msg := sprintf("none of the requested fields is permitted by agreement '%s'", [agreement_id])
 }
@@ -271,11 +310,13 @@ reason contains msg if {
 # break-glass is asked for (any break-glass problem refuses the request anyway); on open data, the
 # whole catalogue.
 permits(f) if {
+	has_flow
 	not open_data
 	flow.fields[f]
 }
 
 permits(f) if {
+	has_flow
 	not open_data
 	break_glass_requested
 	flow.break_glass.allowed == true
@@ -287,15 +328,19 @@ permits(f) if {
 	dataset.fields[f]
 }
 
+default fields_named := false
+
 fields_named if input.fields
 
 # Requested names, with a trailing ".*" expanded against the catalogue.
 requested contains f if {
+	fields_named
 	some f in input.fields
 	not endswith(f, ".*")
 }
 
 requested contains f if {
+	fields_named
 	some pattern in input.fields
 	endswith(pattern, ".*")
 	prefix := trim_suffix(pattern, "*")
@@ -306,6 +351,7 @@ requested contains f if {
 
 # No fields named: every field the request may see.
 requested contains f if {
+	has_flow
 	not fields_named
 	not open_data
 	some f
@@ -313,6 +359,7 @@ requested contains f if {
 }
 
 requested contains f if {
+	has_flow
 	not fields_named
 	not open_data
 	break_glass_requested
@@ -403,13 +450,15 @@ mode_ok if {
 	}
 }
 
+default agreement_allows := false
+
 agreement_allows if {
+	has_flow
 	not open_data
-	dataset
+	has_dataset
 	agreement.revoked == false
 	input.now_ns >= agreement.valid_from_ns
 	valid_until_ok
-	flow
 	role_ok
 	case_ok
 	consent_ok
@@ -417,6 +466,8 @@ agreement_allows if {
 	office_ok
 	mode_ok
 }
+
+default open_data_allows := false
 
 open_data_allows if {
 	open_data
@@ -478,8 +529,8 @@ matched := {
 	"provider": flow.provider,
 	"lawful_basis": flow.lawful_basis,
 } if {
+	has_flow
 	not open_data
-	flow
 }
 
 default basis := null
@@ -524,24 +575,66 @@ full_decision := {
 
 # ---------------------------------------------------------------- the common case, fast
 
-# rego-cpp pays for every rule it evaluates, so the common request (a fetch under an agreement,
-# fields named without wildcards or not named at all, no break-glass, every condition met) is
-# decided in one rule body. It must give exactly what full_decision gives: the decision table runs
-# every case through both (tests/policy/test_decision_table.py, test_fast_path_agrees) and a
-# Hypothesis property compares them on random requests. Anything else falls through to
-# full_decision.
+# rego-cpp pays for every statement and every rule body it evaluates, and for every value it
+# returns, so the common request (a fetch under an agreement, fields named without wildcards or not
+# named at all, no break-glass, every condition met) is decided in one rule body, fast_match.
+# It must give exactly what full_decision gives: the decision table runs every case through both
+# (tests/policy/test_fast_path.py) and a Hypothesis property compares them on random requests.
+# Anything else falls through to full_decision. The fast path may be stricter than the general one
+# (a request it does not answer is decided by full_decision), never looser.
 decision := fast_decision if {
 	fast_decision
 } else := full_decision
 
-fast_decision := d if {
+# What the embedded engine asks for: the fast path's verdict alone, or the general decision. The
+# fast verdict leaves out what is a plain copy of the matched flow's data or a constant (matched,
+# obligations, the empty reasons); broker/policy/embedded.py fills those in exactly as
+# fast_decision below does, which saves rego-cpp building and returning them (about a quarter of
+# the cost of an allow). tests/policy/test_fast_path.py checks the two give the same decision.
+compact_decision := {"fast": fast_match} if {
+	fast_match
+} else := {"full": full_decision}
+
+fast_decision := {
+	"allow": true,
+	"mode": "fetch",
+	"basis": "agreement",
+	"released_fields": m.released_fields,
+	"withheld_fields": m.withheld_fields,
+	"verified_claims": [],
+	"obligations": {
+		"notify_provider": f.notify_provider,
+		"retain_days": f.retention_days,
+		"review_break_glass": false,
+		"subject_access_hold_days": f.subject_access_hold_days,
+	},
+	"reasons": [],
+	"caller_reasons": [],
+	"matched": {
+		"agreement_id": input.agreement_id,
+		"agreement_version": a.version,
+		"agreement_digest": a.digest,
+		"flow_id": m.flow_id,
+		"provider": f.provider,
+		"lawful_basis": f.lawful_basis,
+	},
+} if {
+	m := fast_match
+	a := data.isa.agreements[input.agreement_id]
+	f := a.flows[m.flow_id]
+}
+
+# The checks are ordered cheapest and most often failing first; each condition is one statement or
+# one call of a function whose definitions are an else chain (rego-cpp evaluates every definition of
+# a function, but stops an else chain at the first that holds).
+fast_match := {"flow_id": fid, "released_fields": released, "withheld_fields": withheld} if {
 	input.mode == "fetch"
 	input.break_glass == false
-	ds := data.isa.datasets[input.dataset]
-	ds.open == false
 	a := data.isa.agreements[input.agreement_id]
 	fid := a.index[input.dataset][input.purpose][input.party]
 	f := a.flows[fid]
+	ds := data.isa.datasets[input.dataset]
+	ds.open == false
 	a.revoked == false
 	input.now_ns >= a.valid_from_ns
 	fast_before_expiry(a.valid_until_ns)
@@ -554,62 +647,47 @@ fast_decision := d if {
 	released := sort([n | some n in names; f.fields[n]])
 	count(released) > 0
 	withheld := [{"field": n, "reason": fast_withheld_reason(n, f, ds)} | some n in names; not f.fields[n]]
-	d := {
-		"allow": true,
-		"mode": "fetch",
-		"basis": "agreement",
-		"released_fields": released,
-		"withheld_fields": withheld,
-		"verified_claims": [],
-		"obligations": {
-			"notify_provider": f.notify_provider,
-			"retain_days": f.retention_days,
-			"review_break_glass": false,
-			"subject_access_hold_days": f.subject_access_hold_days,
-		},
-		"reasons": [],
-		"caller_reasons": [],
-		"matched": {
-			"agreement_id": input.agreement_id,
-			"agreement_version": a.version,
-			"agreement_digest": a.digest,
-			"flow_id": fid,
-			"provider": f.provider,
-			"lawful_basis": f.lawful_basis,
-		},
-	}
 }
 
-fast_before_expiry(until) if until == null
+# Each of these ends in an unconditional `else := false`: regopy 1.5 aborts on an else chain whose
+# every body fails. A false value fails the statement that calls it, so the fast path falls through.
+fast_before_expiry(until) := true if {
+	until == null
+} else := true if {
+	input.now_ns < until
+} else := false
 
-fast_before_expiry(until) if input.now_ns < until
+fast_role_ok(roles) := true if {
+	count(roles) == 0
+} else := true if {
+	roles[input.user.role]
+} else := false
 
-fast_role_ok(roles) if count(roles) == 0
+fast_case_ok(required) := true if {
+	required == false
+} else := true if {
+	has_case_reference
+} else := false
 
-fast_role_ok(roles) if roles[input.user.role]
+fast_consent_ok(required) := true if {
+	required == false
+} else := true if {
+	input.consent == "given"
+} else := false
 
-fast_case_ok(required) if required == false
+fast_office_ok(hours) := true if {
+	hours == null
+} else := true if {
+	within_office_hours(hours)
+} else := false
 
-fast_case_ok(required) if has_case_reference
-
-fast_consent_ok(required) if required == false
-
-fast_consent_ok(required) if input.consent == "given"
-
-fast_office_ok(hours) if hours == null
-
-fast_office_ok(hours) if within_office_hours(hours)
-
-# Named fields, sorted, when none is a wildcard; all permitted fields when none is named. (Two
-# definitions rather than an else chain: regopy 1.5 aborts on an else chain whose every body fails.)
-fast_requested(f) := sort(input.fields) if {
-	fields_named
-	not fast_any_wildcard
-}
-
+# Named fields, sorted, when none is a wildcard; all permitted fields when none is named; else an
+# empty list, which leaves nothing released and so sends the request to full_decision.
 fast_requested(f) := sort(object.keys(f.fields)) if {
 	not fields_named
-}
+} else := sort(input.fields) if {
+	not fast_any_wildcard
+} else := []
 
 fast_any_wildcard if {
 	some n in input.fields

@@ -3,7 +3,15 @@
 rego-cpp's plain ``query`` re-evaluates over all the data on every call; a compiled bundle
 (``build`` once, then ``query_bundle_entrypoint``) does not. So the policy is compiled once per
 bundle revision, when the engine is built, and each thread gets its own interpreter over the one
-compiled bundle (rego-cpp releases the GIL, so threads run in parallel).
+compiled bundle. The evaluation call releases the GIL, so threads evaluate in parallel; the many
+tiny calls that build the input keep it (see ``_push``).
+
+``decide`` evaluates ``data.sharing.compact_decision`` rather than ``data.sharing.decision``: on the
+common allow it is the fast path's verdict without the parts that are copies of the matched flow's
+data, which :func:`decision_from_fast_match` fills in exactly as the policy's ``fast_decision``
+does (rego-cpp pays for every value it builds and returns). Anything else is the general
+``full_decision``, as it is. ``evaluate`` still answers ``data.sharing.decision`` itself (the OPA
+test double serves it).
 
 Known limits of regopy 1.5 that shaped the policy (see docs/policy.md): ``with`` in Rego tests
 crashes the interpreter, so Rego unit tests run on regorus; comprehensions take one iteration
@@ -12,6 +20,7 @@ variable.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import threading
 from collections.abc import Mapping
@@ -23,6 +32,9 @@ from regopy import rego_shared as _rs
 from broker.policy.bundle import PolicyBundle
 from broker.policy.engine import ENTRYPOINT, Decision, decision_from_result, unavailable
 from broker.policy.errors import BundleError
+
+COMPACT_ENTRYPOINT = "sharing/compact_decision"
+"""``data.sharing.compact_decision``: ``{"fast": match}`` or ``{"full": decision}``."""
 
 
 class EmbeddedEngine:
@@ -41,12 +53,13 @@ class EmbeddedEngine:
             for path, source in sorted(modules.items()):
                 builder.add_module(path, source)
             builder.add_data_json(json.dumps(data))
-            self._bundle = builder.build(None, [ENTRYPOINT])
+            self._bundle = builder.build(None, [ENTRYPOINT, COMPACT_ENTRYPOINT])
         except regopy.RegoError as e:
             raise BundleError(f"policy does not compile: {_first_line(str(e))}") from e
         if not self._bundle.ok:
             raise BundleError("policy does not compile")
         self._builder = builder  # keeps the compiled bundle's owner alive
+        self._data = data
 
     @classmethod
     def from_bundle(cls, bundle: PolicyBundle) -> EmbeddedEngine:
@@ -65,8 +78,9 @@ class EmbeddedEngine:
             self._local.interp = interp
         return interp
 
-    def evaluate(self, policy_input: Mapping[str, Any]) -> Any:
-        """The raw JSON value of ``data.sharing.decision``, or ``None`` when undefined.
+    def evaluate(self, policy_input: Mapping[str, Any], entrypoint: str = ENTRYPOINT) -> Any:
+        """The raw JSON value of ``entrypoint`` (default ``data.sharing.decision``), or ``None``
+        when undefined.
 
         Raises :class:`regopy.RegoError` or ``ValueError`` when evaluation fails.
         """
@@ -78,7 +92,7 @@ class EmbeddedEngine:
             _rs.rego_free_input(handle)
         # The low-level calls, not ``Interpreter.query_bundle_entrypoint``: its ``Output`` parses
         # the JSON once more, and its length is 1 even when the result is undefined (regopy 1.5.2).
-        handle = _rs.rego_bundle_query_entrypoint(interp._impl, self._bundle._impl, ENTRYPOINT)
+        handle = _rs.rego_bundle_query_entrypoint(interp._impl, self._bundle._impl, entrypoint)
         try:
             text = _rs.rego_output_string(handle)
             if not _rs.rego_output_ok(handle):
@@ -87,6 +101,7 @@ class EmbeddedEngine:
             _rs.rego_free_output(handle)
         if text == "undefined":
             return None
+        # rego-cpp reports some evaluation errors as an ``ok`` output that is not JSON.
         parsed = json.loads(text)
         if not isinstance(parsed, dict) or len(parsed.get("expressions", ())) != 1:
             raise ValueError("unexpected output shape")
@@ -94,13 +109,92 @@ class EmbeddedEngine:
 
     def decide(self, policy_input: Mapping[str, Any]) -> Decision:
         try:
-            result = self.evaluate(policy_input)
-        except (regopy.RegoError, ValueError) as e:
+            compact = self.evaluate(policy_input, COMPACT_ENTRYPOINT)
+            result = expand_compact(compact, self._data, policy_input)
+        except (regopy.RegoError, ValueError, KeyError, TypeError) as e:
             return unavailable(self._revision, f"evaluation failed: {_first_line(str(e))}")
         return decision_from_result(result, self._revision, policy_input)
 
 
-_LIB = _rs.rego
+def expand_compact(compact: Any, data: Mapping[str, Any], policy_input: Mapping[str, Any]) -> Any:
+    """The value of ``data.sharing.decision`` from that of ``data.sharing.compact_decision``.
+
+    Pure. ``None`` (undefined) stays ``None``; anything that is not one of the two shapes is
+    returned as it is, for :func:`decision_from_result` to refuse (fail closed).
+    """
+    if isinstance(compact, dict) and len(compact) == 1:
+        if "full" in compact:
+            return compact["full"]
+        if "fast" in compact:
+            return decision_from_fast_match(compact["fast"], data, policy_input)
+    return compact
+
+
+def decision_from_fast_match(
+    match: Mapping[str, Any], data: Mapping[str, Any], policy_input: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What the policy's ``fast_decision`` builds from ``fast_match``: the same keys, the same
+    values, copied from the matched flow of the compiled ``data``. Pure.
+
+    Raises ``KeyError`` or ``TypeError`` when the match names a flow that is not in the data.
+    """
+    agreement_id = policy_input["agreement_id"]
+    agreement = data["isa"]["agreements"][agreement_id]
+    flow_id = match["flow_id"]
+    flow = agreement["flows"][flow_id]
+    return {
+        "allow": True,
+        "mode": "fetch",
+        "basis": "agreement",
+        "released_fields": match["released_fields"],
+        "withheld_fields": match["withheld_fields"],
+        "verified_claims": [],
+        "obligations": {
+            "notify_provider": flow["notify_provider"],
+            "retain_days": flow["retention_days"],
+            "review_break_glass": False,
+            "subject_access_hold_days": flow["subject_access_hold_days"],
+        },
+        "reasons": [],
+        "caller_reasons": [],
+        "matched": {
+            "agreement_id": agreement_id,
+            "agreement_version": agreement["version"],
+            "agreement_digest": agreement["digest"],
+            "flow_id": flow_id,
+            "provider": flow["provider"],
+            "lawful_basis": flow["lawful_basis"],
+        },
+    }
+
+
+def _holding_the_gil() -> Any:
+    # The input is built with a few dozen calls of well under a microsecond each. Through
+    # ``ctypes.CDLL`` (how regopy loads rego-cpp) every one of them releases and re-takes the GIL,
+    # and with two threads deciding at once each re-take waits for the other thread: the threads
+    # then mostly hand the GIL to each other. The same functions loaded through ``ctypes.PyDLL``
+    # keep the GIL for these short calls; the evaluation itself (``rego_bundle_query_entrypoint``)
+    # still goes through regopy's ``CDLL`` and releases it.
+    lib = ctypes.PyDLL(_rs.rego._name)
+    status = ctypes.c_uint32
+    handle = ctypes.c_void_p
+    for name, args in {
+        "regoInputString": [handle, ctypes.c_char_p],
+        "regoInputBoolean": [handle, ctypes.c_bool],
+        "regoInputInt": [handle, ctypes.c_int64],
+        "regoInputFloat": [handle, ctypes.c_double],
+        "regoInputNull": [handle],
+        "regoInputObjectItem": [handle],
+        "regoInputObject": [handle, ctypes.c_uint32],
+        "regoInputArray": [handle, ctypes.c_uint32],
+    }.items():
+        function = getattr(lib, name)
+        function.restype = status
+        function.argtypes = args
+    return lib
+
+
+_LIB = _holding_the_gil()
 
 
 def _push(handle: Any, value: Any) -> None:
