@@ -197,32 +197,49 @@ def _holding_the_gil() -> Any:
 _LIB = _holding_the_gil()
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_STRING = _LIB.regoInputString
+_BOOLEAN = _LIB.regoInputBoolean
+_INT = _LIB.regoInputInt
+_FLOAT = _LIB.regoInputFloat
+_NULL = _LIB.regoInputNull
+_ITEM = _LIB.regoInputObjectItem
+_OBJECT = _LIB.regoInputObject
+_ARRAY = _LIB.regoInputArray
+
+
 def _push(handle: Any, value: Any) -> None:
     # regopy's own converter (``regopy.Input``) spends most of its time in ABC isinstance checks
     # and string buffers: this one dispatches on exact JSON types and passes bytes directly. It
     # calls the same C functions in the same order, so the input rego-cpp sees is the same.
     kind = type(value)
     if kind is str:
-        code = _LIB.regoInputString(handle, value.encode("utf-8"))
-    elif kind is bool:
-        code = _LIB.regoInputBoolean(handle, value)
-    elif kind is int:
-        code = _LIB.regoInputInt(handle, value)
+        code = _STRING(handle, value.encode("utf-8"))
     elif kind is dict:
         for key, item in value.items():
-            _push(handle, key)
+            if type(key) is not str:
+                raise ValueError("object keys passed to the policy must be strings")
+            # A nonzero status from any call is an error, so one test after the three suffices.
+            code = _STRING(handle, key.encode("utf-8"))
             _push(handle, item)
-            if _LIB.regoInputObjectItem(handle) != 0:
+            if code | _ITEM(handle):
                 raise ValueError("rego-cpp refused an object item")
-        code = _LIB.regoInputObject(handle, len(value))
+        code = _OBJECT(handle, len(value))
+    elif kind is bool:
+        code = _BOOLEAN(handle, value)
+    elif kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            # ctypes would silently keep the low 64 bits.
+            raise ValueError("cannot pass an integer beyond 64 bits to the policy")
+        code = _INT(handle, value)
     elif kind is list:
         for item in value:
             _push(handle, item)
-        code = _LIB.regoInputArray(handle, len(value))
+        code = _ARRAY(handle, len(value))
     elif value is None:
-        code = _LIB.regoInputNull(handle)
+        code = _NULL(handle)
     elif kind is float:
-        code = _LIB.regoInputFloat(handle, value)
+        code = _FLOAT(handle, value)
     else:
         raise ValueError(f"cannot pass a {kind.__name__} to the policy")
     if code != 0:
@@ -234,6 +251,9 @@ def _input_handle(value: Mapping[str, Any]) -> Any:
     handle = _rs.rego_new_input()
     try:
         _push(handle, dict(value))
+    except ctypes.ArgumentError as e:
+        _rs.rego_free_input(handle)
+        raise ValueError(f"cannot pass a value to the policy: {e}") from e
     except BaseException:
         _rs.rego_free_input(handle)
         raise
