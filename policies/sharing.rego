@@ -335,6 +335,13 @@ default fields_named := false
 
 fields_named if input.fields
 
+default any_wildcard := false
+
+any_wildcard if {
+	some n in input.fields
+	endswith(n, ".*")
+}
+
 # Requested names, with a trailing ".*" expanded against the catalogue.
 requested contains f if {
 	fields_named
@@ -342,8 +349,10 @@ requested contains f if {
 	not endswith(f, ".*")
 }
 
+# any_wildcard first: without it rego-cpp walks the catalogue even when no name is a wildcard
+# (about 300 microseconds).
 requested contains f if {
-	fields_named
+	any_wildcard
 	some pattern in input.fields
 	endswith(pattern, ".*")
 	prefix := trim_suffix(pattern, "*")
@@ -689,13 +698,9 @@ fast_office_ok(hours) := true if {
 fast_requested(f) := sort(object.keys(f.fields)) if {
 	not fields_named
 } else := sort(input.fields) if {
-	not fast_any_wildcard
+	not any_wildcard
 } else := []
 
-fast_any_wildcard if {
-	some n in input.fields
-	endswith(n, ".*")
-}
 
 fast_withheld_reason(n, f, ds) := msg if {
 	not ds.fields[n]
