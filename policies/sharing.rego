@@ -153,22 +153,28 @@ reason contains msg if {
 	)
 }
 
-# Flow-level reasons: conditions of the flow the request matched.
+# Flow-level reasons: conditions of the flow the request matched, tested only when a flow matched
+# (every one of them reads the flow; the guard spares rego-cpp their bodies on other requests).
 reason contains msg if {
 	has_flow
+	some msg in flow_reason
+}
+
+flow_reason contains msg if {
 	not open_data
 	count(flow.roles) > 0
 	not flow.roles[role]
 	msg := sprintf("role '%s' may not make requests under flow '%s' of agreement '%s'", [role, flow_id, agreement_id])
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	not open_data
 	flow.case_reference_required == true
 	not has_case_reference
 	msg := sprintf("agreement '%s' requires a case reference for dataset '%s'", [agreement_id, input.dataset])
 }
+
+default has_case_reference := false
 
 has_case_reference if {
 	is_string(input.case_reference)
@@ -179,16 +185,14 @@ default consent_status := "none"
 
 consent_status := input.consent
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	not open_data
 	flow.consent_required == true
 	consent_status == "withdrawn"
 	msg := sprintf("agreement '%s' requires consent and the subject has withdrawn it", [agreement_id])
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	not open_data
 	flow.consent_required == true
 	consent_status != "given"
@@ -196,16 +200,14 @@ reason contains msg if {
 	msg := sprintf("agreement '%s' requires recorded consent and none is on record", [agreement_id])
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	not open_data
 	break_glass_requested
 	flow.break_glass.allowed != true
 	msg := sprintf("break-glass is not allowed under flow '%s' of agreement '%s'", [flow_id, agreement_id])
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	not open_data
 	break_glass_requested
 	flow.break_glass.allowed == true
@@ -214,21 +216,21 @@ reason contains msg if {
 	msg := sprintf("role '%s' may not use break-glass under agreement '%s'", [role, agreement_id])
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	not open_data
 	break_glass_requested
 	not has_justification
 	msg := "break-glass needs a justification"
 }
 
+default has_justification := false
+
 has_justification if {
 	is_string(input.justification)
 	trim_space(input.justification) != ""
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	not open_data
 	oh := flow.office_hours
 	not is_null(oh)
@@ -250,8 +252,7 @@ reason contains msg if {
 	msg := sprintf("mode '%s' is not known", [mode])
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	not open_data
 	mode == "fetch"
 	flow.verification_only == true
@@ -267,28 +268,25 @@ reason contains msg if {
 	msg := sprintf("dataset '%s' is open data: fetch it instead of verifying claims", [input.dataset])
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	not open_data
 	mode == "verify"
 	flow.verification_only != true
 	msg := sprintf("flow '%s' of agreement '%s' does not answer verification questions", [flow_id, agreement_id])
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	mode == "verify"
 	flow.verification_only == true
 	count(claims) == 0
 	msg := "a verification request needs at least one claim"
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	mode == "verify"
 	flow.verification_only == true
 	some c in claims
-	not permits(c)
+	not permitted[c]
 	msg := sprintf("claim '%s' cannot be verified under agreement '%s'", [c, agreement_id])
 }
 
@@ -299,8 +297,7 @@ reason contains msg if {
 	msg := sprintf("none of the requested fields is in the catalogue of dataset '%s'", [input.dataset])
 }
 
-reason contains msg if {
-	has_flow
+flow_reason contains msg if {
 	mode == "fetch"
 	not open_data
 	count(released) == 0
@@ -309,27 +306,21 @@ reason contains msg if {
 
 # ---------------------------------------------------------------- fields
 
-# A field this request may see: the flow's permitted fields, plus the break-glass fields when
-# break-glass is asked for (any break-glass problem refuses the request anyway); on open data, the
-# whole catalogue.
-permits(f) if {
-	has_flow
-	not open_data
-	flow.fields[f]
-}
-
-permits(f) if {
+# The fields this request may see, as a set (an object of name -> true): the flow's permitted
+# fields, plus the break-glass fields when break-glass is asked for (any break-glass problem
+# refuses the request anyway); on open data, the whole catalogue; else none. Computed once and
+# looked up per field (rego-cpp would evaluate a function's every definition for every field).
+permitted := object.union(flow.fields, flow.break_glass.fields) if {
 	has_flow
 	not open_data
 	break_glass_requested
 	flow.break_glass.allowed == true
-	flow.break_glass.fields[f]
-}
-
-permits(f) if {
+} else := flow.fields if {
+	has_flow
+	not open_data
+} else := dataset.fields if {
 	open_data
-	dataset.fields[f]
-}
+} else := {}
 
 default fields_named := false
 
@@ -394,7 +385,7 @@ claims contains c if {
 released contains f if {
 	mode == "fetch"
 	some f in requested
-	permits(f)
+	permitted[f]
 }
 
 withheld_reason(f) := msg if {
@@ -406,7 +397,7 @@ withheld_reason(f) := msg if {
 	flow.break_glass.fields[f]
 	msg := "opened only by break-glass"
 } else := msg if {
-	not permits(f)
+	not permitted[f]
 	msg := sprintf("not permitted by agreement '%s'", [agreement_id])
 } else := "the request was refused"
 
@@ -458,7 +449,7 @@ mode_ok if {
 	flow.verification_only == true
 	count(claims) > 0
 	every c in claims {
-		permits(c)
+		permitted[c]
 	}
 }
 
