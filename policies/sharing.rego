@@ -146,7 +146,7 @@ reason contains msg if {
 	has_agreement
 	not open_data
 	is_object(agreement.index[input.dataset][input.purpose])
-	not has_flow
+	not flow_id
 	msg := sprintf(
 		"party '%s' is not a recipient of dataset '%s' for purpose '%s' under agreement '%s'",
 		[party, input.dataset, input.purpose, agreement_id],
