@@ -91,18 +91,23 @@ class EmbeddedEngine:
         interp = self._interpreter()
         handle = _input_handle(policy_input)
         try:
-            _rs.rego_set_input(interp._impl, handle)
+            _rs.rego_set_input(interp._impl, handle)  # copies the input; releases the GIL
         finally:
-            _rs.rego_free_input(handle)
+            _FREE_INPUT(handle)
         # The low-level calls, not ``Interpreter.query_bundle_entrypoint``: its ``Output`` parses
         # the JSON once more, and its length is 1 even when the result is undefined (regopy 1.5.2).
+        # The evaluation releases the GIL; reading and freeing the output keep it.
         handle = _rs.rego_bundle_query_entrypoint(interp._impl, self._bundle._impl, entrypoint)
         try:
-            text = _rs.rego_output_string(handle)
-            if not _rs.rego_output_ok(handle):
+            size = _OUTPUT_JSON_SIZE(handle)
+            buffer = ctypes.create_string_buffer(size)
+            if _OUTPUT_JSON(handle, buffer, size) != 0:
+                raise ValueError("evaluation failed: the output could not be read")
+            text = buffer.value.decode("utf-8")
+            if not _OUTPUT_OK(handle):
                 raise ValueError(f"evaluation failed: {_first_line(text)}")
         finally:
-            _rs.rego_free_output(handle)
+            _FREE_OUTPUT(handle)
         if text == "undefined":
             return None
         # rego-cpp reports some evaluation errors as an ``ok`` output that is not JSON.
@@ -173,15 +178,27 @@ def decision_from_fast_match(
 
 
 def _holding_the_gil() -> Any:
-    # The input is built with a few dozen calls of well under a microsecond each. Through
-    # ``ctypes.CDLL`` (how regopy loads rego-cpp) every one of them releases and re-takes the GIL,
-    # and with two threads deciding at once each re-take waits for the other thread: the threads
-    # then mostly hand the GIL to each other. The same functions loaded through ``ctypes.PyDLL``
-    # keep the GIL for these short calls; the evaluation itself (``rego_bundle_query_entrypoint``)
-    # still goes through regopy's ``CDLL`` and releases it.
+    # The input is built with a few dozen calls of well under a microsecond each, and the output
+    # read and freed with a few more. Through ``ctypes.CDLL`` (how regopy loads rego-cpp) every
+    # call releases and re-takes the GIL, and with two threads deciding at once a re-take may wait
+    # for the other thread's Python work. The same functions loaded through ``ctypes.PyDLL`` keep
+    # the GIL for these short calls; setting the input (a copy) and the evaluation itself still go
+    # through regopy's ``CDLL`` and release it, so threads evaluate in parallel.
     lib = ctypes.PyDLL(_rs.rego._name)
     status = ctypes.c_uint32
     handle = ctypes.c_void_p
+    lib.regoNewInput.restype = handle
+    lib.regoNewInput.argtypes = []
+    lib.regoFreeInput.restype = None
+    lib.regoFreeInput.argtypes = [handle]
+    lib.regoFreeOutput.restype = None
+    lib.regoFreeOutput.argtypes = [handle]
+    lib.regoOutputOk.restype = ctypes.c_bool
+    lib.regoOutputOk.argtypes = [handle]
+    lib.regoOutputJSONSize.restype = ctypes.c_uint32
+    lib.regoOutputJSONSize.argtypes = [handle]
+    lib.regoOutputJSON.restype = status
+    lib.regoOutputJSON.argtypes = [handle, ctypes.POINTER(ctypes.c_char), ctypes.c_uint32]
     for name, args in {
         "regoInputString": [handle, ctypes.c_char_p],
         "regoInputBoolean": [handle, ctypes.c_bool],
@@ -201,6 +218,12 @@ def _holding_the_gil() -> Any:
 _LIB = _holding_the_gil()
 
 
+_NEW_INPUT = _LIB.regoNewInput
+_FREE_INPUT = _LIB.regoFreeInput
+_FREE_OUTPUT = _LIB.regoFreeOutput
+_OUTPUT_OK = _LIB.regoOutputOk
+_OUTPUT_JSON_SIZE = _LIB.regoOutputJSONSize
+_OUTPUT_JSON = _LIB.regoOutputJSON
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _STRING = _LIB.regoInputString
 _BOOLEAN = _LIB.regoInputBoolean
@@ -252,14 +275,14 @@ def _push(handle: Any, value: Any) -> None:
 
 def _input_handle(value: Mapping[str, Any]) -> Any:
     """A rego-cpp input built from JSON-shaped ``value``; the caller frees it."""
-    handle = _rs.rego_new_input()
+    handle = _NEW_INPUT()
     try:
         _push(handle, dict(value))
     except ctypes.ArgumentError as e:
-        _rs.rego_free_input(handle)
+        _FREE_INPUT(handle)
         raise ValueError(f"cannot pass a value to the policy: {e}") from e
     except BaseException:
-        _rs.rego_free_input(handle)
+        _FREE_INPUT(handle)
         raise
     return handle
 
