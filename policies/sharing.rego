@@ -10,7 +10,10 @@
 # sees the same local time whatever time zone database it ships.
 #
 # Written to run unchanged on OPA 1.x, regorus and rego-cpp (regopy): comprehensions use one iteration
-# variable, and the entry point is the only rule callers query.
+# variable. data.sharing.decision is the entry point; the embedded engine asks for
+# data.sharing.compact_decision, the same decision with the parts that are copies of the matched
+# flow's data left for it to fill in (see the end of this file). Much of the shape below is for
+# rego-cpp's costs, which docs/policy.md ("Performance") lists with the measurements.
 package sharing
 
 import rego.v1
