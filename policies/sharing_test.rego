@@ -151,3 +151,12 @@ test_fast_path_steps_aside_when_it_cannot_allow if {
 		not sharing.fast_decision with input as i with data.isa as isa
 	}
 }
+
+# The embedded engine asks for compact_decision: the fast verdict alone, or the full decision.
+test_compact_decision_is_the_fast_match_or_the_full_decision if {
+	fast := sharing.compact_decision with input as base with data.isa as isa
+	fast == {"fast": sharing.fast_match} with input as base with data.isa as isa
+	refused := object.union(base, {"fields": ["address.line"]})
+	full := sharing.compact_decision with input as refused with data.isa as isa
+	full == {"full": sharing.full_decision} with input as refused with data.isa as isa
+}

@@ -2,7 +2,9 @@
 
 ``data.sharing.decision`` is ``fast_decision`` when that is defined, else ``full_decision``.
 They must never differ where the fast one answers: checked on every case of the decision table and
-on random requests, on regopy and on regorus.
+on random requests, on regopy and on regorus. The embedded engine asks for
+``data.sharing.compact_decision`` and fills in the rest in Python (``expand_compact``): that must
+give exactly ``data.sharing.decision``, checked on the same requests.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import regopy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broker.policy.embedded import expand_compact
 from broker.policy.input import PolicyRequest, build_input
 from tests.policy.fixtures import CHILD_PROTECTION, policy_modules, utc
 from tests.policy.test_decision_table import CASES, SG, SG_NOW
 
 RULES = ("sharing/fast_decision", "sharing/full_decision")
+ENTRIES = ("sharing/decision", "sharing/compact_decision")
 
 
 class _Both:
@@ -32,7 +36,8 @@ class _Both:
         for path, source in policy_modules().items():
             builder.add_module(path, source)
         builder.add_data_json(json.dumps(data))
-        self.bundle = builder.build(None, list(RULES))
+        self.data = data
+        self.bundle = builder.build(None, [*RULES, *ENTRIES])
         self.builder = builder
         self.regopy = regopy.Interpreter()
         self.regorus = regorus.Engine()
@@ -65,6 +70,15 @@ def _check(both: _Both, policy_input: dict[str, Any]) -> bool:
     assert full is not None
     if fast is not None:
         assert fast == full
+    decision = both.regopy_rule(ENTRIES[0], policy_input)
+    assert decision == (full if fast is None else fast)
+    assert decision == both.regorus_rule(ENTRIES[0], policy_input)
+    for compact in (
+        both.regopy_rule(ENTRIES[1], policy_input),
+        both.regorus_rule(ENTRIES[1], policy_input),
+    ):
+        assert set(compact) == {"full" if fast is None else "fast"}
+        assert expand_compact(compact, both.data, policy_input) == decision
     return fast is not None
 
 
