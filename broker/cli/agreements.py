@@ -83,7 +83,7 @@ def _context(demo_flag: bool) -> _Context:
                 store.keys[kid] = TrustedKey(kid, party, jwk)
         return _Context(True, frozenset(p.id for p in DEMO_PARTIES), store, demo_root)
     try:
-        engine = build_engine(settings.database_url)
+        engine = build_engine(settings.database_url, pooled=False)
         with engine.connect() as conn:
             known = frozenset(conn.execute(select(parties.c.id)).scalars())
     except SQLAlchemyError as e:

@@ -86,7 +86,7 @@ def verify(
         held = read_checkpoint_files([str(f) for f in files if f.is_file()])
     except (BrokerError, OSError, ValueError, KeyError) as e:
         raise _fail_environment(str(e)) from e
-    engine = build_engine(settings.database_url)
+    engine = build_engine(settings.database_url, pooled=False)
     try:
         with Progress(
             TextColumn("verifying"),
@@ -131,7 +131,7 @@ def export(
     from_ms = parse_date_ms(from_) if from_ else None
     to_ms = parse_date_ms(to) if to else None
     settings = load_settings()
-    engine = build_engine(settings.database_url)
+    engine = build_engine(settings.database_url, pooled=False)
     try:
         log = open_log(settings, engine)
         if out is None:
@@ -154,7 +154,7 @@ def redact(
     """Remove personal values and salts of older entries; proofs and verify keep working."""
     before_ms = parse_date_ms(before)
     settings = load_settings()
-    engine = build_engine(settings.database_url)
+    engine = build_engine(settings.database_url, pooled=False)
     try:
         result = redact_before(open_log(settings, engine), before_ms, actor="cli")
     except BrokerError as e:
@@ -212,7 +212,7 @@ def check_receipt(
 def checkpoint(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Sign the current tree head now and print it (parties keep these)."""
     settings = load_settings()
-    engine = build_engine(settings.database_url)
+    engine = build_engine(settings.database_url, pooled=False)
     try:
         cp = open_log(settings, engine).checkpoint_now()
     except BrokerError as e:

@@ -50,7 +50,7 @@ def actor() -> str:
 @contextlib.contextmanager
 def registry(config: Settings) -> Iterator[Registry]:
     """The registry on the configured database (migrated), closed afterwards."""
-    engine = build_engine(config.database_url, pool_size=2)
+    engine = build_engine(config.database_url, pooled=False)
     try:
         migrate.upgrade(engine)
         yield Registry(engine, demo_key_thumbprints())

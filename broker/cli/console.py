@@ -34,7 +34,7 @@ def add_user(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    engine = build_engine(config.database_url, pool_size=2)
+    engine = build_engine(config.database_url, pooled=False)
     try:
         migrate.upgrade(engine)
         accounts = Accounts(engine)
@@ -52,7 +52,7 @@ def add_user(
 def list_users(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List console accounts."""
     config = settings()
-    engine = build_engine(config.database_url, pool_size=2)
+    engine = build_engine(config.database_url, pooled=False)
     try:
         migrate.upgrade(engine)
         users = Accounts(engine).list_users()

@@ -27,7 +27,7 @@ Party = Annotated[str, typer.Option("--party", help="the requesting party's id")
 
 @contextlib.contextmanager
 def _store() -> Iterator[IdentityProviderStore]:
-    engine = build_engine(settings().database_url, pool_size=2)
+    engine = build_engine(settings().database_url, pooled=False)
     try:
         migrate.upgrade(engine)
         yield IdentityProviderStore(engine, refused_thumbprints=demo_idp_thumbprints())

@@ -205,7 +205,7 @@ def parties_import_keys(
     config = settings()
     with handled(), registry(config) as reg:
         known = {p.id for p in reg.list_parties()}
-        engine = build_engine(config.database_url, pool_size=1)
+        engine = build_engine(config.database_url, pooled=False)
         try:
             imported = import_party_keys(engine, directory, actor(), known_parties=known)
         except AgreementError as e:

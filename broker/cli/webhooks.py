@@ -27,7 +27,7 @@ Party = Annotated[str, typer.Option("--party", help="the provider party's id")]
 
 @contextlib.contextmanager
 def _stores() -> Iterator[tuple[WebhookRegistry, OutboxStore]]:
-    engine = build_engine(settings().database_url, pool_size=2)
+    engine = build_engine(settings().database_url, pooled=False)
     try:
         migrate.upgrade(engine)
         yield WebhookRegistry(engine), OutboxStore(engine)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 
 def normalise_url(url: str) -> str:
@@ -29,8 +29,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
-def build_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for ``url``; for SQLite the parent directory is created and WAL enabled."""
+def build_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> Engine:
+    """An engine for ``url``; for SQLite the parent directory is created and WAL enabled.
+
+    ``pooled=False`` (commands that run once) closes each connection as soon as it is returned,
+    so nothing is left open when the command ends, even if nobody disposes the engine."""
+    if not pooled:
+        engine = create_engine(normalise_url(url), poolclass=NullPool)
+        if engine.dialect.name == "sqlite":
+            database = make_url(normalise_url(url)).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
