@@ -154,11 +154,18 @@ def build_services(
     notifications = build_notifications(settings, engine, clock=clock)
     identity = build_identity(settings, engine)
 
+    party_names: dict[str, str] = {}
+
     def party_name(party_id: str) -> str:
-        try:
-            return registry.get_party(party_id).name
-        except NotFound:
-            return party_id
+        """For notification summaries only; a renamed party shows its new name after a restart."""
+        name = party_names.get(party_id)
+        if name is None:
+            try:
+                name = registry.get_party(party_id).name
+            except NotFound:
+                return party_id
+            party_names[party_id] = name
+        return name
 
     exchanges = ExchangeService(
         policy=holder,
