@@ -167,6 +167,26 @@ def build_services(
             party_names[party_id] = name
         return name
 
+    preview_cache: dict[int, frozenset[tuple[str, str]]] = {}
+
+    def preview_required(agreement_id: str, flow_id: str) -> bool:
+        """Flows whose consent condition asks for the citizen's preview (per load)."""
+        last = runtime.last
+        if last is None:
+            return False
+        flows = preview_cache.get(id(last))
+        if flows is None:
+            flows = frozenset(
+                (v.agreement.id, f.id)
+                for v in last.agreements
+                if v.agreement is not None
+                for f in v.agreement.flows
+                if f.conditions.consent is not None and f.conditions.consent.citizen_preview
+            )
+            preview_cache.clear()
+            preview_cache[id(last)] = flows
+        return (agreement_id, flow_id) in flows
+
     exchanges = ExchangeService(
         policy=holder,
         audit=audit,
@@ -181,6 +201,9 @@ def build_services(
         notifications=notifications,
         party_name=party_name,
         attester=subjects,
+        previews=subjects.previews,
+        preview_required=preview_required,
+        preview_ttl_seconds=settings.preview_ttl_seconds,
         test_range_only=settings.demo,
         now=lambda: dt.datetime.fromtimestamp(clock(), dt.UTC),
     )

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     verify_limit_per_subject: int = Field(default=5, ge=1)
     verify_limit_window_seconds: int = Field(default=86400, ge=60)
     idempotency_ttl_seconds: int = Field(default=600, ge=10, le=86400)
+    preview_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    """How long an exchange held for the citizen's preview waits before it expires."""
 
     # audit log
     audit_checkpoint_every_entries: int = Field(default=1000, ge=1)

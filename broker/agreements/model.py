@@ -157,6 +157,9 @@ class Consent(Strict):
     required: bool = True
     recorded_by: Identifier
     """The party that may record (and withdraw) the citizen's consent."""
+    citizen_preview: bool = False
+    """Hold each exchange until the citizen approves it through the council's portal (the
+    requester gets 202 and a status URL, then asks again naming the approved preview)."""
 
 
 class BreakGlass(Strict):

@@ -22,6 +22,7 @@ Exchanger = Annotated[Principal, Depends(require_scope("exchange"))]
 _REPEATABLE = (Refused, NotFound)
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "held for the citizen's preview (logged), with a status URL"},
     403: {"description": "refused by policy (logged); reasons in full to parties of the agreement"},
     404: {"description": "subject not found at the source (logged)"},
     422: {"description": "malformed request, every bad field named"},
@@ -77,8 +78,22 @@ async def create_exchange(
                 await run_in_threadpool(services.idempotency.abandon, principal.client_id, key)
         raise
     answer = result.body()
+    status = 202 if result.held is not None else 200
     if key is not None:
         await run_in_threadpool(
-            services.idempotency.finish, principal.client_id, key, StoredAnswer(200, answer)
+            services.idempotency.finish, principal.client_id, key, StoredAnswer(status, answer)
         )
-    return JSONResponse(answer)
+    return JSONResponse(answer, status_code=status)
+
+
+@router.get(
+    "/v1/exchanges/{exchange_id}/preview",
+    summary="The status of an exchange held for the citizen's preview (the requester polls this)",
+)
+async def preview_status(
+    exchange_id: str, principal: Exchanger, services: ServicesDep
+) -> dict[str, Any]:
+    held = await run_in_threadpool(services.subjects.previews.status, exchange_id)
+    if held.requester_party != principal.party_id:
+        raise NotFound(f"exchange {exchange_id} is not held for preview")
+    return held.to_json()

@@ -46,6 +46,9 @@ class ExchangeRequest(Strict):
     """``attest``: signed attestations that the subject's proof documents were verified (who,
     when, how, the document's hash), instead of the documents: the minimum a service needs."""
     claims: dict[Name, str] | None = Field(default=None, max_length=20)
+    preview_id: str | None = Field(default=None, pattern=r"^[0-9a-f-]{36}$")
+    """On flows with a citizen preview: the ``exchange_id`` of the held request the citizen
+    approved (from the 202 answer). Each approval releases the record once."""
 
 
 def problems_of(request: ExchangeRequest) -> list[FieldProblem]:

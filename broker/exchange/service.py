@@ -41,6 +41,7 @@ from broker.core.errors import (
     ConfigurationError,
     FieldProblem,
     InvalidInput,
+    NotFound,
     Refused,
     Unavailable,
 )
@@ -55,6 +56,7 @@ from broker.notify.service import Notifications
 from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
 from broker.policy.holder import PolicyHolder
 from broker.policy.input import ConsentStatus, PolicyRequest, build_input
+from broker.subjects.preview import HeldExchange
 
 log = structlog.get_logger("broker.exchange")
 
@@ -106,6 +108,25 @@ ATTESTED_FIELDS = (
 )
 
 
+class PreviewPort(Protocol):
+    def hold(
+        self,
+        *,
+        exchange_id: str,
+        subject: Pseudonym,
+        requester_party: str,
+        agreement_id: str,
+        dataset: str,
+        purpose: str,
+        fields: Sequence[str],
+        ttl_seconds: int,
+    ) -> HeldExchange: ...
+
+    def status(self, exchange_id: str) -> HeldExchange: ...
+
+    def release(self, exchange_id: str) -> bool: ...
+
+
 class Attester(Protocol):
     def attest(
         self,
@@ -129,8 +150,21 @@ class ExchangeResult:
     match: bool | None
     appended: Appended
     attestations: list[dict[str, Any]] | None = None
+    held: HeldExchange | None = None
+    """Set when the exchange is held for the citizen's preview (a 202 answer)."""
 
     def body(self) -> dict[str, Any]:
+        if self.held is not None:
+            return {
+                "exchange_id": self.exchange_id,
+                "status": "held",
+                "detail": "held until the citizen approves it through the council's portal",
+                "status_url": f"/v1/exchanges/{self.exchange_id}/preview",
+                "expires_at_ms": self.held.expires_at_ms,
+                "then": "when approved, send the same request again with "
+                f'"preview_id": "{self.exchange_id}"',
+                "receipt": self.appended.to_receipt(),
+            }
         d = self.decision
         o = d.obligations
         body: dict[str, Any] = {
@@ -187,6 +221,9 @@ class ExchangeService:
         notifications: Notifications | None = None,
         party_name: Callable[[str], str] = lambda party_id: party_id,
         attester: Attester | None = None,
+        previews: PreviewPort | None = None,
+        preview_required: Callable[[str, str], bool] = lambda agreement_id, flow_id: False,
+        preview_ttl_seconds: int = 7 * 86400,
         test_range_only: bool = False,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -201,6 +238,9 @@ class ExchangeService:
         self._notifications = notifications
         self._party_name = party_name
         self._attester = attester
+        self._previews = previews
+        self._preview_required = preview_required
+        self._preview_ttl = preview_ttl_seconds
         self._test_range_only = test_range_only
         self._now = now
 
@@ -310,6 +350,27 @@ class ExchangeService:
                 exchange_id=appended.exchange_id, reasons=list(decision.caller_reasons)
             )
 
+        matched = decision.matched
+        if matched is not None and self._preview_required(matched.agreement_id, matched.flow_id):
+            held = await self._preview_gate(caller, request, subject, pseudonym, decision, entry)
+            if held is not None:
+                appended = await self._append(
+                    replace(entry, details={**(entry.details or {}), "preview": "held"}),
+                    None,
+                    started,
+                )
+                return ExchangeResult(
+                    appended.exchange_id, decision, None, None, appended, None, held
+                )
+            entry = replace(
+                entry,
+                details={
+                    **(entry.details or {}),
+                    "preview": "approved",
+                    "preview_of": request.preview_id,
+                },
+            )
+
         sources = self._sources()
         record: dict[str, Any] | None = None
         match: bool | None = None
@@ -345,6 +406,75 @@ class ExchangeService:
         if extras and self._notifications is not None:
             self._notifications.wake()
         return ExchangeResult(appended.exchange_id, decision, record, match, appended, attestations)
+
+    async def _preview_gate(
+        self,
+        caller: Caller,
+        request: ExchangeRequest,
+        subject: SubjectId,
+        pseudonym: Pseudonym,
+        decision: Decision,
+        entry: AuditEntry,
+    ) -> HeldExchange | None:
+        """Hold a new request for the citizen (returns the hold), or let through a request that
+        names an approval the citizen gave for exactly this (returns None; spends it).
+        Raises Refused (logged) for anything else."""
+        previews = self._previews
+        matched = decision.matched
+        if previews is None or matched is None:
+            raise Unavailable("the citizen preview is not configured: nothing was released")
+        if request.preview_id is None:
+            return await to_thread.run_sync(
+                lambda: previews.hold(
+                    exchange_id=entry.exchange_id,
+                    subject=pseudonym,
+                    requester_party=caller.party_id,
+                    agreement_id=matched.agreement_id,
+                    dataset=request.dataset,
+                    purpose=request.purpose,
+                    fields=decision.released_fields,
+                    ttl_seconds=self._preview_ttl,
+                )
+            )
+        preview_id = request.preview_id
+        reason: str | None = None
+        try:
+            held = await to_thread.run_sync(previews.status, preview_id)
+        except NotFound:
+            held = None
+            reason = f"no held exchange {preview_id}"
+        if held is not None:
+            mine = {p.value for p in self._pseudonyms.all_pseudonyms(subject.type, subject.value)}
+            if (
+                held.requester_party != caller.party_id
+                or held.agreement_id != matched.agreement_id
+                or held.dataset != request.dataset
+                or held.purpose != request.purpose
+                or held.subject_pseudonym not in mine
+                or not set(decision.released_fields) <= set(held.fields)
+            ):
+                reason = f"preview {preview_id} was for another request"
+            elif held.status == "released":
+                reason = f"the approval of preview {preview_id} has been used already"
+            elif held.status != "approved":
+                reason = f"the citizen has not approved this exchange (it is {held.status})"
+            elif not await to_thread.run_sync(previews.release, preview_id):
+                reason = f"the approval of preview {preview_id} has been used already"
+        if reason is None:
+            return None
+        refused = replace(
+            decision,
+            allow=False,
+            reasons=(*decision.reasons, reason),
+            caller_reasons=(reason,),
+        )
+        denied = replace(
+            entry, decision="deny", reasons=refused.reasons, released_fields=(), obligations=()
+        )
+        appended = await self._append(denied, None, time.perf_counter())
+        raise Refused("the request is not permitted").with_extra(
+            exchange_id=appended.exchange_id, reasons=[reason]
+        )
 
     def _attest(
         self,

@@ -25,7 +25,8 @@ from broker.consent.tables import preview_holds
 from broker.core.errors import Conflict, Forbidden, NotFound, Unavailable
 from broker.core.pseudonym import Pseudonym
 
-HoldStatus = Literal["held", "approved", "refused", "expired"]
+HoldStatus = Literal["held", "approved", "refused", "expired", "released"]
+"""``released``: approved, and the requester has since received the record (once only)."""
 
 
 class HoldNotFound(NotFound):
@@ -190,6 +191,26 @@ class PreviewService:
         if held is None:
             raise HoldNotFound(f"exchange {exchange_id} is not held for preview")
         return held
+
+    def release(self, exchange_id: str) -> bool:
+        """Spend an approval: ``approved`` becomes ``released`` once, atomically. False when
+        the hold is not (or no longer) approved. Raises PreviewUnavailable."""
+        c = preview_holds.c
+        now = self._now_ms()
+        try:
+            with self._engine.begin() as conn:
+                changed = conn.execute(
+                    update(preview_holds)
+                    .where(
+                        c.exchange_id == exchange_id,
+                        c.status == "approved",
+                        c.expires_at_ms > now,
+                    )
+                    .values(status="released")
+                ).rowcount
+        except SQLAlchemyError as e:
+            raise PreviewUnavailable("the preview store cannot be written") from e
+        return bool(changed)
 
     def pending_for(self, pseudonyms: Sequence[str]) -> list[HeldExchange]:
         """The subject's exchanges still waiting for a decision, oldest first."""
