@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from anyio import to_thread
@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 
 from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
 from adapters.sources import Sources
-from broker.attestation.statement import Attestation, DocumentFacts, document_facts
+from broker.attestation.statement import document_facts
 from broker.audit.entry import (
     AgreementRef,
     AuditEntry,
@@ -49,6 +49,16 @@ from broker.core.identifiers import SubjectId, parse_subject
 from broker.core.projection import project
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange.limits import VerificationLimiter
+from broker.exchange.ports import (
+    ATTESTED_FIELDS,
+    Attester,
+    Caller,
+    ConsentPort,
+    DatasetFacts,
+    ExchangeResult,
+    NoConsents,
+    PreviewPort,
+)
 from broker.exchange.request import ExchangeRequest, problems_of
 from broker.identity.service import IdentityProviders
 from broker.notify.outbox import ProviderNotice, default_summary
@@ -60,150 +70,17 @@ from broker.subjects.preview import HeldExchange
 
 log = structlog.get_logger("broker.exchange")
 
-
-class ConsentPort(Protocol):
-    def status(
-        self,
-        subject_pseudonym: str | Sequence[str],
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-    ) -> ConsentStatus:
-        """Whether the subject's consent to this flow is on record."""
-        ...
-
-
-class NoConsents:
-    """A port that finds no consent: consent-required flows deny (tests without consents)."""
-
-    def status(
-        self,
-        subject_pseudonym: str | Sequence[str],
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-    ) -> ConsentStatus:
-        return "none"
-
-
-@dataclass(frozen=True)
-class Caller:
-    client_id: str
-    party_id: str
-    client_name: str = ""
-
-
-#: What an attestation states about a proof document (never its content).
-ATTESTED_FIELDS = (
-    "document.type",
-    "document.issuer",
-    "document.verified_by",
-    "document.verified_at",
-    "document.verification_method",
-    "document.sha256",
-)
-
-
-class PreviewPort(Protocol):
-    def hold(
-        self,
-        *,
-        exchange_id: str,
-        subject: Pseudonym,
-        requester_party: str,
-        agreement_id: str,
-        dataset: str,
-        purpose: str,
-        fields: Sequence[str],
-        ttl_seconds: int,
-    ) -> HeldExchange: ...
-
-    def status(self, exchange_id: str) -> HeldExchange: ...
-
-    def release(self, exchange_id: str) -> bool: ...
-
-
-class Attester(Protocol):
-    def attest(
-        self,
-        *,
-        subject: Pseudonym,
-        document: DocumentFacts,
-        exchange_id: str,
-        recipient_party: str,
-        agreement_id: str,
-        now: dt.datetime,
-    ) -> Attestation: ...
-
-
-@dataclass(frozen=True)
-class ExchangeResult:
-    """A 200 answer."""
-
-    exchange_id: str
-    decision: Decision
-    record: dict[str, Any] | None
-    match: bool | None
-    appended: Appended
-    attestations: list[dict[str, Any]] | None = None
-    held: HeldExchange | None = None
-    """Set when the exchange is held for the citizen's preview (a 202 answer)."""
-
-    def body(self) -> dict[str, Any]:
-        if self.held is not None:
-            return {
-                "exchange_id": self.exchange_id,
-                "status": "held",
-                "detail": "held until the citizen approves it through the council's portal",
-                "status_url": f"/v1/exchanges/{self.exchange_id}/preview",
-                "expires_at_ms": self.held.expires_at_ms,
-                "then": "when approved, send the same request again with "
-                f'"preview_id": "{self.exchange_id}"',
-                "receipt": self.appended.to_receipt(),
-            }
-        d = self.decision
-        o = d.obligations
-        body: dict[str, Any] = {
-            "exchange_id": self.exchange_id,
-            "decision": {
-                "allow": d.allow,
-                "released_fields": list(d.released_fields),
-                "withheld_fields": [
-                    {"field": w.field, "reason": w.reason} for w in d.withheld_fields
-                ],
-                "obligations": {
-                    "retain_until": o.retain_until.isoformat() if o.retain_until else None,
-                    "notify_provider": o.notify_provider is not None,
-                    "review_break_glass": o.review_break_glass,
-                },
-                "lawful_basis": list(d.matched.lawful_basis) if d.matched else [],
-                "policy_revision": d.revision,
-            },
-            "receipt": self.appended.to_receipt(),
-        }
-        if self.attestations is not None:
-            body["attestations"] = self.attestations
-        elif self.match is not None:
-            # A yes/no answer releases no values: say which claims were checked instead.
-            body["decision"]["withheld_fields"] = []
-            body["decision"]["verified_claims"] = list(d.verified_claims)
-            body["match"] = self.match
-        else:
-            body["record"] = self.record
-        return body
-
-
-@dataclass(frozen=True)
-class DatasetFacts:
-    owner: str
-    subject_types: frozenset[str]
-    consent_agreements: frozenset[str] = frozenset()
-    """Agreements with a consent-required flow on this dataset: only then is consent looked up
-    (the policy still decides; without a lookup it sees ``none``)."""
+__all__ = [
+    "ATTESTED_FIELDS",
+    "Attester",
+    "Caller",
+    "ConsentPort",
+    "DatasetFacts",
+    "ExchangeResult",
+    "ExchangeService",
+    "NoConsents",
+    "PreviewPort",
+]
 
 
 class ExchangeService:
