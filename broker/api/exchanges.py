@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from broker.api.deps import Principal, ServicesDep, require_scope
@@ -44,7 +46,7 @@ async def create_exchange(
     principal: Exchanger,
     services: ServicesDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> JSONResponse:
+) -> Response:
     services.rate_limiter.take(principal.client_id)
     key = idempotency_key
     if key is not None:
@@ -77,6 +79,20 @@ async def create_exchange(
             else:
                 await run_in_threadpool(services.idempotency.abandon, principal.client_id, key)
         raise
+    if result.document is not None:
+        if key is not None:  # a stream is not kept for replay: a retry streams (and logs) again
+            await run_in_threadpool(services.idempotency.abandon, principal.client_id, key)
+        receipt = json.dumps(result.appended.to_receipt(), separators=(",", ":"))
+        return StreamingResponse(
+            result.document,
+            media_type="application/octet-stream",
+            headers={
+                "X-Exchange-Id": result.exchange_id,
+                "X-Document-SHA256": result.document_sha256 or "",
+                "X-Receipt": base64.urlsafe_b64encode(receipt.encode()).decode(),
+                "Cache-Control": "no-store",
+            },
+        )
     answer = result.body()
     status = 202 if result.held is not None else 200
     if key is not None:

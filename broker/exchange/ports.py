@@ -7,7 +7,7 @@ given (consents, the citizen preview, attestations) and the frozen values it ret
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,6 +66,10 @@ ATTESTED_FIELDS = (
 )
 
 
+#: What a document answer releases: the document itself, with its type and hash.
+DOCUMENT_FIELDS = ("document.type", "document.sha256", "document.content")
+
+
 class PreviewPort(Protocol):
     def hold(
         self,
@@ -110,6 +114,10 @@ class ExchangeResult:
     attestations: list[dict[str, Any]] | None = None
     held: HeldExchange | None = None
     """Set when the exchange is held for the citizen's preview (a 202 answer)."""
+    document: AsyncIterator[bytes] | None = None
+    """``document`` mode: the content, already checked against its SHA-256 before the first
+    chunk, to stream after the log entry is durable."""
+    document_sha256: str | None = None
 
     def body(self) -> dict[str, Any]:
         if self.held is not None:

@@ -42,10 +42,12 @@ class ExchangeRequest(Strict):
     case_reference: str | None = Field(default=None, min_length=1, max_length=100)
     justification: str | None = Field(default=None, min_length=1, max_length=2000)
     break_glass: bool = False
-    mode: Literal["fetch", "verify", "attest"] = "fetch"
+    mode: Literal["fetch", "verify", "attest", "document"] = "fetch"
     """``attest``: signed attestations that the subject's proof documents were verified (who,
     when, how, the document's hash), instead of the documents: the minimum a service needs."""
     claims: dict[Name, str] | None = Field(default=None, max_length=20)
+    document_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """``document`` mode: which of the subject's verified proof documents to stream."""
     preview_id: str | None = Field(default=None, pattern=r"^[0-9a-f-]{36}$")
     """On flows with a citizen preview: the ``exchange_id`` of the held request the citizen
     approved (from the 202 answer). Each approval releases the record once."""
@@ -69,8 +71,14 @@ def problems_of(request: ExchangeRequest) -> list[FieldProblem]:
             problems.append(FieldProblem("fields", "verify mode releases no values: leave out"))
     elif request.claims is not None:
         problems.append(FieldProblem("claims", 'only with "mode": "verify"'))
-    if request.mode == "attest" and request.fields is not None:
-        problems.append(FieldProblem("fields", "attest mode answers fixed facts: leave out"))
+    if request.mode in ("attest", "document") and request.fields is not None:
+        problems.append(
+            FieldProblem("fields", f"{request.mode} mode answers fixed fields: leave out")
+        )
+    if request.mode == "document" and request.document_sha256 is None:
+        problems.append(FieldProblem("document_sha256", "document mode names the document"))
+    if request.mode != "document" and request.document_sha256 is not None:
+        problems.append(FieldProblem("document_sha256", 'only with "mode": "document"'))
     if request.break_glass and not request.justification:
         problems.append(FieldProblem("justification", "break-glass needs a justification"))
     return problems

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -51,6 +51,7 @@ from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange.limits import VerificationLimiter
 from broker.exchange.ports import (
     ATTESTED_FIELDS,
+    DOCUMENT_FIELDS,
     Attester,
     Caller,
     ConsentPort,
@@ -81,6 +82,13 @@ __all__ = [
     "NoConsents",
     "PreviewPort",
 ]
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 class ExchangeService:
@@ -190,6 +198,8 @@ class ExchangeService:
                 agreement_id=request.agreement_id,
                 fields=ATTESTED_FIELDS
                 if request.mode == "attest"
+                else DOCUMENT_FIELDS
+                if request.mode == "document"
                 else (tuple(request.fields) if request.fields is not None else None),
                 mode="verify" if request.mode == "verify" else "fetch",
                 claims=tuple(sorted(request.claims or {})),
@@ -252,12 +262,25 @@ class ExchangeService:
         record: dict[str, Any] | None = None
         match: bool | None = None
         attestations: list[dict[str, Any]] | None = None
+        document: AsyncIterator[bytes] | None = None
         try:
             if sources is None:
                 raise Unavailable("no source systems are configured")
             if request.mode == "verify":
                 match = await sources.verify(request.dataset, subject, dict(request.claims or {}))
                 released_value: Any = {"match": match}
+            elif request.mode == "document":
+                sha256 = request.document_sha256 or ""
+                # The adapter checks the content against its hash before the first chunk:
+                # pull it now so that a missing or altered document is answered (and logged)
+                # before any byte leaves.
+                chunks = sources.stream_document(request.dataset, subject, sha256)
+                try:
+                    first = await chunks.__anext__()
+                except StopAsyncIteration:
+                    first = b""
+                document = _prepend(first, chunks)
+                released_value = {"document.sha256": sha256}
             elif request.mode == "attest":
                 fetched = await sources.fetch(request.dataset, subject, ATTESTED_FIELDS)
                 attestations = self._attest(fetched, decision, entry, pseudonym, caller, now)
@@ -282,7 +305,16 @@ class ExchangeService:
         appended = await self._append(entry, "ok", started, released, extras)
         if extras and self._notifications is not None:
             self._notifications.wake()
-        return ExchangeResult(appended.exchange_id, decision, record, match, appended, attestations)
+        return ExchangeResult(
+            appended.exchange_id,
+            decision,
+            record,
+            match,
+            appended,
+            attestations,
+            document=document,
+            document_sha256=request.document_sha256,
+        )
 
     async def _preview_gate(
         self,

@@ -132,3 +132,57 @@ def test_a_document_that_no_longer_matches_its_hash_is_refused_and_logged(
     assert response.status_code == 502, response.text
     assert "record" not in response.json()
     assert entry(broker, response.json()["exchange_id"])["source_outcome"] == "error"
+
+
+def test_the_document_itself_is_streamed_with_its_hash_checked(
+    broker: LiveBroker, demo_sources: Any
+) -> None:
+    import base64
+    import hashlib
+
+    from adapters.demo.subjects import BENEFITS_CLAIMANT_DOCUMENTS
+    from broker.audit.entry import check_released_record
+    from tests.exchange.helpers import entry
+
+    call(
+        broker,
+        "ccc-revenues-benefits",
+        "POST",
+        "/v1/consents",
+        json={
+            "agreement_id": "ISA-PROOF-REUSE",
+            "subject": DAWN,
+            "from_party": "calderbridge-city-council",
+            "to_party": "calderbridge-city-council",
+            "purpose": "homelessness-assessment",
+            "datasets": ["ccc.proof-documents"],
+            "collection_method": "written",
+            "recorded_by": {"name": "Priya Marsh", "role": "Benefits officer"},
+        },
+    )
+    digest = BENEFITS_CLAIMANT_DOCUMENTS["income"]
+    body = {**ATTEST, "mode": "document", "document_sha256": digest}
+    response = post(broker, "ccc-housing-options", body)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert hashlib.sha256(response.content).hexdigest() == digest
+    exchange_id = response.headers["x-exchange-id"]
+    receipt = json.loads(base64.urlsafe_b64decode(response.headers["x-receipt"]))
+    logged = entry(broker, exchange_id)
+    assert logged["source_outcome"] == "ok"
+    salt = base64.b64decode(receipt["record_salt"])
+    assert check_released_record({"document.sha256": digest}, salt, logged["released_digest"])
+
+    # Content altered after verification: refused before any byte leaves, and logged.
+    path = demo_sources.root / "documents" / "objects" / digest[:2] / digest
+    original = path.read_bytes()
+    path.write_bytes(original + b"!")
+    try:
+        altered = post(broker, "ccc-housing-options", body)
+    finally:
+        path.write_bytes(original)
+    assert altered.status_code == 502, altered.text
+    assert entry(broker, altered.json()["exchange_id"])["source_outcome"] == "error"
+
+    unknown = post(broker, "ccc-housing-options", {**body, "document_sha256": "0" * 64})
+    assert unknown.status_code == 404
