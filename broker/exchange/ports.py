@@ -1,5 +1,7 @@
 """What the exchange service talks to (ports) and what it answers (values).
 
+The consent port is :class:`broker.consent.service.ConsentPort` (one definition).
+
 The service (:mod:`broker.exchange.service`) orchestrates; these are the small Protocols it is
 given (consents, the citizen preview, attestations) and the frozen values it returns.
 """
@@ -19,20 +21,6 @@ from broker.policy.input import ConsentStatus
 from broker.subjects.preview import HeldExchange
 
 
-class ConsentPort(Protocol):
-    def status(
-        self,
-        subject_pseudonym: str | Sequence[str],
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-    ) -> ConsentStatus:
-        """Whether the subject's consent to this flow is on record."""
-        ...
-
-
 class NoConsents:
     """A port that finds no consent: consent-required flows deny (tests without consents)."""
 
@@ -44,6 +32,7 @@ class NoConsents:
         purpose: str,
         dataset: str,
         now: dt.datetime,
+        document_type: str | None = None,
     ) -> ConsentStatus:
         return "none"
 

@@ -36,6 +36,7 @@ from broker.audit.entry import (
 )
 from broker.audit.errors import AuditEntryError
 from broker.audit.log import Appended, AuditLog
+from broker.consent.service import ConsentPort
 from broker.core.errors import (
     BrokerError,
     ConfigurationError,
@@ -54,7 +55,6 @@ from broker.exchange.ports import (
     DOCUMENT_FIELDS,
     Attester,
     Caller,
-    ConsentPort,
     DatasetFacts,
     ExchangeResult,
     NoConsents,

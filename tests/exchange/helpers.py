@@ -69,3 +69,27 @@ def entry(broker: LiveBroker, exchange_id: str) -> dict[str, Any]:
     from broker.audit.search import get_exchange
 
     return dict(get_exchange(broker.services.audit.engine, exchange_id))
+
+
+DAWN = {"type": "person_id", "value": "P0000008"}  # benefits claimant with three documents
+
+
+def record_consent(
+    broker: LiveBroker, dataset: str, subject: dict[str, str] = DAWN
+) -> httpx.Response:
+    """Revenues and Benefits records the citizen's written consent under ISA-PROOF-REUSE."""
+    token = broker.token("ccc-revenues-benefits", demo_key("ccc-revenues-benefits"))
+    return broker.http.post(
+        "/v1/consents",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "agreement_id": "ISA-PROOF-REUSE",
+            "subject": subject,
+            "from_party": "calderbridge-city-council",
+            "to_party": "calderbridge-city-council",
+            "purpose": "homelessness-assessment",
+            "datasets": [dataset],
+            "collection_method": "written",
+            "recorded_by": {"name": "Priya Marsh", "role": "Benefits officer"},
+        },
+    )

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.exchange.helpers import entry, post
+from tests.exchange.helpers import DAWN, entry, post, record_consent
 from tests.support import LiveBroker, demo_key
 
-DAWN = {"type": "person_id", "value": "P0000008"}
 CLAIMS = {
     "agreement_id": "ISA-PROOF-REUSE",
     "purpose": "homelessness-assessment",
@@ -25,22 +24,7 @@ def call(broker: LiveBroker, client_id: str, method: str, path: str, **kwargs: A
 
 
 def consent(broker: LiveBroker) -> None:
-    response = call(
-        broker,
-        "ccc-revenues-benefits",
-        "POST",
-        "/v1/consents",
-        json={
-            "agreement_id": "ISA-PROOF-REUSE",
-            "subject": DAWN,
-            "from_party": "calderbridge-city-council",
-            "to_party": "calderbridge-city-council",
-            "purpose": "homelessness-assessment",
-            "datasets": ["ccc.benefit-claims"],
-            "collection_method": "written",
-            "recorded_by": {"name": "Priya Marsh", "role": "Benefits officer"},
-        },
-    )
+    response = record_consent(broker, "ccc.benefit-claims")
     assert response.status_code == 201, response.text
 
 

@@ -11,10 +11,9 @@ from typing import Any
 from typer.testing import CliRunner
 
 from broker.cli.main import app
-from tests.exchange.helpers import post
+from tests.exchange.helpers import DAWN, post, record_consent
 from tests.support import LiveBroker, demo_key
 
-DAWN = {"type": "person_id", "value": "P0000008"}  # benefits claimant with three documents
 ATTEST = {
     "agreement_id": "ISA-PROOF-REUSE",
     "purpose": "homelessness-assessment",
@@ -35,22 +34,7 @@ def test_reuse_with_consent_then_withdrawal(broker: LiveBroker, tmp_path: Path) 
     assert refused.status_code == 403
     assert any("consent" in r for r in refused.json()["reasons"])
 
-    consent = call(
-        broker,
-        "ccc-revenues-benefits",
-        "POST",
-        "/v1/consents",
-        json={
-            "agreement_id": "ISA-PROOF-REUSE",
-            "subject": DAWN,
-            "from_party": "calderbridge-city-council",
-            "to_party": "calderbridge-city-council",
-            "purpose": "homelessness-assessment",
-            "datasets": ["ccc.proof-documents"],
-            "collection_method": "written",
-            "recorded_by": {"name": "Priya Marsh", "role": "Benefits officer"},
-        },
-    )
+    consent = record_consent(broker, "ccc.proof-documents")
     assert consent.status_code == 201, consent.text
 
     answer = post(broker, "ccc-housing-options", ATTEST)
@@ -104,22 +88,7 @@ def test_a_document_that_no_longer_matches_its_hash_is_refused_and_logged(
     from adapters.demo.subjects import BENEFITS_CLAIMANT_DOCUMENTS
     from tests.exchange.helpers import entry
 
-    call(
-        broker,
-        "ccc-revenues-benefits",
-        "POST",
-        "/v1/consents",
-        json={
-            "agreement_id": "ISA-PROOF-REUSE",
-            "subject": DAWN,
-            "from_party": "calderbridge-city-council",
-            "to_party": "calderbridge-city-council",
-            "purpose": "homelessness-assessment",
-            "datasets": ["ccc.proof-documents"],
-            "collection_method": "written",
-            "recorded_by": {"name": "Priya Marsh", "role": "Benefits officer"},
-        },
-    )
+    record_consent(broker, "ccc.proof-documents")
     digest = BENEFITS_CLAIMANT_DOCUMENTS["identity"]
     path = demo_sources.root / "documents" / "objects" / digest[:2] / digest
     original = path.read_bytes()
@@ -144,22 +113,7 @@ def test_the_document_itself_is_streamed_with_its_hash_checked(
     from broker.audit.entry import check_released_record
     from tests.exchange.helpers import entry
 
-    call(
-        broker,
-        "ccc-revenues-benefits",
-        "POST",
-        "/v1/consents",
-        json={
-            "agreement_id": "ISA-PROOF-REUSE",
-            "subject": DAWN,
-            "from_party": "calderbridge-city-council",
-            "to_party": "calderbridge-city-council",
-            "purpose": "homelessness-assessment",
-            "datasets": ["ccc.proof-documents"],
-            "collection_method": "written",
-            "recorded_by": {"name": "Priya Marsh", "role": "Benefits officer"},
-        },
-    )
+    record_consent(broker, "ccc.proof-documents")
     digest = BENEFITS_CLAIMANT_DOCUMENTS["income"]
     body = {**ATTEST, "mode": "document", "document_sha256": digest}
     response = post(broker, "ccc-housing-options", body)
