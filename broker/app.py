@@ -112,6 +112,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services
     problems.install(app)
+    # The sharing request first: routes are matched in order, and it is the one on the hot path.
+    app.include_router(exchanges.router)
     app.include_router(oauth.router)
     app.include_router(whoami.router)
     app.include_router(health.router)
@@ -119,7 +121,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(agreements.router)
     app.include_router(policy.router)
     app.include_router(audit.router)
-    app.include_router(exchanges.router)
     app.include_router(consents.router)
     app.include_router(subjects.router)
     app.mount("/console", create_console_app(services))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from broker.auth.jose import import_public_jwk
@@ -24,6 +24,8 @@ PartyKind = Literal["council", "nhs", "police", "education", "housing", "other"]
 ClientStatus = Literal["active", "suspended"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$")
+#: Built once: SQLAlchemy then skips rebuilding the statement and its cache key per request.
+_FIND_CLIENT = select(clients).where(clients.c.id == bindparam("client_id"))
 _ODS = re.compile(r"^[A-Z0-9]{3,10}$")
 
 
@@ -207,8 +209,9 @@ class Registry:
         return Client(client_id, party_id, name or client_id, jwks, tuple(granted), "active")
 
     def find_client(self, client_id: str) -> Client | None:
+        """Read on every authenticated request (suspension takes effect at once)."""
         with self._engine.connect() as conn:
-            row = conn.execute(select(clients).where(clients.c.id == client_id)).first()
+            row = conn.execute(_FIND_CLIENT, {"client_id": client_id}).first()
         if row is None:
             return None
         return Client(row.id, row.party_id, row.name, dict(row.jwks), tuple(row.scopes), row.status)

@@ -5,11 +5,17 @@ A token is a compact JWT signed with the broker's current key (:mod:`broker.auth
 its party, ``scope`` the granted scopes, ``exp`` ``token_ttl_seconds`` ahead. Verification checks
 signature (by ``kid``, one algorithm only), issuer, audience and expiry; the caller then checks
 that the client is still active, on every request.
+
+A partner system sends the same token with every request until it expires, so a verified token's
+claims are kept (a bounded map keyed by the exact token string): a repeat costs a dictionary
+lookup, not an Ed25519 verification. A kept token is still refused once it expires or once its
+signing key leaves the key ring; nothing else about an unchanged string can change.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from broker.auth.registry import Client
 from broker.core.errors import InvalidToken
 
 MAX_TOKEN_BYTES = 4096
+VERIFIED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class TokenClaims:
     scopes: frozenset[str]
     expires_at: int
     jti: str
+    kid: str = ""
 
 
 class TokenService:
@@ -52,6 +60,8 @@ class TokenService:
         self._issuer = issuer
         self._ttl = ttl_seconds
         self._clock = clock
+        self._verified: dict[str, TokenClaims] = {}
+        self._verified_lock = threading.Lock()
 
     def issue(self, client: Client, scopes: list[str]) -> IssuedToken:
         now = int(self._clock())
@@ -74,6 +84,21 @@ class TokenService:
 
     def verify(self, token: str) -> TokenClaims:
         """Check an access token. Raises InvalidToken (a 401) for any fault."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at <= self._clock():
+                raise InvalidToken("the access token has expired")
+            if self._keyring.verification_key(known.kid) is None:
+                raise InvalidToken("the access token's signing key is unknown or retired")
+            return known
+        claims = self._verify(token)
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()  # rare: many live tokens; verifying again is correct
+            self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("the access token is too large")
         try:
@@ -100,4 +125,6 @@ class TokenService:
         client_id, party, scope = claims.get("client_id"), claims.get("party"), claims.get("scope")
         if not (isinstance(client_id, str) and isinstance(party, str) and isinstance(scope, str)):
             raise InvalidToken("the access token is malformed")
-        return TokenClaims(client_id, party, frozenset(scope.split()), exp, str(claims.get("jti")))
+        return TokenClaims(
+            client_id, party, frozenset(scope.split()), exp, str(claims.get("jti")), str(kid)
+        )

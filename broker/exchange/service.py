@@ -169,48 +169,10 @@ class ExchangeService:
                 pseudonym.value,
                 int(now.timestamp() * 1000),
             )
-        user_id, role, verified = await self._person(caller, request, now)
-        facts = self._datasets(request.dataset)
-        consent: ConsentStatus = "none"
-        if facts is not None and (
-            request.agreement_id is None or request.agreement_id in facts.consent_agreements
-        ):
-            every_version = [
-                p.value for p in self._pseudonyms.all_pseudonyms(subject.type, subject.value)
-            ]
-            consent = await to_thread.run_sync(
-                self._consents.status,
-                every_version,
-                facts.owner,
-                caller.party_id,
-                request.purpose,
-                request.dataset,
-                now,
-            )
-        policy_input = build_input(
-            PolicyRequest(
-                client_id=caller.client_id,
-                party=caller.party_id,
-                user_id=user_id,
-                user_role=role,
-                purpose=request.purpose,
-                dataset=request.dataset,
-                agreement_id=request.agreement_id,
-                fields=ATTESTED_FIELDS
-                if request.mode == "attest"
-                else DOCUMENT_FIELDS
-                if request.mode == "document"
-                else (tuple(request.fields) if request.fields is not None else None),
-                mode="verify" if request.mode == "verify" else "fetch",
-                claims=tuple(sorted(request.claims or {})),
-                case_reference=request.case_reference,
-                break_glass=request.break_glass,
-                justification=request.justification,
-                consent=consent,
-            ),
-            now,
+        # Who asks, their consent, the decision: the blocking reads and the engine in one hop.
+        user_id, role, verified, decision = await to_thread.run_sync(
+            self._decide, caller, request, subject, now
         )
-        decision = await to_thread.run_sync(self._policy.decide, policy_input)
         entry = self._entry(caller, request, pseudonym, decision, now, user_id, role, verified)
 
         if (
@@ -413,7 +375,49 @@ class ExchangeService:
             out.append(attestation.to_json())
         return out
 
-    async def _person(
+    def _decide(
+        self, caller: Caller, request: ExchangeRequest, subject: SubjectId, now: dt.datetime
+    ) -> tuple[str, str, bool, Decision]:
+        """The person behind the request, the subject's consent (only where an agreement for the
+        dataset asks for it) and the decision. Blocking: runs in a worker thread."""
+        user_id, role, verified = self._person(caller, request, now)
+        facts = self._datasets(request.dataset)
+        consent: ConsentStatus = "none"
+        if facts is not None and (
+            request.agreement_id is None or request.agreement_id in facts.consent_agreements
+        ):
+            every_version = [
+                p.value for p in self._pseudonyms.all_pseudonyms(subject.type, subject.value)
+            ]
+            consent = self._consents.status(
+                every_version, facts.owner, caller.party_id, request.purpose, request.dataset, now
+            )
+        policy_input = build_input(
+            PolicyRequest(
+                client_id=caller.client_id,
+                party=caller.party_id,
+                user_id=user_id,
+                user_role=role,
+                purpose=request.purpose,
+                dataset=request.dataset,
+                agreement_id=request.agreement_id,
+                fields=ATTESTED_FIELDS
+                if request.mode == "attest"
+                else DOCUMENT_FIELDS
+                if request.mode == "document"
+                else (tuple(request.fields) if request.fields is not None else None),
+                mode="verify" if request.mode == "verify" else "fetch",
+                claims=tuple(sorted(request.claims or {})),
+                case_reference=request.case_reference,
+                break_glass=request.break_glass,
+                justification=request.justification,
+                consent=consent,
+            ),
+            now,
+        )
+        return user_id, role, verified, self._policy.decide(policy_input)
+
+    def _person(
         self, caller: Caller, request: ExchangeRequest, now: dt.datetime
     ) -> tuple[str, str, bool]:
         """The person behind the request: as asserted by the partner system, or, where the
@@ -421,16 +425,13 @@ class ExchangeService:
         asserted = request.requested_by
         if self._identity is None:
             return asserted.user_id, asserted.role, False
-        identity = self._identity
-        verified = await to_thread.run_sync(
-            lambda: identity.check_request(
-                caller.party_id,
-                caller.client_id,
-                asserted.id_token,
-                break_glass=request.break_glass,
-                now=now.timestamp(),
-                asserted_role=asserted.role,
-            )
+        verified = self._identity.check_request(
+            caller.party_id,
+            caller.client_id,
+            asserted.id_token,
+            break_glass=request.break_glass,
+            now=now.timestamp(),
+            asserted_role=asserted.role,
         )
         if verified is None:
             return asserted.user_id, asserted.role, False

@@ -68,9 +68,13 @@ def test_a_token_signed_by_another_broker_is_401(tmp_path: Path, broker: LiveBro
     assert broker.get("/v1/whoami", foreign).status_code == 401
 
 
-def test_an_expired_token_is_401(broker: LiveBroker) -> None:
+@pytest.mark.parametrize("used_before", [False, True], ids=["fresh", "already-verified"])
+def test_an_expired_token_is_401(broker: LiveBroker, used_before: bool) -> None:
+    """Also once its verification is remembered: the expiry is checked on every request."""
     key = broker.register("c1")
     token = broker.token("c1", key)
+    if used_before:
+        assert broker.get("/v1/whoami", token).status_code == 200
     broker.clock.offset = 301
     response = broker.get("/v1/whoami", token)
     assert response.status_code == 401
