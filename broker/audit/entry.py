@@ -109,9 +109,9 @@ def digest_released_record(record: JsonValue, salt: bytes | None = None) -> Rele
     """Digest the released record (never logged itself). Raises :class:`AuditEntryError`."""
     salt = random_bytes(SALT_BYTES) if salt is None else salt
     try:
-        canonical = rfc8785.dumps(record)
-    except Exception as e:  # rfc8785 raises its own error types for floats, keys, surrogates
-        raise AuditEntryError(f"released record is not canonicalisable JSON: {e}") from e
+        canonical = canonical_json(record)
+    except AuditEntryError as e:
+        raise AuditEntryError(f"released record is not canonicalisable JSON: {e.detail}") from e
     return ReleasedDigest(hashlib.sha256(salt + canonical).hexdigest(), salt)
 
 

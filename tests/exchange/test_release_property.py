@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -159,3 +161,7 @@ def test_no_field_outside_requested_and_permitted_is_ever_released(
     salt = base64.b64decode(body["receipt"]["record_salt"])
     assert logged.released is not None
     assert check_released_record(body["record"], salt, logged.released.digest)
+    # Recomputed here from the bytes received, with the reference RFC 8785 implementation
+    # (not the broker's own canonicaliser, whose fast path this also checks).
+    expected = hashlib.sha256(salt + rfc8785.dumps(body["record"])).hexdigest()
+    assert logged.released.digest == expected
