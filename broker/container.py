@@ -232,6 +232,7 @@ def build_services(
             settings.rate_limit_burst,
             settings.rate_limit_overrides,
             time.monotonic,
+            processes=settings.workers,
         ),
         idempotency=IdempotencyStore(engine, settings.idempotency_ttl_seconds),
         bindings=bindings,
