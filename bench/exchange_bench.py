@@ -6,12 +6,14 @@
 
 Three kinds of OS process, all on loopback:
 
-* the broker: ``broker serve --demo`` (uvicorn with uvloop and httptools, one worker) in a fresh
+* the broker: ``broker serve --demo`` (uvicorn with uvloop and httptools, one process; with
+  ``--workers N``, ``broker serve --demo --workers N``: N worker processes) in a fresh
   var directory under a temporary folder, with production-like settings: the durable audit log
   on SQLite in WAL mode with ``synchronous=FULL`` (every answer waits for its entry to be on
   disk; concurrent requests share commits), JSON logs at WARNING, ``BROKER_PUBLIC_URL`` set to
-  its port. The demo sources start inside it, as ``--demo`` does. The bench client
-  ``r9z-ed-safeguarding`` gets a raised rate limit (printed), nothing else is relaxed.
+  its port. The demo sources start inside it, as ``--demo`` does (in the parent process when
+  there are workers). The bench client ``r9z-ed-safeguarding`` gets a raised rate limit
+  (printed), nothing else is relaxed.
 * the direct path (bench/direct_source.py): the smallest API a council would put in front of the
   children's social care database, same uvicorn, same SQLAlchemy read of the same row. The
   broker reads that database in process, so there is no other "direct" endpoint to compare with.
@@ -177,13 +179,17 @@ def load(
     return result
 
 
-def profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+def profile(
+    pid: int, seconds: float, out: Path, subprocesses: bool = False
+) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
     if not Path(spy).exists():
         print("py-spy not found: pip install py-spy", file=sys.stderr)
         return None
     cmd = [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100"]
     cmd += ["-f", "raw", "-o", str(out), "--threads", "--nonblocking", "--gil"]
+    if subprocesses:  # the worker processes of `broker serve --workers N`
+        cmd.append("--subprocesses")
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -277,8 +283,8 @@ def main() -> None:
         "--workers",
         type=int,
         default=0,
-        help="0: `broker serve --demo` (one process, as deployed); N: bench/broker_workers.py "
-        "with N uvicorn worker processes",
+        help="0: `broker serve --demo` (one process, the default); N: "
+        "`broker serve --demo --workers N` (N server processes)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--py-spy", type=Path, help="record a py-spy profile per broker run here")
@@ -296,7 +302,6 @@ def main() -> None:
     serve = "from broker.cli.main import main; main()"
     command = [PYTHON, "-c", serve, "serve", "--demo", "--port", str(broker_port)]
     if args.workers > 0:
-        command = [PYTHON, str(REPO / "bench" / "broker_workers.py"), "--port", str(broker_port)]
         command += ["--workers", str(args.workers)]
     broker = start(command, tmp, env, tmp / "broker.log")
     direct: subprocess.Popen[bytes] | None = None
@@ -316,10 +321,11 @@ def main() -> None:
         bodies.write_text(json.dumps([exchange_body(n) for n in subjects(council_db)]))
         logged_before = logged_exchanges(var / "broker.db")
 
-        how = (
-            "broker serve --demo (one uvicorn process, uvloop + httptools)"
-            if args.workers == 0
-            else f"bench/broker_workers.py, {args.workers} uvicorn worker processes"
+        how = "broker serve --demo" + (f" --workers {args.workers}" if args.workers else "")
+        how += (
+            " (one uvicorn process, uvloop + httptools)"
+            if args.workers <= 1
+            else f" ({args.workers} uvicorn worker processes, demo sources in the parent)"
         )
         print(f"broker: {how}, pid {broker.pid}, {base}, var dir {var}")
         for name, value in env.items():
@@ -343,7 +349,10 @@ def main() -> None:
             if args.py_spy is not None:
                 args.py_spy.mkdir(parents=True, exist_ok=True)
                 spy = profile(
-                    broker.pid, args.warmup + args.seconds, args.py_spy / f"broker-c{level}.txt"
+                    broker.pid,
+                    args.warmup + args.seconds,
+                    args.py_spy / f"broker-c{level}.txt",
+                    subprocesses=args.workers > 0,
                 )
             cpu_before = cpu_seconds(broker.pid)
             b = load(f"{base}/v1/exchanges", bodies, level, args, token, expect_allow=True)

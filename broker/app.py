@@ -103,6 +103,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             if services.sources is not None:
                 await services.sources.aclose()
                 services.sources = None
+            services.metrics.process_exiting()
 
     app = FastAPI(
         title="Information Sharing Broker",

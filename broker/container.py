@@ -98,9 +98,11 @@ def build_services(
     run_migrations: bool = True,
     engine: Engine | None = None,
     bindings: BindingSet | None = None,
+    metrics: Metrics | None = None,
 ) -> Services:
     """Check secrets (outside demo mode too), open the database, load keys. Raises
-    ConfigurationError when the broker must not start."""
+    ConfigurationError when the broker must not start. ``metrics`` defaults to this process's
+    own (a server process among several passes the shared ones)."""
     check_secrets(settings)
     engine = engine or build_engine(settings.database_url)
     if run_migrations:
@@ -221,7 +223,7 @@ def build_services(
             max_bytes=settings.assertion_max_bytes,
             refused_key_thumbprints=refused,
         ),
-        metrics=build_metrics(),
+        metrics=metrics or build_metrics(),
         policy=holder,
         policy_runtime=runtime,
         audit=audit,
@@ -232,6 +234,7 @@ def build_services(
             settings.rate_limit_burst,
             settings.rate_limit_overrides,
             time.monotonic,
+            processes=settings.workers,
         ),
         idempotency=IdempotencyStore(engine, settings.idempotency_ttl_seconds),
         bindings=bindings,

@@ -3,18 +3,28 @@
 Logs are JSON lines carrying the request id. A redaction step drops the value of any key that
 could hold a secret or a person's identifier, so a careless ``log.info(..., token=t)`` leaks
 nothing. Metrics live in a registry owned by one application instance (no import-time globals).
+
+With several server processes (``broker serve --workers N``) a scrape reaches one of them, so
+the metrics use prometheus-client's multiprocess mode: ``broker serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start (prometheus-client
+reads it when it is imported), every process writes its values to files there, and
+:func:`exposition` adds up the files of every process, including processes that have exited.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+from broker.core.errors import ConfigurationError
 
 #: Keys whose values never reach a log line (matched as substrings, case-insensitive).
 SENSITIVE_KEY_PARTS = (
@@ -109,11 +119,39 @@ class Metrics:
     http_latency: Histogram
     token_requests: Counter
     auth_failures: Counter
+    multiprocess_dir: Path | None = None
+    """Set when several processes serve: where every process writes its values."""
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of this process's metrics, or of every process's."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            registry, path=str(self.multiprocess_dir)
+        )
+        return generate_latest(registry)
+
+    def process_exiting(self) -> None:
+        """Drop this process's live gauges from the shared directory (its counters stay)."""
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                os.getpid(), str(self.multiprocess_dir)
+            )
 
 
-def build_metrics() -> Metrics:
+def build_metrics(*, multiprocess_dir: Path | None = None) -> Metrics:
+    """The broker's metrics. ``multiprocess_dir`` must be the ``PROMETHEUS_MULTIPROC_DIR`` this
+    process started with; raises ConfigurationError otherwise (no value would reach the files)."""
+    if multiprocess_dir is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR") != str(
+        multiprocess_dir
+    ):
+        raise ConfigurationError(
+            f"PROMETHEUS_MULTIPROC_DIR must be {multiprocess_dir} when this process starts"
+        )
     registry = CollectorRegistry(auto_describe=True)
     return Metrics(
+        multiprocess_dir=multiprocess_dir,
         registry=registry,
         http_requests=Counter(
             "broker_http_requests",

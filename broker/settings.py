@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # --- serving ---
+    workers: int = Field(default=1, ge=1, le=64)
+    """Server processes ``broker serve`` runs (``--workers`` overrides it). Each process enforces
+    its share of every per-client rate (rate and burst divided by this number, at least one
+    request), so the configured rate stays a ceiling whichever process a request reaches."""
+
     # --- governance console (/console) ---
     console_session_idle_seconds: int = Field(default=1800, ge=60, le=86400)
     """A console session ends after this long without a request."""

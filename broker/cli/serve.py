@@ -1,4 +1,8 @@
-"""``broker serve``: run the gateway (and with ``--demo``, everything the demo needs)."""
+"""``broker serve``: run the gateway (and with ``--demo``, everything the demo needs).
+
+With ``--workers N`` (or ``BROKER_WORKERS``) above 1, everything here runs once in this process
+and :mod:`broker.workers` then serves from N processes.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,18 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from adapters.demo.runtime import start_demo_sources
+from adapters.demo.runtime import DEMO_BINDINGS_FILE, DemoSources, start_demo_sources
 from broker.app import create_app
 from broker.cli.common import EXIT_USAGE, console, fail, settings
 from broker.console.demo import DEMO_OFFICERS
-from broker.container import build_services
+from broker.container import Services, build_services
 from broker.core.errors import ConfigurationError
 from broker.demo import bootstrap
 from broker.identity.demo import register_demo_identity_provider
 from broker.notify.demo import register_demo_webhook
 from broker.observability import configure_logging
+from broker.settings import Settings
+from broker.workers import run_workers
 
 
 def serve(
@@ -25,56 +31,96 @@ def serve(
     ] = False,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            show_default="BROKER_WORKERS, else 1",
+            help="server processes sharing the port (a Python process uses about one core); "
+            "set-up runs once before they start, and each process enforces 1/N of every "
+            "per-client rate limit, so the configured rate stays the ceiling",
+        ),
+    ] = None,
 ) -> None:
-    """Run the broker's HTTP gateway."""
+    """Run the broker's HTTP gateway.
+
+    With --workers N above 1 (or BROKER_WORKERS), N processes serve on one port; SIGINT or
+    SIGTERM stops them all.
+    """
     config = settings()
     configure_logging(config.log_level, config.log_json)
+    if demo:
+        config = bootstrap.demo_settings(config)
+    if workers is not None:
+        config = config.model_copy(update={"workers": workers})
     clients: list[bootstrap.DemoClientInfo] = []
     demo_sources = None
     try:
         bindings = None
         if demo:
-            config = bootstrap.demo_settings(config)
             clients = bootstrap.prepare(config, config.demo_dir / "keys")
             console.print("starting the demo source systems (synthetic Calderbridge) ...")
             demo_sources = start_demo_sources(config.demo_dir / "sources")
             bindings = demo_sources.bindings
+        # Secrets checked and migrations run here, once, also when workers serve.
         services = build_services(config, bindings=bindings)
     except ConfigurationError as e:
         if demo_sources is not None:
             demo_sources.stop()
         fail(f"the broker will not start: {e.detail}", EXIT_USAGE)
-    if demo and demo_sources is not None:
-        receiver = demo_sources.webhook_receiver
-        register_demo_webhook(services.notifications.webhooks, receiver.url, receiver.secret)
-        register_demo_identity_provider(services.identity.store)
-        inbox = receiver.url.rsplit("/", 2)[0] + "/received"
-        (config.demo_dir / "council-inbox-url").write_text(inbox + "\n")
-        _print_demo(clients, config.public_url)
-        console.print(
-            f"Council children's services inbox (provider notifications): {inbox}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        console.print(
-            f"[bold]Governance console[/bold] {config.public_url}/console (demo accounts):",
-            highlight=False,
-        )
-        for officer in DEMO_OFFICERS:
-            console.print(
-                f"  {officer.username:<20} password {officer.password:<26} "
-                f"{officer.role.value:<16} {officer.party_id}",
-                highlight=False,
-                soft_wrap=True,
-            )
-    app = create_app(config, services)
     try:
-        uvicorn.run(
-            app, host=host, port=port, log_config=None, access_log=False, server_header=False
-        )
+        if demo_sources is not None:
+            _start_demo(services, demo_sources, clients, config)
+        if config.workers == 1:
+            app = create_app(config, services)
+            uvicorn.run(
+                app, host=host, port=port, log_config=None, access_log=False, server_header=False
+            )
+        else:
+            services.close()  # each worker builds its own
+            console.print(f"serving with {config.workers} worker processes", highlight=False)
+            run_workers(
+                config,
+                host=host,
+                port=port,
+                bindings_file=None if demo_sources is None else DEMO_BINDINGS_FILE,
+                bindings_variables=None if demo_sources is None else demo_sources.variables,
+            )
     finally:
         if demo_sources is not None:
             demo_sources.stop()
+
+
+def _start_demo(
+    services: Services,
+    sources: DemoSources,
+    clients: list[bootstrap.DemoClientInfo],
+    config: Settings,
+) -> None:
+    """Register the demo's webhook and identity provider, then print how to use the demo."""
+    receiver = sources.webhook_receiver
+    register_demo_webhook(services.notifications.webhooks, receiver.url, receiver.secret)
+    register_demo_identity_provider(services.identity.store)
+    inbox = receiver.url.rsplit("/", 2)[0] + "/received"
+    (config.demo_dir / "council-inbox-url").write_text(inbox + "\n")
+    _print_demo(clients, config.public_url)
+    console.print(
+        f"Council children's services inbox (provider notifications): {inbox}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"[bold]Governance console[/bold] {config.public_url}/console (demo accounts):",
+        highlight=False,
+    )
+    for officer in DEMO_OFFICERS:
+        console.print(
+            f"  {officer.username:<20} password {officer.password:<26} "
+            f"{officer.role.value:<16} {officer.party_id}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_demo(clients: list[bootstrap.DemoClientInfo], public_url: str) -> None:

@@ -119,7 +119,8 @@ def build_console(services: Services, pseudonyms: PseudonymKeyring | None = None
         secure_cookies=settings.public_url.startswith("https://"),
         oidc=_oidc(settings, services.engine),
         throttle=AddressThrottle(
-            attempts=settings.console_sign_in_attempts_per_window,
+            # Kept per process: each of ``workers`` processes allows its share of the attempts.
+            attempts=max(1, settings.console_sign_in_attempts_per_window // settings.workers),
             window_seconds=settings.console_sign_in_window_seconds,
         ),
     )

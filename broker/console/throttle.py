@@ -1,7 +1,8 @@
 """Sign-in attempts per client address: a sliding window kept in memory (per process).
 
 The per-account lock in :mod:`broker.console.accounts` stops guessing one password; this stops
-one address trying many usernames (and filling the audit log with refused sign-ins).
+one address trying many usernames (and filling the audit log with refused sign-ins). With several
+server processes each holds a share of the limit (``build_console`` divides it by the number).
 """
 
 from __future__ import annotations

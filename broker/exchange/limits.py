@@ -1,6 +1,11 @@
 """Rate limits: requests per client (token bucket, per process) and verification questions per
 client and subject (in the database, so the limit holds across processes).
 
+With several server processes (``broker serve --workers N``) each process's bucket holds its
+share of the client's rate and burst (divided by N, at least one request), so the configured
+rate is a ceiling across processes. A client on one keep-alive connection stays on one process
+and so sees rate/N: conservative, and no shared state or database write per request.
+
 The second limit is what stops a caller from finding an address by asking one postcode at a
 time: a few claim sets per subject per day, whatever their answers.
 """
@@ -35,7 +40,8 @@ class _Bucket:
 
 
 class ClientRateLimiter:
-    """A token bucket per client: ``rate_per_second`` sustained, ``burst`` at once."""
+    """A token bucket per client: ``rate_per_second`` sustained, ``burst`` at once, across
+    ``processes`` server processes that each hold one such limiter (each allows its share)."""
 
     def __init__(
         self,
@@ -43,21 +49,32 @@ class ClientRateLimiter:
         burst: int,
         overrides: Mapping[str, float],
         clock: Callable[[], float],
+        *,
+        processes: int = 1,
     ) -> None:
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
         self._rate = rate_per_second
         self._burst = burst
         self._overrides = dict(overrides)
         self._clock = clock
+        self._processes = processes
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
     def rate_for(self, client_id: str) -> float:
+        """The client's configured rate (requests per second, all processes together)."""
         return self._overrides.get(client_id, self._rate)
+
+    def share_for(self, client_id: str) -> tuple[float, float]:
+        """This process's share: (requests per second, bucket capacity in requests)."""
+        rate = self.rate_for(client_id)
+        capacity = max(float(self._burst), rate)
+        return rate / self._processes, max(1.0, capacity / self._processes)
 
     def take(self, client_id: str) -> None:
         """Spend one token or raise :class:`RateLimited`."""
-        rate = self.rate_for(client_id)
-        capacity = max(float(self._burst), rate)
+        rate, capacity = self.share_for(client_id)
         now = self._clock()
         with self._lock:
             bucket = self._buckets.get(client_id)
@@ -70,7 +87,8 @@ class ClientRateLimiter:
                 return
             wait = (1 - bucket.tokens) / rate
         raise RateLimited(
-            f"more than {rate:g} requests per second from this client", max(1, math.ceil(wait))
+            f"more than {self.rate_for(client_id):g} requests per second from this client",
+            max(1, math.ceil(wait)),
         )
 
 

@@ -210,8 +210,16 @@ def test_wrong_passwords_lock_the_account(env: tuple[LiveBroker, Seeded]) -> Non
     assert right.status_code == 401
 
 
-def test_one_address_trying_many_names_is_slowed_down(tmp_path: Path) -> None:
-    with console_broker(tmp_path, console_sign_in_attempts_per_window=3) as (broker, _):
+@pytest.mark.parametrize(
+    ("workers", "attempts"), [(1, 3), (2, 6)], ids=["one-process", "one-of-two-processes"]
+)
+def test_one_address_trying_many_names_is_slowed_down(
+    tmp_path: Path, workers: int, attempts: int
+) -> None:
+    # With several server processes each allows its share of the attempts.
+    with console_broker(
+        tmp_path, console_sign_in_attempts_per_window=attempts, workers=workers
+    ) as (broker, _):
         statuses = []
         with httpx.Client(base_url=broker.url) as client:
             for i in range(4):
