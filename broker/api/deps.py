@@ -17,6 +17,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from broker.auth.registry import Client
+from broker.auth.tokens import TokenClaims
 from broker.container import Services
 from broker.core.errors import Forbidden, InvalidToken
 
@@ -55,27 +56,40 @@ class Principal:
         return self.client.party_id
 
 
-async def authenticate(request: Request, services: Services, token: str | None) -> Principal:
-    """The caller behind bearer ``token`` (the header's value after "Bearer "), checked against
-    the registry now. Raises InvalidToken (401), counted by reason."""
+def verify_bearer(services: Services, token: str | None) -> TokenClaims:
+    """The claims of bearer ``token`` (the header's value after "Bearer "): signature, issuer,
+    audience, expiry. No I/O. Raises InvalidToken (401), counted by reason."""
     metrics = services.metrics
     if token is None:
         metrics.auth_failures.labels("missing_token").inc()
         raise InvalidToken("a bearer access token is required")
     try:
-        claims = services.tokens.verify(token)
+        return services.tokens.verify(token)
     except InvalidToken:
         metrics.auth_failures.labels("invalid_token").inc()
         raise
-    client = await run_in_threadpool(services.registry.find_client, claims.client_id)
+
+
+def check_client(services: Services, claims: TokenClaims) -> Principal:
+    """The token's client as the registry has it now: still registered to the same party, still
+    active. Blocking (one read). Raises InvalidToken (401), counted by reason."""
+    metrics = services.metrics
+    client = services.registry.find_client(claims.client_id)
     if client is None or client.party_id != claims.party_id:
         metrics.auth_failures.labels("unknown_client").inc()
         raise InvalidToken("the client of this token is no longer registered")
     if not client.active:
         metrics.auth_failures.labels("suspended").inc()
         raise InvalidToken("the client is suspended")
-    request.scope.setdefault("state", {})["client_id"] = client.id
     return Principal(client, claims.scopes & frozenset(client.scopes))
+
+
+async def authenticate(request: Request, services: Services, token: str | None) -> Principal:
+    """The caller behind bearer ``token``, checked against the registry now."""
+    claims = verify_bearer(services, token)
+    principal = await run_in_threadpool(check_client, services, claims)
+    request.scope.setdefault("state", {})["client_id"] = principal.client_id
+    return principal
 
 
 def _bearer(request: Request) -> str | None:
@@ -104,15 +118,31 @@ def _check_scope(principal: Principal, services: Services, any_of: tuple[str, ..
     return principal
 
 
-def flat_scope(*any_of: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """``require_scope`` as a single dependency with no sub-dependencies, for hot routes
-    (FastAPI resolves a tree of dependencies on every request). Same checks, same errors;
-    declare ``openapi_extra=BEARER_SECURITY`` on the route for the docs."""
+@dataclass(frozen=True)
+class PendingPrincipal:
+    """A verified access token whose client is still to be checked against the registry: for
+    the hot route, which does that read in the same worker-thread hand-off as its own reads.
+    Until :meth:`check` passes, only ``claims.client_id`` may be used (rate limiting)."""
 
-    async def dependency(request: Request) -> Principal:
+    claims: TokenClaims
+    services: Services
+    any_of: tuple[str, ...]
+
+    def check(self) -> Principal:
+        """Blocking. Raises InvalidToken (401) or Forbidden (403), exactly as ``require_scope``."""
+        return _check_scope(check_client(self.services, self.claims), self.services, self.any_of)
+
+
+def pending_scope(*any_of: str) -> Callable[..., Coroutine[Any, Any, PendingPrincipal]]:
+    """A flat dependency (FastAPI resolves a tree of dependencies on every request) that verifies
+    the token and leaves the registry check to the route. Declare
+    ``openapi_extra=BEARER_SECURITY`` on the route for the docs."""
+
+    async def dependency(request: Request) -> PendingPrincipal:  # async: no thread hand-off
         services = get_services(request)
-        principal = await authenticate(request, services, _bearer(request))
-        return _check_scope(principal, services, any_of)
+        claims = verify_bearer(services, _bearer(request))
+        request.scope.setdefault("state", {})["client_id"] = claims.client_id
+        return PendingPrincipal(claims, services, any_of)
 
     return dependency
 

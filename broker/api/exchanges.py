@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -12,10 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from broker.api.deps import (
     BEARER_SECURITY,
+    PendingPrincipal,
     Principal,
     ServicesDep,
-    flat_scope,
     get_services,
+    pending_scope,
     require_scope,
 )
 from broker.api.problems import PROBLEM_JSON, problem_body
@@ -26,8 +28,8 @@ from broker.exchange.service import Caller
 
 router = APIRouter(tags=["exchanges"])
 Exchanger = Annotated[Principal, Depends(require_scope("exchange"))]
-#: The same checks as ``Exchanger`` with one flat dependency: the hot route's per-request cost.
-HotExchanger = Annotated[Principal, Depends(flat_scope("exchange"))]
+#: The same checks as ``Exchanger``; the registry half runs in the exchange's first hand-off.
+PendingExchanger = Annotated[PendingPrincipal, Depends(pending_scope("exchange"))]
 
 #: Answers that were logged: a retry with the same Idempotency-Key gets them again, unlogged.
 _REPEATABLE = (Refused, NotFound)
@@ -53,18 +55,26 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 async def create_exchange(
     body: ExchangeRequest,
     request: Request,
-    principal: HotExchanger,
+    pending: PendingExchanger,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     services = get_services(request)
-    services.rate_limiter.take(principal.client_id)
+    client_id = pending.claims.client_id  # verified token; the registry check comes next
+    services.rate_limiter.take(client_id)
     key = idempotency_key
+
+    def check_caller() -> Caller:
+        principal = pending.check()
+        return Caller(principal.client_id, principal.party_id, principal.client.name)
+
+    # Without a key the registry check runs in the exchange's first worker-thread hand-off
+    # (before anything else in it); with one it must pass before a stored answer is replayed.
+    caller: Caller | Callable[[], Caller] = check_caller
     if key is not None:
+        caller = await run_in_threadpool(check_caller)
         digest = body_digest(await request.body())
         now_ms = int(services.clock() * 1000)
-        stored = await run_in_threadpool(
-            services.idempotency.begin, principal.client_id, key, digest, now_ms
-        )
+        stored = await run_in_threadpool(services.idempotency.begin, client_id, key, digest, now_ms)
         if stored is not None:
             media = PROBLEM_JSON if stored.status_code >= 400 else "application/json"
             return JSONResponse(
@@ -73,7 +83,6 @@ async def create_exchange(
                 media_type=media,
                 headers={"Idempotent-Replayed": "true"},
             )
-    caller = Caller(principal.client_id, principal.party_id, principal.client.name)
     try:
         result = await services.exchanges.handle(caller, body)
     except BrokerError as e:
@@ -82,16 +91,16 @@ async def create_exchange(
                 status, problem = problem_body(e, str(request.scope["state"]["request_id"]))
                 await run_in_threadpool(
                     services.idempotency.finish,
-                    principal.client_id,
+                    client_id,
                     key,
                     StoredAnswer(status, problem),
                 )
             else:
-                await run_in_threadpool(services.idempotency.abandon, principal.client_id, key)
+                await run_in_threadpool(services.idempotency.abandon, client_id, key)
         raise
     if result.document is not None:
         if key is not None:  # a stream is not kept for replay: a retry streams (and logs) again
-            await run_in_threadpool(services.idempotency.abandon, principal.client_id, key)
+            await run_in_threadpool(services.idempotency.abandon, client_id, key)
         receipt = json.dumps(result.appended.to_receipt(), separators=(",", ":"))
         return StreamingResponse(
             result.document,
@@ -107,7 +116,7 @@ async def create_exchange(
     status = 202 if result.held is not None else 200
     if key is not None:
         await run_in_threadpool(
-            services.idempotency.finish, principal.client_id, key, StoredAnswer(status, answer)
+            services.idempotency.finish, client_id, key, StoredAnswer(status, answer)
         )
     return JSONResponse(answer, status_code=status)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any
 

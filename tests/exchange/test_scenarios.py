@@ -254,7 +254,29 @@ def test_an_idempotent_retry_is_answered_again_not_logged_again(broker: LiveBrok
 
 
 def test_the_exchange_scope_is_needed(broker: LiveBroker) -> None:
+    before = log_size(broker)
     assert post(broker, "ccc-governance", safeguarding()).status_code == 403
+    assert log_size(broker) == before
+
+
+@pytest.mark.parametrize("key", [None, "k-suspended"], ids=["plain", "idempotent-retry"])
+def test_a_suspended_client_is_refused_before_anything_is_decided_or_replayed(
+    broker: LiveBroker, key: str | None
+) -> None:
+    """The registry check runs in the same hand-off as the decision, but first: a suspended
+    client with a still-valid token gets 401, nothing logged, no stored answer replayed."""
+    headers = {} if key is None else {"Idempotency-Key": key}
+    assert post(broker, "r9z-ed-safeguarding", safeguarding(), **headers).status_code == 200
+    before = log_size(broker)
+    broker.services.registry.set_status("r9z-ed-safeguarding", "suspended", actor="test")
+    try:
+        refused = post(broker, "r9z-ed-safeguarding", safeguarding(), **headers)
+        assert refused.status_code == 401, refused.text
+        assert "suspended" in refused.json()["detail"]
+        assert "record" not in refused.json()
+        assert log_size(broker) == before
+    finally:
+        broker.services.registry.set_status("r9z-ed-safeguarding", "active", actor="test")
 
 
 def test_the_subject_is_never_in_the_log_in_clear(broker: LiveBroker) -> None:
