@@ -144,8 +144,8 @@ class DeliveryWorker:
         return len(rows)
 
     def _webhooks(self, parties: set[str]) -> dict[str, Webhook]:
-        found = {p: self.registry.get(p) for p in parties}
-        return {p: h for p, h in found.items() if h is not None and h.active}
+        found = self.registry.for_parties(parties)  # one query for the cycle
+        return {p: h for p, h in found.items() if h.active}
 
     def _body(self, row: OutboxRow) -> bytes:
         data: dict[str, Any] = dict(row.payload)
