@@ -6,8 +6,11 @@ calls go to worker threads (``asyncio.to_thread``) and HTTP is one long-lived
 a restart picks up where it stopped.
 
 A cycle is one claim transaction (the due rows, up to ``batch``, and the parties' webhooks in one
-query), the attempts concurrently, and one transaction recording every outcome. A full batch
-starts the next cycle at once.
+query), the attempts concurrently, and one transaction recording every outcome. The outbox shares
+the audit log's database, so each write transaction competes with the exchanges' audit commits
+for the write lock: after a wake (the pipeline wakes the worker after each commit that queued a
+notification) the worker waits ``coalesce_seconds`` before claiming, so that under load one cycle
+takes the rows of many exchanges. A full batch starts the next cycle at once.
 
 Each attempt: the party's active webhook (none: the attempt fails and is retried, so a
 notification waits for a registration rather than being dropped), a body of canonical JSON, the
@@ -28,7 +31,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +70,8 @@ class DeliveryPolicy:
     """A claimed row is not taken by another process for this long (longer than a timeout)."""
     batch: int = 50
     """Rows claimed per cycle, posted concurrently (each on its own connection)."""
+    coalesce_seconds: float = 0.05
+    """After a wake, wait this long before claiming (0: claim at once)."""
 
 
 class _GiveUp(Exception):
@@ -106,6 +111,7 @@ class DeliveryWorker:
         sealer: SubjectSealer | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -113,6 +119,7 @@ class DeliveryWorker:
         self._sealer = sealer
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._sleep = sleep
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -131,7 +138,8 @@ class DeliveryWorker:
         )
 
     def wake(self) -> None:
-        """Look for due rows now (callable from any thread, e.g. after an audit commit)."""
+        """Look for due rows after the coalescing window, not at the next poll (callable from
+        any thread, e.g. after an audit commit)."""
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
@@ -153,6 +161,9 @@ class DeliveryWorker:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.policy.poll_seconds):
                         await wake.wait()
+                if wake.is_set() and self.policy.coalesce_seconds > 0:
+                    await self._sleep(self.policy.coalesce_seconds)
+                # Cleared after the window: the rows of wakes during it are committed already.
                 wake.clear()
 
     async def run_once(self) -> int:

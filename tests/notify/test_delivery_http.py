@@ -22,8 +22,8 @@ from broker.notify.sealing import SubjectSealer
 from broker.notify.webhooks import WebhookRegistry
 from tests.notify.conftest import Clock, enqueue, outbox_row, register, until
 
-# Only a wake makes the worker look again.
-PROMPT = DeliveryPolicy(poll_seconds=30.0)
+# Only a wake makes the worker look again; no coalescing window to wait through.
+PROMPT = DeliveryPolicy(poll_seconds=30.0, coalesce_seconds=0.0)
 
 
 def _worker(
