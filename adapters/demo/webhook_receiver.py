@@ -9,7 +9,8 @@ signature with :func:`broker.notify.signing.verify_webhook`, keeps what it recei
 - ``GET /received``: ``{"received": [...], "rejected": N}``, each item the verified event as sent
   plus ``received_at`` (what the README tour shows).
 
-``answer_with`` lets a test make the next deliveries fail (e.g. ``[500, 500]``).
+``answer_with`` lets a test make the next deliveries fail (e.g. ``[500, 500]``); ``connections``
+counts the TCP connections deliveries came on (fewer than ``attempts`` when kept alive).
 """
 
 from __future__ import annotations
@@ -43,17 +44,28 @@ class DemoWebhookReceiver:
     url: str = ""
     """Set once served: the full webhook URL to register."""
     _seen: set[str] = field(default_factory=set, repr=False)
+    _peers: set[object] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.received)
 
+    @property
+    def connections(self) -> int:
+        """Distinct client connections (address and port) that deliveries came on."""
+        with self._lock:
+            return len(self._peers)
+
     def app(self) -> web.Application:
         async def receive(request: web.Request) -> web.Response:
             body = await request.read()
+            peer = (
+                None if request.transport is None else request.transport.get_extra_info("peername")
+            )
             with self._lock:
                 self.attempts += 1
+                self._peers.add(peer)
                 if self.answer_with:
                     headers = {"Retry-After": self.retry_after} if self.retry_after else None
                     return web.Response(status=self.answer_with.pop(0), headers=headers)

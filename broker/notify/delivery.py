@@ -1,15 +1,27 @@
 """The delivery worker: posts due outbox rows to providers' webhooks, with retries and backoff.
 
 It runs as one asyncio task in the gateway's event loop (started in the app lifespan). Database
-calls go to worker threads (``asyncio.to_thread``) and HTTP is ``httpx.AsyncClient``, so it never
-blocks the loop. State lives only in the ``outbox`` table: a restart picks up where it stopped.
+calls go to worker threads (``asyncio.to_thread``) and HTTP is one long-lived
+``aiohttp.ClientSession``, so it never blocks the loop. State lives only in the ``outbox`` table:
+a restart picks up where it stopped.
+
+A cycle is one claim transaction (the due rows, up to ``batch``, and the parties' webhooks in one
+query), the attempts concurrently, and one transaction recording every outcome. The outbox shares
+the audit log's database, so each write transaction competes with the exchanges' audit commits
+for the write lock: after a wake (the pipeline wakes the worker after each commit that queued a
+notification) the worker waits ``coalesce_seconds`` before claiming, so that under load one cycle
+takes the rows of many exchanges. A full batch starts the next cycle at once.
 
 Each attempt: the party's active webhook (none: the attempt fails and is retried, so a
 notification waits for a registration rather than being dropped), a body of canonical JSON, the
-Standard Webhooks signature headers (:mod:`broker.notify.signing`), no redirects followed. A 2xx
-answer marks the row delivered; anything else (status, timeout, refused connection) is retried
-after :func:`broker.notify.outbox.backoff_seconds` (at least the provider's ``Retry-After``) until
-``max_attempts``, then the row is marked failed with its last error.
+Standard Webhooks signature headers (:mod:`broker.notify.signing`), no redirects followed, no
+cookies kept, no proxy or ``.netrc`` taken from the environment. A 2xx answer marks the row
+delivered; anything else (status, timeout, refused connection) is retried after
+:func:`broker.notify.outbox.backoff_seconds` (at least the provider's ``Retry-After``) until
+``max_attempts``, then the row is marked failed with its last error. ``timeout_seconds`` bounds a
+whole attempt, connecting included. At most :data:`ANSWER_BODY_MAX_BYTES` of an answer's body is
+read, and only so that its connection can carry the next delivery (keep-alive); a longer body is
+left unread and its connection closed.
 """
 
 from __future__ import annotations
@@ -19,12 +31,12 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 import structlog
 
 from broker.notify.outbox import OutboxRow, OutboxStore, Outcome, backoff_seconds
@@ -35,6 +47,14 @@ from broker.notify.webhooks import Webhook, WebhookRegistry
 log = structlog.get_logger("broker.notify")
 
 USER_AGENT = "information-sharing-broker-webhooks/1"
+
+ANSWER_BODY_MAX_BYTES = 64 * 1024
+"""At most this much of an answer's body (of no interest) is read, so that its connection can be
+reused."""
+
+IDLE_CONNECTION_SECONDS = 4.0
+"""An idle keep-alive connection is closed after this long: under the 5 s after which common
+servers close theirs, so that a connection is rarely reused just as the server closes it."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,9 @@ class DeliveryPolicy:
     lease_seconds: float = 60.0
     """A claimed row is not taken by another process for this long (longer than a timeout)."""
     batch: int = 50
+    """Rows claimed per cycle, posted concurrently (each on its own connection)."""
+    coalesce_seconds: float = 0.05
+    """After a wake, wait this long before claiming (0: claim at once)."""
 
 
 class _GiveUp(Exception):
@@ -59,11 +82,21 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def _retry_after(response: httpx.Response) -> float:
+def _retry_after(headers: Mapping[str, str]) -> float:
     try:
-        return max(0.0, float(response.headers.get("retry-after", "0")))
+        return max(0.0, float(headers.get("retry-after", "0")))
     except ValueError:
         return 0.0
+
+
+async def _read_answer(response: aiohttp.ClientResponse) -> None:
+    """Read and drop the answer's body, at most :data:`ANSWER_BODY_MAX_BYTES`. Once it is read to
+    its end aiohttp reuses the connection; otherwise (longer, or failing) it closes it."""
+    left = ANSWER_BODY_MAX_BYTES
+    # The status is already known: a body that fails or times out changes nothing about it.
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        while left > 0 and (chunk := await response.content.read(left)):
+            left -= len(chunk)
 
 
 class DeliveryWorker:
@@ -78,7 +111,7 @@ class DeliveryWorker:
         sealer: SubjectSealer | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -86,66 +119,78 @@ class DeliveryWorker:
         self._sealer = sealer
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
-        self._transport = transport
+        self._sleep = sleep
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=self.policy.timeout_seconds,
-            follow_redirects=False,
-            transport=self._transport,
-            headers={"user-agent": USER_AGENT},
+    def _session(self) -> aiohttp.ClientSession:
+        """The connection pool of one run: a cycle's attempts never wait for a connection (the
+        wait would count against their timeout), idle ones are kept for the next cycle."""
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=self.policy.batch, keepalive_timeout=IDLE_CONNECTION_SECONDS
+            ),
+            timeout=aiohttp.ClientTimeout(total=self.policy.timeout_seconds),
+            headers={"User-Agent": USER_AGENT},
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            trust_env=False,
         )
 
     def wake(self) -> None:
-        """Look for due rows now (callable from any thread, e.g. after an audit commit)."""
+        """Look for due rows after the coalescing window, not at the next poll (callable from
+        any thread, e.g. after an audit commit)."""
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run_forever(self) -> None:
         """Deliver until cancelled; errors of one cycle are logged and the next cycle runs."""
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        async with self._client() as client:
+        self._wake = wake = asyncio.Event()
+        async with self._session() as session:
             while True:
                 try:
-                    handled = await self._cycle(client)
+                    handled = await self._cycle(session)
                 except Exception as e:  # the database may be down: try again next cycle
                     log.error("outbox cycle failed", error=type(e).__name__, detail=str(e))
                     handled = 0
                 if handled >= self.policy.batch:
                     continue
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that arrives with a wake, and the app's shutdown would hang.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.policy.poll_seconds)
-                self._wake.clear()
+                    async with asyncio.timeout(self.policy.poll_seconds):
+                        await wake.wait()
+                if wake.is_set() and self.policy.coalesce_seconds > 0:
+                    await self._sleep(self.policy.coalesce_seconds)
+                # Cleared after the window: the rows of wakes during it are committed already.
+                wake.clear()
 
     async def run_once(self) -> int:
         """One cycle: claim due rows and attempt each; how many were attempted."""
-        async with self._client() as client:
-            return await self._cycle(client)
+        async with self._session() as session:
+            return await self._cycle(session)
 
-    async def _cycle(self, client: httpx.AsyncClient) -> int:
-        now_ms = int(self._clock() * 1000)
-        rows = await asyncio.to_thread(
-            self.store.claim_due,
-            now_ms,
-            limit=self.policy.batch,
-            lease_ms=int(self.policy.lease_seconds * 1000),
-        )
+    async def _cycle(self, session: aiohttp.ClientSession) -> int:
+        rows, hooks = await asyncio.to_thread(self._claim, int(self._clock() * 1000))
         if not rows:
             return 0
-        hooks = await asyncio.to_thread(self._webhooks, {r.party_id for r in rows})
         outcomes = await asyncio.gather(
-            *(self._attempt(client, row, hooks.get(row.party_id)) for row in rows)
+            *(self._attempt(session, row, hooks.get(row.party_id)) for row in rows)
         )
         # One commit for the whole cycle: the outbox shares the audit log's database.
         await asyncio.to_thread(self.store.record, outcomes)
         return len(rows)
 
-    def _webhooks(self, parties: set[str]) -> dict[str, Webhook]:
-        found = {p: self.registry.get(p) for p in parties}
-        return {p: h for p, h in found.items() if h is not None and h.active}
+    def _claim(self, now_ms: int) -> tuple[list[OutboxRow], dict[str, Webhook]]:
+        """The due rows (claimed) and their parties' active webhooks: one hop to a thread."""
+        rows = self.store.claim_due(
+            now_ms, limit=self.policy.batch, lease_ms=int(self.policy.lease_seconds * 1000)
+        )
+        if not rows:
+            return [], {}
+        found = self.registry.for_parties({r.party_id for r in rows})
+        return rows, {p: h for p, h in found.items() if h.active}
 
     def _body(self, row: OutboxRow) -> bytes:
         data: dict[str, Any] = dict(row.payload)
@@ -166,7 +211,7 @@ class DeliveryWorker:
         return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
 
     async def _attempt(
-        self, client: httpx.AsyncClient, row: OutboxRow, hook: Webhook | None
+        self, session: aiohttp.ClientSession, row: OutboxRow, hook: Webhook | None
     ) -> Outcome:
         retry_after = 0.0
         try:
@@ -175,10 +220,12 @@ class DeliveryWorker:
             body = self._body(row)
             headers = sign_headers(hook.secret, row.id, int(self._clock()), body)
             headers["content-type"] = "application/json"
-            # Streamed and never read: a receiver's answer body is of no interest, at any size.
-            async with client.stream("POST", hook.url, content=body, headers=headers) as response:
-                status = response.status_code
-                retry_after = _retry_after(response)
+            async with session.post(
+                hook.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                retry_after = _retry_after(response.headers)
+                await _read_answer(response)
             if 200 <= status < 300:
                 log.debug("notification delivered", id=row.id, party=row.party_id)
                 return Outcome(row.id, delivered_ms=int(self._clock() * 1000))
@@ -186,7 +233,7 @@ class DeliveryWorker:
         except _GiveUp as e:
             log.error("notification given up", id=row.id, party=row.party_id, error=str(e))
             return Outcome(row.id, error=str(e))
-        except (httpx.HTTPError, RuntimeError) as e:
+        except (aiohttp.ClientError, TimeoutError, RuntimeError) as e:
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         attempts = row.attempts + 1
         next_ms: int | None = None

@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, Update, bindparam, func, select, update
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym
@@ -216,6 +217,41 @@ def _row(r: Any) -> OutboxRow:
     )
 
 
+def _claim_statement() -> ReturningUpdate[Any]:
+    c = outbox.c
+    due = (
+        select(c.id)
+        .where(c.status == "pending", c.next_attempt_ms <= bindparam("now_ms"))
+        .order_by(c.next_attempt_ms)
+        .limit(bindparam("limit"))
+    )
+    return (
+        update(outbox)
+        .where(c.id.in_(due.scalar_subquery()), c.status == "pending")
+        .where(c.next_attempt_ms <= bindparam("now_ms"))
+        .values(next_attempt_ms=bindparam("lease_until_ms"))
+        .returning(*outbox.c)
+    )
+
+
+def _record_statement(**values: Any) -> Update:
+    c = outbox.c
+    if "status" in values:  # delivered or given up: the sealed identifier goes
+        values.update(subject_sealed=None, subject_key_version=None)
+    return (
+        update(outbox).where(c.id == bindparam("row_id")).values(attempts=c.attempts + 1, **values)
+    )
+
+
+# Built once: these run every cycle, and building a statement costs more than running it.
+_CLAIM = _claim_statement()
+_DELIVERED = _record_statement(
+    status="delivered", delivered_ms=bindparam("delivered_ms"), last_error=None
+)
+_RETRIED = _record_statement(last_error=bindparam("error"), next_attempt_ms=bindparam("next"))
+_FAILED = _record_statement(status="failed", last_error=bindparam("error"))
+
+
 class OutboxStore:
     """Reads and state changes of outbox rows (each its own short transaction)."""
 
@@ -223,30 +259,17 @@ class OutboxStore:
         self._engine = engine
 
     def claim_due(self, now_ms: int, *, limit: int, lease_ms: int) -> list[OutboxRow]:
-        """Pending rows due by ``now_ms``, each claimed for ``lease_ms`` (another process will
-        not take it meanwhile; a crash mid-delivery makes it due again when the lease ends)."""
-        c = outbox.c
+        """Pending rows due by ``now_ms`` (at most ``limit``, those due longest first), each
+        claimed for ``lease_ms``: another process will not take it meanwhile, and a crash
+        mid-delivery makes it due again when the lease ends. Returned as claimed (their
+        ``next_attempt_ms`` is the end of the lease), oldest first.
+
+        One statement (an update of the due rows that returns them): a row another process
+        claims meanwhile fails its re-checked conditions and is left out."""
+        params = {"now_ms": now_ms, "limit": limit, "lease_until_ms": now_ms + lease_ms}
         with self._engine.begin() as conn:
-            due = conn.execute(
-                select(outbox)
-                .where(c.status == "pending", c.next_attempt_ms <= now_ms)
-                .order_by(c.next_attempt_ms)
-                .limit(limit)
-            ).all()
-            claimed = []
-            for r in due:
-                result = conn.execute(
-                    update(outbox)
-                    .where(
-                        c.id == r.id,
-                        c.status == "pending",
-                        c.next_attempt_ms == r.next_attempt_ms,
-                    )
-                    .values(next_attempt_ms=now_ms + lease_ms)
-                )
-                if result.rowcount == 1:
-                    claimed.append(_row(r))
-        return claimed
+            rows = conn.execute(_CLAIM, params).all()
+        return sorted((_row(r) for r in rows), key=lambda r: r.created_ms)
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Record the attempts of one delivery cycle in one transaction: delivered rows lose
@@ -254,21 +277,24 @@ class OutboxStore:
         one, given up (and lose it too)."""
         if not outcomes:
             return
-        c = outbox.c
+        delivered, retried, failed = [], [], []
+        for o in outcomes:
+            if o.delivered_ms is not None:
+                delivered.append({"row_id": o.row_id, "delivered_ms": o.delivered_ms})
+                continue
+            error = (o.error or "failed")[:2000]
+            if o.next_attempt_ms is not None:
+                retried.append({"row_id": o.row_id, "error": error, "next": o.next_attempt_ms})
+            else:
+                failed.append({"row_id": o.row_id, "error": error})
         with self._engine.begin() as conn:
-            for o in outcomes:
-                values: dict[str, Any] = {"attempts": c.attempts + 1}
-                if o.delivered_ms is not None:
-                    values.update(status="delivered", delivered_ms=o.delivered_ms, last_error=None)
-                else:
-                    values["last_error"] = (o.error or "failed")[:2000]
-                    if o.next_attempt_ms is not None:
-                        values["next_attempt_ms"] = o.next_attempt_ms
-                    else:
-                        values["status"] = "failed"
-                if "status" in values:
-                    values.update(subject_sealed=None, subject_key_version=None)
-                conn.execute(update(outbox).where(c.id == o.row_id).values(**values))
+            for statement, params in (
+                (_DELIVERED, delivered),
+                (_RETRIED, retried),
+                (_FAILED, failed),
+            ):
+                if params:
+                    conn.execute(statement, params)
 
     def get(self, row_id: str) -> OutboxRow | None:
         with self._engine.connect() as conn:

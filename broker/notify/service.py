@@ -73,6 +73,7 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         backoff_max_seconds=settings.webhook_backoff_max_seconds,
         timeout_seconds=settings.webhook_timeout_seconds,
         poll_seconds=settings.webhook_poll_seconds,
+        coalesce_seconds=settings.webhook_coalesce_ms / 1000,
     )
 
 

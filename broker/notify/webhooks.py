@@ -9,11 +9,12 @@ an ``admin_events`` row written in the same transaction. Secrets never appear in
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from broker.core.errors import Conflict, NotFound
 from broker.core.urls import check_admin_url
@@ -51,6 +52,10 @@ def _log(conn: Connection, actor: str, action: str, party_id: str, details: dict
 
 def _from_row(r: Any) -> Webhook:
     return Webhook(r.party_id, r.url, bool(r.active), r.created_ms, r.updated_ms, r.secret)
+
+
+# Built once: the delivery worker runs it every cycle.
+_FOR_PARTIES = select(webhooks).where(webhooks.c.party_id.in_(bindparam("parties", expanding=True)))
 
 
 class WebhookRegistry:
@@ -127,6 +132,14 @@ class WebhookRegistry:
         with self._engine.connect() as conn:
             r = conn.execute(select(webhooks).where(webhooks.c.party_id == party_id)).first()
         return None if r is None else _from_row(r)
+
+    def for_parties(self, party_ids: Collection[str]) -> dict[str, Webhook]:
+        """The registrations of ``party_ids`` (active or not) by party, in one query."""
+        if not party_ids:
+            return {}
+        with self._engine.connect() as conn:
+            rows = conn.execute(_FOR_PARTIES, {"parties": list(party_ids)}).all()
+        return {r.party_id: _from_row(r) for r in rows}
 
     def list(self) -> list[Webhook]:
         with self._engine.connect() as conn:

@@ -1,9 +1,12 @@
 """Fixtures: a migrated database with the demo's council and hospital, a webhook receiver served
-on loopback (the demo's), a settable clock, and a subject sealer with a test key."""
+on loopback (the demo's), a settable clock, and a subject sealer with a test key; helpers to queue
+a notification, read its row, register the receiver, and wait for something to happen."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import dataclasses
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine
@@ -16,8 +19,10 @@ from broker.core.pseudonym import PseudonymKey, PseudonymKeyring, pseudonymise
 from broker.db.engine import build_engine
 from broker.db.migrate import upgrade
 from broker.demo.parties import COUNCIL, HOSPITAL
-from broker.notify.outbox import ProviderNotice
+from broker.notify.demo import register_demo_webhook
+from broker.notify.outbox import OutboxRow, OutboxStore, ProviderNotice, enqueue_notification
 from broker.notify.sealing import SubjectSealer
+from broker.notify.webhooks import WebhookRegistry
 
 KEY = PseudonymKey("v1", b"notify-tests-pseudonym-key-32-b!")
 CHILD = SubjectId("nhs_number", "9990000018")
@@ -49,6 +54,39 @@ def notice(exchange_id: str = "0f9d4c1e-0000-4000-8000-000000000001") -> Provide
         summary="The child attended the emergency department at Calderbridge Hospitals: "
         "Emergency Department safeguarding checked their child protection record",
     )
+
+
+def enqueue(
+    engine: Engine, clock: Clock, sealer: SubjectSealer | None = None, *, party: str = COUNCIL
+) -> str:
+    """Queue a notice to ``party``, due now; with a sealer, the child's identifier goes too."""
+    with engine.begin() as conn:
+        return enqueue_notification(
+            conn,
+            dataclasses.replace(notice(), provider_party=party),
+            now_ms=int(clock() * 1000),
+            subject=CHILD if sealer else None,
+            sealer=sealer,
+        )
+
+
+def outbox_row(engine: Engine, row_id: str) -> OutboxRow:
+    row = OutboxStore(engine).get(row_id)
+    assert row is not None
+    return row
+
+
+def register(engine: Engine, receiver: DemoWebhookReceiver) -> None:
+    register_demo_webhook(WebhookRegistry(engine), receiver.url, receiver.secret)
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Return once ``check()`` holds; fail the test if it has not within about 10 s."""
+    for _ in range(1000):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the awaited state was never reached")
 
 
 @pytest.fixture

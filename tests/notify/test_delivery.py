@@ -14,24 +14,13 @@ from adapters.demo.webhook_receiver import DemoWebhookReceiver
 from broker.demo.parties import COUNCIL
 from broker.notify.delivery import DeliveryPolicy, DeliveryWorker
 from broker.notify.demo import register_demo_webhook
-from broker.notify.outbox import OutboxRow, OutboxStore, enqueue_notification
+from broker.notify.outbox import OutboxStore
 from broker.notify.sealing import SubjectSealer
 from broker.notify.signing import new_secret
 from broker.notify.webhooks import WebhookRegistry
-from tests.notify.conftest import CHILD, Clock, notice
+from tests.notify.conftest import CHILD, Clock, enqueue, outbox_row, register
 
 POLICY = DeliveryPolicy(max_attempts=4, backoff_base_seconds=10.0, backoff_max_seconds=100.0)
-
-
-def _enqueue(engine: Engine, clock: Clock, sealer: SubjectSealer | None = None) -> str:
-    with engine.begin() as conn:
-        return enqueue_notification(
-            conn,
-            notice(),
-            now_ms=int(clock() * 1000),
-            subject=CHILD if sealer else None,
-            sealer=sealer,
-        )
 
 
 def _worker(
@@ -47,22 +36,12 @@ def _worker(
     )
 
 
-def _row(engine: Engine, row_id: str) -> OutboxRow:
-    row = OutboxStore(engine).get(row_id)
-    assert row is not None
-    return row
-
-
-def _register(engine: Engine, receiver: DemoWebhookReceiver) -> None:
-    register_demo_webhook(WebhookRegistry(engine), receiver.url, receiver.secret)
-
-
 def test_a_notification_reaches_the_council_signed_and_with_its_own_identifier(
     engine: Engine, clock: Clock, sealer: SubjectSealer, receiver: DemoWebhookReceiver
 ) -> None:
     clock.now = time.time()  # the receiver checks timestamps against its own clock
-    _register(engine, receiver)
-    row_id = _enqueue(engine, clock, sealer)
+    register(engine, receiver)
+    row_id = enqueue(engine, clock, sealer)
     assert asyncio.run(_worker(engine, clock, sealer).run_once()) == 1
     [event] = receiver.snapshot()
     assert event["id"] == row_id
@@ -72,7 +51,7 @@ def test_a_notification_reaches_the_council_signed_and_with_its_own_identifier(
     assert data["dataset"] == "ccc.child-protection"
     assert data["requesting_party"] == "R9Z"
     assert "emergency department" in data["summary"]
-    row = _row(engine, row_id)
+    row = outbox_row(engine, row_id)
     assert (row.status, row.attempts, row.subject_sealed) == ("delivered", 1, None)
     assert receiver.rejected == 0
 
@@ -81,15 +60,15 @@ def test_500s_are_retried_with_growing_backoff_until_delivered(
     engine: Engine, clock: Clock, sealer: SubjectSealer, receiver: DemoWebhookReceiver
 ) -> None:
     clock.now = time.time()
-    _register(engine, receiver)
-    row_id = _enqueue(engine, clock, sealer)
+    register(engine, receiver)
+    row_id = enqueue(engine, clock, sealer)
     receiver.answer_with = [500, 503]
     worker = _worker(engine, clock, sealer)
     waits = []
     for _ in range(2):
         before = clock.now
         assert asyncio.run(worker.run_once()) == 1
-        row = _row(engine, row_id)
+        row = outbox_row(engine, row_id)
         assert row.status == "pending"
         assert row.last_error is not None
         waits.append(row.next_attempt_ms / 1000 - before)
@@ -98,7 +77,7 @@ def test_500s_are_retried_with_growing_backoff_until_delivered(
     assert 5 <= waits[0] <= 10
     assert 10 <= waits[1] <= 20
     assert asyncio.run(worker.run_once()) == 1
-    row = _row(engine, row_id)
+    row = outbox_row(engine, row_id)
     assert (row.status, row.attempts) == ("delivered", 3)
     assert len(receiver.snapshot()) == 1
     assert receiver.attempts == 3
@@ -108,14 +87,14 @@ def test_it_gives_up_after_max_attempts_and_erases_the_identifier(
     engine: Engine, clock: Clock, sealer: SubjectSealer, receiver: DemoWebhookReceiver
 ) -> None:
     clock.now = time.time()
-    _register(engine, receiver)
-    row_id = _enqueue(engine, clock, sealer)
+    register(engine, receiver)
+    row_id = enqueue(engine, clock, sealer)
     receiver.answer_with = [500] * 10
     worker = _worker(engine, clock, sealer)
     for _ in range(POLICY.max_attempts):
         assert asyncio.run(worker.run_once()) == 1
         clock.now += POLICY.backoff_max_seconds
-    row = _row(engine, row_id)
+    row = outbox_row(engine, row_id)
     assert (row.status, row.attempts, row.last_error) == ("failed", 4, "HTTP 500 from the webhook")
     assert row.subject_sealed is None
     assert asyncio.run(worker.run_once()) == 0
@@ -127,36 +106,36 @@ def test_a_bad_signature_is_refused_by_the_receiver_and_retried(
 ) -> None:
     clock.now = time.time()
     register_demo_webhook(WebhookRegistry(engine), receiver.url, new_secret())  # wrong secret
-    row_id = _enqueue(engine, clock, sealer)
+    row_id = enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
     assert receiver.rejected == 1
     assert receiver.snapshot() == []
-    assert _row(engine, row_id).last_error == "HTTP 401 from the webhook"
+    assert outbox_row(engine, row_id).last_error == "HTTP 401 from the webhook"
 
 
 def test_without_a_webhook_the_notification_waits_for_one(
     engine: Engine, clock: Clock, sealer: SubjectSealer, receiver: DemoWebhookReceiver
 ) -> None:
     clock.now = time.time()
-    row_id = _enqueue(engine, clock, sealer)
+    row_id = enqueue(engine, clock, sealer)
     worker = _worker(engine, clock, sealer)
     asyncio.run(worker.run_once())
-    row = _row(engine, row_id)
+    row = outbox_row(engine, row_id)
     assert row.status == "pending"
     assert row.last_error == f"RuntimeError: no active webhook registered for {COUNCIL}"
-    _register(engine, receiver)
+    register(engine, receiver)
     clock.now = row.next_attempt_ms / 1000
     asyncio.run(worker.run_once())
-    assert _row(engine, row_id).status == "delivered"
+    assert outbox_row(engine, row_id).status == "delivered"
 
 
 def test_a_paused_webhook_is_not_posted_to(
     engine: Engine, clock: Clock, sealer: SubjectSealer, receiver: DemoWebhookReceiver
 ) -> None:
     clock.now = time.time()
-    _register(engine, receiver)
+    register(engine, receiver)
     WebhookRegistry(engine).set_active(COUNCIL, False, actor="test")
-    _enqueue(engine, clock, sealer)
+    enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
     assert receiver.attempts == 0
 
@@ -165,13 +144,13 @@ def test_an_unreachable_webhook_is_retried(
     engine: Engine, clock: Clock, sealer: SubjectSealer
 ) -> None:
     WebhookRegistry(engine).add(COUNCIL, "http://127.0.0.1:9/nothing-listens", actor="test")
-    row_id = _enqueue(engine, clock, sealer)
+    row_id = enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
-    row = _row(engine, row_id)
+    row = outbox_row(engine, row_id)
     assert row.status == "pending"
     assert row.attempts == 1
     assert row.last_error is not None
-    assert row.last_error.startswith("ConnectError")
+    assert row.last_error.startswith("ClientConnectorError: Cannot connect to host 127.0.0.1:9")
 
 
 def test_a_restart_resumes_from_the_database(
@@ -182,8 +161,8 @@ def test_a_restart_resumes_from_the_database(
     tmp_path: object,
 ) -> None:
     clock.now = time.time()
-    _register(engine, receiver)
-    row_id = _enqueue(engine, clock, sealer)
+    register(engine, receiver)
+    row_id = enqueue(engine, clock, sealer)
     # A worker claims the row and the process dies before posting it.
     claimed = OutboxStore(engine).claim_due(int(clock() * 1000), limit=5, lease_ms=60_000)
     assert [r.id for r in claimed] == [row_id]
@@ -199,14 +178,14 @@ def test_run_forever_delivers_when_woken_and_stops_when_cancelled(
     engine: Engine, sealer: SubjectSealer, receiver: DemoWebhookReceiver
 ) -> None:
     clock = Clock(time.time())
-    _register(engine, receiver)
+    register(engine, receiver)
     policy = DeliveryPolicy(poll_seconds=30.0)  # only a wake can make it look again soon
 
     async def scenario() -> None:
         worker = _worker(engine, clock, sealer, policy)
         task = asyncio.create_task(worker.run_forever())
         await asyncio.sleep(0.05)  # let it start and go idle
-        _enqueue(engine, clock, sealer)
+        enqueue(engine, clock, sealer)
         worker.wake()
         for _ in range(500):
             if receiver.snapshot():
@@ -239,7 +218,7 @@ def test_failed_notifications_are_a_readiness_note(
     worker = _worker(engine, clock, sealer, DeliveryPolicy(max_attempts=1))
     notifications = Notifications(worker.store, worker.registry, worker, sealer, clock)
     assert notifications.note() is None
-    _enqueue(engine, clock, sealer)
+    enqueue(engine, clock, sealer)
     asyncio.run(worker.run_once())  # no webhook, one attempt allowed: failed
     assert notifications.note() == (
         "1 provider notification(s) failed: broker webhooks outbox --status failed"
@@ -264,10 +243,10 @@ def test_retry_after_is_a_floor_on_the_backoff(
     most: float,
 ) -> None:
     clock.now = time.time()
-    _register(engine, receiver)
-    row_id = _enqueue(engine, clock, sealer)
+    register(engine, receiver)
+    row_id = enqueue(engine, clock, sealer)
     receiver.answer_with, receiver.retry_after = [503], retry_after
     policy = DeliveryPolicy(backoff_base_seconds=10.0, backoff_max_seconds=3600.0)
     asyncio.run(_worker(engine, clock, sealer, policy).run_once())
-    wait = _row(engine, row_id).next_attempt_ms / 1000 - clock.now
+    wait = outbox_row(engine, row_id).next_attempt_ms / 1000 - clock.now
     assert least - 0.001 <= wait <= most + 0.001

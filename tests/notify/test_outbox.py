@@ -183,6 +183,28 @@ def test_a_claimed_row_is_not_claimed_again_until_its_lease_ends(engine: Engine)
     assert [r.id for r in store.claim_due(61_000, limit=10, lease_ms=60_000)] == [row_id]
 
 
+def test_claims_running_at_once_never_take_a_row_twice(engine: Engine) -> None:
+    with engine.begin() as conn:
+        queued = [
+            enqueue_notification(conn, notice(str(uuid.uuid4())), now_ms=1000) for _ in range(60)
+        ]
+    store = OutboxStore(engine)
+    claimed: list[str] = []
+    start = threading.Barrier(4)
+
+    def claimer() -> None:  # another broker process's worker
+        start.wait()
+        while rows := store.claim_due(2000, limit=7, lease_ms=60_000):
+            claimed.extend(r.id for r in rows)
+
+    threads = [threading.Thread(target=claimer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(queued)
+
+
 def test_a_row_is_not_due_before_its_time(engine: Engine) -> None:
     with engine.begin() as conn:
         enqueue_notification(conn, notice(), now_ms=5000)
