@@ -30,6 +30,7 @@ from broker.audit.entry import AuditEntry, SealedEntry, seal
 from broker.audit.errors import AuditError, AuditUnavailableError, ProofError
 from broker.audit.receipts import build_receipt
 from broker.core import merkle
+from broker.db.gate import write_gate
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class AuditLog:
         self._policy = policy or store.CheckpointPolicy()
         self._max_batch = max_batch
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._gate = write_gate(engine)
         self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._leader = False
@@ -195,14 +197,15 @@ class AuditLog:
                 item.error.__cause__ = e
 
     def _commit_once(self, batch: list[_Pending]) -> None:
-        result = store.commit_batch(
-            self._engine,
-            [it.sealed for it in batch],
-            now_ms=self._clock_ms(),
-            sign=self._signer.sign,
-            policy=self._policy,
-            extras=[write for it in batch for write in it.extras],
-        )
+        with self._gate.held():
+            result = store.commit_batch(
+                self._engine,
+                [it.sealed for it in batch],
+                now_ms=self._clock_ms(),
+                sign=self._signer.sign,
+                policy=self._policy,
+                extras=[write for it in batch for write in it.extras],
+            )
         for offset, item in enumerate(batch):
             item.result = Appended(
                 exchange_id=item.sealed.search.exchange_id,

@@ -34,6 +34,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 
 from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym
+from broker.db.gate import write_gate
 from broker.notify.sealing import SubjectSealer
 from broker.notify.tables import outbox
 
@@ -257,6 +258,7 @@ class OutboxStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._gate = write_gate(engine)
 
     def claim_due(self, now_ms: int, *, limit: int, lease_ms: int) -> list[OutboxRow]:
         """Pending rows due by ``now_ms`` (at most ``limit``, those due longest first), each
@@ -267,7 +269,7 @@ class OutboxStore:
         One statement (an update of the due rows that returns them): a row another process
         claims meanwhile fails its re-checked conditions and is left out."""
         params = {"now_ms": now_ms, "limit": limit, "lease_until_ms": now_ms + lease_ms}
-        with self._engine.begin() as conn:
+        with self._gate.held(), self._engine.begin() as conn:
             rows = conn.execute(_CLAIM, params).all()
         return sorted((_row(r) for r in rows), key=lambda r: r.created_ms)
 
@@ -287,7 +289,7 @@ class OutboxStore:
                 retried.append({"row_id": o.row_id, "error": error, "next": o.next_attempt_ms})
             else:
                 failed.append({"row_id": o.row_id, "error": error})
-        with self._engine.begin() as conn:
+        with self._gate.held(), self._engine.begin() as conn:
             for statement, params in (
                 (_DELIVERED, delivered),
                 (_RETRIED, retried),
