@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     """Server processes ``broker serve`` runs (``--workers`` overrides it). Each process enforces
     its share of every per-client rate (rate and burst divided by this number, at least one
     request), so the configured rate stays a ceiling whichever process a request reaches."""
+    worker_threads: int = Field(default=8, ge=1, le=256)
+    """Threads per process for blocking work (database, policy engine). Small on purpose: more
+    threads than cores mostly add contention for Python's GIL (see docs/performance.md)."""
 
     # --- governance console (/console) ---
     console_session_idle_seconds: int = Field(default=1800, ge=60, le=86400)

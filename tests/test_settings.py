@@ -93,3 +93,25 @@ def test_a_demo_client_key_cannot_be_registered_outside_the_demo(tmp_path: Path)
         services.registry.add_client("c1", "p1", "c", {"keys": [jwk]}, ["exchange"], actor="t")
     assert "demo key" in caught.value.problems[0].message
     services.close()
+
+
+def test_the_worker_thread_pool_is_sized_from_the_settings(tmp_path: Path) -> None:
+    """The app's lifespan sizes the pool its blocking work runs on (``BROKER_WORKER_THREADS``)."""
+    import anyio
+    from anyio import to_thread
+
+    from broker.app import create_app
+
+    config = _settings(tmp_path, worker_threads=3)
+    init_secrets(config)
+    services = build_services(config)
+    app = create_app(config, services)
+
+    async def inside_lifespan() -> float:
+        async with app.router.lifespan_context(app):
+            return to_thread.current_default_thread_limiter().total_tokens
+
+    try:
+        assert anyio.run(inside_lifespan) == 3
+    finally:
+        services.close()
