@@ -1,13 +1,14 @@
 """End-to-end exchange benchmark: the broker as deployed against the same record read directly.
 
-    PYTHONPATH=. /work/venv/bin/python bench/exchange_bench.py                 # ~95 s
-    PYTHONPATH=. /work/venv/bin/python bench/exchange_bench.py --seconds 3     # quick look
-    PYTHONPATH=. /work/venv/bin/python bench/exchange_bench.py --levels 1,32 --py-spy out/
+    .venv/bin/python -m bench.exchange_bench                   # 1, 8, 32, 128 clients (~2 min)
+    .venv/bin/python -m bench.exchange_bench --seconds 3       # quick look
+    .venv/bin/python -m bench.exchange_bench --workers 1       # one server process
+    .venv/bin/python -m bench.exchange_bench --levels 1,32 --py-spy out/
 
 Three kinds of OS process, all on loopback:
 
-* the broker: ``broker serve --demo`` (uvicorn with uvloop and httptools, one process; with
-  ``--workers N``, ``broker serve --demo --workers N``: N worker processes) in a fresh
+* the broker: ``broker serve --demo --workers N`` (uvicorn with uvloop and httptools; N server
+  processes, by default one per core, as it is deployed; ``--workers 1``: one process) in a fresh
   var directory under a temporary folder, with production-like settings: the durable audit log
   on SQLite in WAL mode with ``synchronous=FULL`` (every answer waits for its entry to be on
   disk; concurrent requests share commits), JSON logs at WARNING, ``BROKER_PUBLIC_URL`` set to
@@ -282,9 +283,9 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=0,
-        help="0: `broker serve --demo` (one process, the default); N: "
-        "`broker serve --demo --workers N` (N server processes)",
+        default=os.cpu_count() or 1,
+        help="`broker serve --demo --workers N`: N server processes (default: one per core, "
+        "as the broker is deployed; 0 or 1: one process)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--py-spy", type=Path, help="record a py-spy profile per broker run here")
