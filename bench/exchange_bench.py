@@ -3,12 +3,14 @@
     .venv/bin/python -m bench.exchange_bench                   # 1, 8, 32, 128 clients (~2 min)
     .venv/bin/python -m bench.exchange_bench --seconds 3       # quick look
     .venv/bin/python -m bench.exchange_bench --workers 1       # one server process
+    .venv/bin/python -m bench.exchange_bench --no-pin          # processes not pinned to cores
     .venv/bin/python -m bench.exchange_bench --levels 1,32 --py-spy out/
 
 Three kinds of OS process, all on loopback:
 
 * the broker: ``broker serve --demo --workers N`` (uvicorn with uvloop and httptools; N server
-  processes, by default one per core, as it is deployed; ``--workers 1``: one process) in a fresh
+  processes, by default one per core, each pinned to its core (``BROKER_PIN_WORKERS``), as it is
+  deployed on a host of its own; ``--workers 1``: one process) in a fresh
   var directory under a temporary folder, with production-like settings: the durable audit log
   on SQLite in WAL mode with ``synchronous=FULL`` (every answer waits for its entry to be on
   disk; concurrent requests share commits), JSON logs at WARNING, ``BROKER_PUBLIC_URL`` set to
@@ -85,8 +87,10 @@ def exchange_body(nhs_number: str) -> dict[str, Any]:
     }
 
 
-def broker_env(var: Path, port: int) -> dict[str, str]:
+def broker_env(var: Path, port: int, pin: bool = True) -> dict[str, str]:
     return {
+        # A host that runs the broker alone: each server process on a core of its own.
+        "BROKER_PIN_WORKERS": "true" if pin else "false",
         "PYTHONPATH": str(REPO),
         "BROKER_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "BROKER_DATABASE_URL": f"sqlite:///{var / 'broker.db'}",
@@ -287,6 +291,11 @@ def main() -> None:
         help="`broker serve --demo --workers N`: N server processes (default: one per core, "
         "as the broker is deployed; 0 or 1: one process)",
     )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave the server processes unpinned (BROKER_PIN_WORKERS=false)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--py-spy", type=Path, help="record a py-spy profile per broker run here")
     args = parser.parse_args()
@@ -299,7 +308,7 @@ def main() -> None:
     var.mkdir()
     broker_port, direct_port = free_port(), free_port()
     base = f"http://127.0.0.1:{broker_port}"
-    env = broker_env(var, broker_port)
+    env = broker_env(var, broker_port, pin=not args.no_pin)
     serve = "from broker.cli.main import main; main()"
     command = [PYTHON, "-c", serve, "serve", "--demo", "--port", str(broker_port)]
     if args.workers > 0:

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     """Server processes ``broker serve`` runs (``--workers`` overrides it). Each process enforces
     its share of every per-client rate (rate and burst divided by this number, at least one
     request), so the configured rate stays a ceiling whichever process a request reaches."""
+    pin_workers: bool = False
+    """With several server processes, keep each on a core of its own (Linux CPU affinity; the
+    first free core of those the broker may use, one per process until they run out). Fewer
+    hand-offs between cores on every request: for a host that runs the broker alone."""
     worker_threads: int = Field(default=8, ge=1, le=256)
     """Threads per process for blocking work (database, policy engine). Small on purpose: more
     threads than cores mostly add contention for Python's GIL (see docs/performance.md)."""

@@ -23,6 +23,7 @@ are added up across processes (:mod:`broker.observability`).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -88,6 +89,30 @@ class WorkerPlan:
             raise ConfigurationError(f"{PLAN_VARIABLE} is not a worker plan: {e}") from e
 
 
+#: The core this process holds (its lock file stays open, so locked, while the process lives).
+_held_core: int | None = None
+
+
+def pin_to_a_free_core(lock_dir: Path) -> int | None:
+    """Bind this process (and the threads it starts afterwards) to the first core of those it may
+    use that no other worker holds, and hold it; None when every core is taken or the platform
+    has no CPU affinity. Call before any thread starts."""
+    global _held_core
+    if _held_core is not None or not hasattr(os, "sched_setaffinity"):
+        return _held_core
+    for core in sorted(os.sched_getaffinity(0)):
+        fd = os.open(lock_dir / f"core-{core}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        os.sched_setaffinity(0, {core})
+        _held_core = core
+        return core
+    return None
+
+
 def worker_app() -> FastAPI:
     """One worker's application (uvicorn calls this factory in every worker process).
 
@@ -97,6 +122,8 @@ def worker_app() -> FastAPI:
         raise ConfigurationError(f"{PLAN_VARIABLE} is not set: start workers with broker serve")
     plan = WorkerPlan.from_json(text)
     config = plan.settings
+    if config.pin_workers:
+        pin_to_a_free_core(plan.metrics_dir)
     configure_logging(config.log_level, config.log_json)
     bindings = None
     if plan.bindings_file is not None:

@@ -320,9 +320,14 @@ def test_a_client_gets_its_configured_rate_once_not_once_per_worker(demo: Runnin
 
 
 @pytest.mark.slow
+def _cores_allowed(pid: int) -> set[int]:
+    return os.sched_getaffinity(pid)
+
+
 def test_without_demo_the_parent_migrates_and_sigint_stops_every_process(
     tmp_path: Path,
 ) -> None:
+    """Also ``BROKER_PIN_WORKERS``: each worker on a core of its own."""
     port = free_port()
     config = make_settings(tmp_path, f"sqlite:///{tmp_path / 'broker.db'}", port=port)
     env = base_env(
@@ -331,11 +336,18 @@ def test_without_demo_the_parent_migrates_and_sigint_stops_every_process(
         BROKER_KEYS_DIR=str(config.keys_dir),
         BROKER_PSEUDONYM_KEY_FILE=str(config.pseudonym_key_file),
         BROKER_WORKERS="2",
+        BROKER_PIN_WORKERS="true",
     )
     with serving(tmp_path, env, port) as running:
         ready = httpx.get(f"{running.url}/readyz", timeout=10)
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["database"] == "ok"
+        cores = [_cores_allowed(pid) for pid in running.workers()]
+        available = os.sched_getaffinity(0)
+        pinned = [c for c in cores if len(c) == 1]
+        assert len(pinned) == min(2, len(available))  # one core each while cores last
+        assert len({min(c) for c in pinned}) == len(pinned)  # never the same core twice
+        assert all(c <= available for c in cores)
         code, before = running.stop(signal.SIGINT)
     assert code == 0, running.log.read_text()[-3000:]
     assert len([cmd for cmd in before.values() if "spawn_main" in cmd]) == 2
