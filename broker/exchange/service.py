@@ -457,10 +457,6 @@ class ExchangeService:
     ) -> list[Callable[[Connection], None]]:
         """The outbox row telling the provider, written in the audit entry's transaction."""
         provider = decision.obligations.notify_provider
-        import os
-
-        if os.environ.get("XX_NO_NOTIFY"):
-            return []
         if provider is None or self._notifications is None or decision.matched is None:
             return []
         notice = ProviderNotice(
