@@ -71,10 +71,14 @@ async def create_exchange(
     # (before anything else in it); with one it must pass before a stored answer is replayed.
     caller: Caller | Callable[[], Caller] = check_caller
     if key is not None:
-        caller = await run_in_threadpool(check_caller)
         digest = body_digest(await request.body())
         now_ms = int(services.clock() * 1000)
-        stored = await run_in_threadpool(services.idempotency.begin, client_id, key, digest, now_ms)
+
+        def check_then_begin(key: str) -> tuple[Caller, StoredAnswer | None]:
+            checked = check_caller()
+            return checked, services.idempotency.begin(client_id, key, digest, now_ms)
+
+        caller, stored = await run_in_threadpool(check_then_begin, key)
         if stored is not None:
             media = PROBLEM_JSON if stored.status_code >= 400 else "application/json"
             return JSONResponse(
