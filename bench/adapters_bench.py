@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import httpx
 
-from adapters.demo.runtime import start_demo_sources
 from adapters.sources import Sources
 from broker.core.identifiers import SubjectId
+from demo.sources.runtime import start_demo_sources
 
 SOURCE_PROCESS = r"""
 import asyncio, sys

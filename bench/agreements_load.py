@@ -30,7 +30,7 @@ from broker.agreements.signing import (
 )
 from broker.agreements.store import MemoryAgreementStore
 from broker.core.canonical import digest
-from broker.demo.parties import DEMO_PARTIES
+from demo.parties import DEMO_PARTIES
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "agreements" / "examples"

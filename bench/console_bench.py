@@ -32,10 +32,10 @@ from broker.console.service import load_pseudonyms
 from broker.container import build_services
 from broker.core.nhs_number import test_number
 from broker.core.pseudonym import PseudonymKeyring
-from broker.demo import bootstrap
-from broker.demo.parties import COUNCIL, HOSPITAL
 from broker.observability import configure_logging
 from broker.settings import Settings
+from demo import bootstrap
+from demo.parties import COUNCIL, HOSPITAL
 
 AGREEMENTS = [
     ("ISA-SAFEGUARDING-CHILDREN", HOSPITAL, "r9z-ed-safeguarding", "ccc.child-protection"),

@@ -25,7 +25,7 @@ from sqlalchemy import column, create_engine, select, table
 from sqlalchemy.pool import QueuePool
 from starlette.concurrency import run_in_threadpool
 
-#: The columns behind the fields the benchmark asks for (adapters/bindings/demo.yaml).
+#: The columns behind the fields the benchmark asks for (demo/sources/bindings.yaml).
 COLUMNS = {
     "name.family": "family_name",
     "child_protection_plan.status": "cpp_status",

@@ -56,7 +56,7 @@ import httpx
 
 from broker.auth.assertion import ASSERTION_TYPE
 from broker.auth.client_assertion import make_client_assertion
-from broker.demo.keys import demo_client_key
+from demo.keys import demo_client_key
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

@@ -25,13 +25,13 @@ from typing import Any
 
 from anyio import to_thread
 
-from adapters.demo.runtime import start_demo_sources
 from broker.audit.entry import new_exchange_id
 from broker.core.identifiers import SubjectId
 from broker.exchange.request import ExchangeRequest
 from broker.exchange.service import Caller
 from broker.observability import configure_logging
 from broker.policy.input import PolicyRequest, build_input
+from demo.sources.runtime import start_demo_sources
 from tests.support import demo_key, live_broker
 
 CLIENT = "r9z-ed-safeguarding"

@@ -37,8 +37,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
-from adapters.demo.runtime import ServerThread
-from adapters.demo.webhook_receiver import PATH, DemoWebhookReceiver
 from bench.stats import summary
 from broker.audit.entry import AgreementRef, AuditEntry
 from broker.audit.log import AuditLog, LogSigner
@@ -47,18 +45,20 @@ from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import PseudonymKey, PseudonymKeyring, pseudonymise
 from broker.db.engine import build_engine
 from broker.db.migrate import upgrade
-from broker.demo.parties import COUNCIL, HOSPITAL
 from broker.identity.jwks import JwksCache
 from broker.identity.service import IdentityProviders
 from broker.identity.store import IdentityProviderStore
 from broker.notify.delivery import DeliveryPolicy, DeliveryWorker
-from broker.notify.demo import register_demo_webhook
 from broker.notify.outbox import OutboxStore, ProviderNotice, enqueue_notification
 from broker.notify.sealing import SubjectSealer
 from broker.notify.service import Notifications
 from broker.notify.signing import new_secret
 from broker.notify.webhooks import WebhookRegistry
 from broker.observability import configure_logging
+from demo.notify import register_demo_webhook
+from demo.parties import COUNCIL, HOSPITAL
+from demo.sources.runtime import ServerThread
+from demo.sources.webhook_receiver import PATH, DemoWebhookReceiver
 
 KEY = PseudonymKey("v1", b"bench-pseudonym-key-of-32-bytes!")
 CHILD = SubjectId("nhs_number", "9990000018")

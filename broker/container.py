@@ -21,9 +21,9 @@ from broker.auth.replay import ReplayStore, SqlReplayStore
 from broker.auth.tokens import TokenService
 from broker.core.errors import NotFound
 from broker.core.pseudonym import PseudonymKeyring, load_key_file
+from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
-from broker.demo.keys import demo_key_thumbprints
 from broker.exchange.idempotency import IdempotencyStore
 from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
 from broker.exchange.service import DatasetFacts, ExchangeService
@@ -108,9 +108,9 @@ def build_services(
     if run_migrations:
         migrate.upgrade(engine)
     keyring = KeyRing.load(settings.keys_dir)
-    registry = Registry(engine, frozenset() if settings.demo else demo_key_thumbprints())
+    refused = refused_thumbprints(demo=settings.demo)
+    registry = Registry(engine, refused)
     holder, runtime = build_policy(settings, engine, registry)
-    refused = frozenset() if settings.demo else demo_key_thumbprints()
     audit = open_log(
         settings,
         engine,

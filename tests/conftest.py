@@ -94,7 +94,7 @@ def _quiet_logs() -> None:
 def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The synthetic Calderbridge source systems (council databases, NHS FHIR server, police
     REST service) on loopback, started once per test session."""
-    from adapters.demo.runtime import start_demo_sources
+    from demo.sources.runtime import start_demo_sources
 
     sources = start_demo_sources(tmp_path_factory.mktemp("demo-sources"))
     try:

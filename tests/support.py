@@ -158,7 +158,7 @@ def live_broker(
     port = free_port()
     config = make_settings(tmp_path, database_url, port=port, **extra)
     if config.demo:
-        from broker.demo import bootstrap
+        from demo import bootstrap
 
         bootstrap.prepare(config, tmp_path / "demo-keys")
     clock = Clock()
@@ -176,6 +176,6 @@ def live_broker(
 
 
 def demo_key(client_id: str) -> PrivateKey:
-    from broker.demo.keys import demo_client_key
+    from demo.keys import demo_client_key
 
     return demo_client_key(client_id)

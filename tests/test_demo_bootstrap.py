@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from broker.container import build_services
-from broker.demo import bootstrap
-from broker.demo.parties import DEMO_CLIENTS, DEMO_PARTIES
+from demo import bootstrap
+from demo.parties import DEMO_CLIENTS, DEMO_PARTIES
 from tests.support import make_settings
 
 

@@ -81,7 +81,7 @@ def test_init_creates_secrets_once(tmp_path: Path) -> None:
 
 def test_a_demo_client_key_cannot_be_registered_outside_the_demo(tmp_path: Path) -> None:
     from broker.core.errors import InvalidInput
-    from broker.demo.keys import demo_client_key
+    from demo.keys import demo_client_key
     from tests.support import public_jwk
 
     config = _settings(tmp_path)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from broker.agreements.demo import refuse_demo_keys
-from broker.agreements.errors import DocumentInvalidError, NotASignatoryError
+from broker.agreements.errors import DocumentInvalidError, NotASignatoryError, refuse_published_keys
 from broker.agreements.loader import Layout, write_signature
 from broker.agreements.model import Agreement, Revocation
 from broker.agreements.parsing import (
@@ -95,7 +94,7 @@ def sign_file(
     Refuses (before writing): an invalid document (:class:`DocumentInvalidError`), a party that
     is not entitled to sign it (:class:`NotASignatoryError`), a demo key outside demo mode.
     """
-    refuse_demo_keys([key.thumbprint()], demo=demo)
+    refuse_published_keys([key.thumbprint()], demo=demo)
     problems = validate_file(path, root, known_parties)
     if problems:
         raise DocumentInvalidError(f"{path} is not valid; fix it before signing", problems)
@@ -127,7 +126,7 @@ def revoke(
     ``version`` defaults to the highest version of the agreement under ``root/isa``. Raises
     :class:`NotASignatoryError` when ``party_id`` is not a party to that agreement.
     """
-    refuse_demo_keys([key.thumbprint()], demo=demo)
+    refuse_published_keys([key.thumbprint()], demo=demo)
     versions: dict[int, Agreement] = {}
     isa_dir = Layout(root).isa_dir
     for path in sorted(isa_dir.glob("*.yaml")) if isa_dir.is_dir() else []:

@@ -15,9 +15,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from broker.core.errors import BrokerError, Unavailable
+from broker.core.published_keys import published_among
 
 
 class AgreementError(BrokerError):
@@ -30,6 +31,13 @@ class UnusableKeyError(AgreementError):
 
 class DemoKeyRefusedError(AgreementError):
     title = "Demo key refused"
+
+
+def refuse_published_keys(kids: Iterable[str], *, demo: bool) -> None:
+    """Raise :class:`DemoKeyRefusedError` for a published key among ``kids`` outside demo mode."""
+    bad = published_among(kids, demo=demo)
+    if bad:
+        raise DemoKeyRefusedError(f"demo keys are refused outside demo mode: {', '.join(bad)}")
 
 
 class UnknownPartyError(AgreementError):

@@ -22,7 +22,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.agreements.demo import demo_refusals
 from broker.agreements.model import Agreement, Flow, Revocation
 from broker.agreements.parsing import (
     DocumentError,
@@ -40,6 +39,7 @@ from broker.agreements.validation import (
     check_unique_datasets,
     check_unique_versions,
 )
+from broker.core.published_keys import PUBLISHED_KEY_REFUSAL, published_among
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,13 @@ def load_directory(
     """
     layout = Layout(root)
     base = store.trust_snapshot()
-    trust = TrustSnapshot(base.keys, {**base.refused, **demo_refusals(base.keys, demo=demo)})
+    trust = TrustSnapshot(
+        base.keys,
+        {
+            **base.refused,
+            **{k: PUBLISHED_KEY_REFUSAL for k in published_among(base.keys, demo=demo)},
+        },
+    )
     loaded = load_register(layout.register_dir, trust, known_parties)
     problems = list(loaded.problems)
 

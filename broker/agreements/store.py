@@ -18,12 +18,12 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from broker.agreements.demo import refuse_demo_keys
 from broker.agreements.errors import (
     AgreementStoreUnavailableError,
     KeyConflictError,
     UnknownPartyError,
     UnusableKeyError,
+    refuse_published_keys,
 )
 from broker.agreements.signing import TrustedKey, TrustSnapshot, thumbprint
 from broker.agreements.status import RevocationRecord, VersionSeen
@@ -255,7 +255,7 @@ def import_party_keys(
     """
     now = now or dt.datetime.now(dt.UTC)
     found = [(party, file, jwk, thumbprint(jwk)) for party, file, jwk in read_jwks_dir(keys_dir)]
-    refuse_demo_keys([kid for _, _, _, kid in found], demo=demo)
+    refuse_published_keys([kid for _, _, _, kid in found], demo=demo)
     try:
         return _import(engine, found, actor, known_parties, now)
     except SQLAlchemyError as e:

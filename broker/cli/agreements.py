@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from broker.agreements.authoring import infer_root, revoke, sign_file, validate_file
-from broker.agreements.demo import DEMO_KEY_THUMBPRINTS
 from broker.agreements.errors import AgreementError, DocumentInvalidError
 from broker.agreements.loader import LoadResult, load_directory
 from broker.agreements.signing import SigningKey, TrustedKey, load_private_key, thumbprint
@@ -33,8 +32,9 @@ from broker.agreements.store import (
 from broker.core.errors import BrokerError
 from broker.db.engine import build_engine
 from broker.db.tables import parties
-from broker.demo.parties import DEMO_PARTIES
 from broker.settings import load_settings
+from demo.agreements import DEMO_SIGNING_KEYS
+from demo.parties import DEMO_PARTIES
 
 app = typer.Typer(help="Information Sharing Agreements.", no_args_is_help=True)
 
@@ -79,7 +79,7 @@ def _context(demo_flag: bool) -> _Context:
         for party, _file, jwk in found:
             kid = thumbprint(jwk)
             # Demo mode trusts exactly the published demo keys; other files count for nothing.
-            if DEMO_KEY_THUMBPRINTS.get(party) == kid:
+            if DEMO_SIGNING_KEYS.get(party) == kid:
                 store.keys[kid] = TrustedKey(kid, party, jwk)
         return _Context(True, frozenset(p.id for p in DEMO_PARTIES), store, demo_root)
     try:

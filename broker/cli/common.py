@@ -19,9 +19,9 @@ from broker.core.errors import (
     InvalidInput,
     NotFound,
 )
+from broker.core.published_keys import PUBLISHED_KEY_THUMBPRINTS
 from broker.db import migrate
 from broker.db.engine import build_engine
-from broker.demo.keys import demo_key_thumbprints
 from broker.settings import Settings, load_settings
 
 console = Console()
@@ -53,7 +53,7 @@ def registry(config: Settings) -> Iterator[Registry]:
     engine = build_engine(config.database_url, pooled=False)
     try:
         migrate.upgrade(engine)
-        yield Registry(engine, demo_key_thumbprints())
+        yield Registry(engine, PUBLISHED_KEY_THUMBPRINTS)
     finally:
         engine.dispose()
 

@@ -15,10 +15,11 @@ import typer
 from rich.table import Table
 
 from broker.cli.common import EXIT_USAGE, actor, console, fail, handled, print_json, settings
+from broker.core.published_keys import PUBLISHED_KEY_THUMBPRINTS
 from broker.db import migrate
 from broker.db.engine import build_engine
-from broker.identity.demo import demo_id_token, demo_idp_thumbprints
 from broker.identity.store import DEFAULT_ALGORITHMS, IdentityProviderStore
+from demo.identity import demo_id_token
 
 app = typer.Typer(help="Parties' identity providers (OIDC ID tokens).", no_args_is_help=True)
 
@@ -30,7 +31,7 @@ def _store() -> Iterator[IdentityProviderStore]:
     engine = build_engine(settings().database_url, pooled=False)
     try:
         migrate.upgrade(engine)
-        yield IdentityProviderStore(engine, refused_thumbprints=demo_idp_thumbprints())
+        yield IdentityProviderStore(engine, refused_thumbprints=PUBLISHED_KEY_THUMBPRINTS)
     finally:
         engine.dispose()
 

@@ -11,18 +11,18 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from adapters.demo.runtime import DEMO_BINDINGS_FILE, DemoSources, start_demo_sources
 from broker.app import create_app
 from broker.cli.common import EXIT_USAGE, console, fail, settings
-from broker.console.demo import DEMO_OFFICERS
 from broker.container import Services, build_services
 from broker.core.errors import ConfigurationError
-from broker.demo import bootstrap
-from broker.identity.demo import register_demo_identity_provider
-from broker.notify.demo import register_demo_webhook
 from broker.observability import configure_logging
 from broker.settings import Settings
 from broker.workers import run_workers
+from demo import bootstrap
+from demo.console import DEMO_OFFICERS
+from demo.identity import register_demo_identity_provider
+from demo.notify import register_demo_webhook
+from demo.sources.runtime import DEMO_BINDINGS_FILE, DemoSources, start_demo_sources
 
 
 def serve(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from broker.identity.demo import demo_idp_thumbprints
+from broker.core.published_keys import refused_thumbprints
 from broker.identity.errors import IdTokenRequired, NoIdentityProvider
 from broker.identity.id_tokens import (
     NamedKey,
@@ -122,7 +122,7 @@ class IdentityProviders:
 
 def build_identity(settings: Settings, engine: Engine) -> IdentityProviders:
     """The service on ``engine`` with an HTTP key fetcher (timeout and cache from settings)."""
-    refused = frozenset() if settings.demo else demo_idp_thumbprints()
+    refused = refused_thumbprints(demo=settings.demo)
     cache = JwksCache(
         HttpJwksFetcher(settings.idp_jwks_timeout_seconds),
         ttl_seconds=settings.idp_jwks_cache_seconds,

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from adapters.bindings import BindingSet, BreakerPolicy, RetryPolicy, Timeouts
-from adapters.demo.runtime import DemoSources, start_demo_sources
 from adapters.resilience import Clock
 from adapters.sources import Sources
+from demo.sources.runtime import DemoSources, start_demo_sources
 
 
 @pytest.fixture(scope="session")

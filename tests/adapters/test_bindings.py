@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from adapters.bindings import load_bindings, parse_bindings
-from adapters.demo.runtime import DEMO_BINDINGS_FILE
 from adapters.errors import BindingError
 from adapters.memory import MemoryAdapter
 from adapters.registry import AdapterRegistry, default_registry
 from adapters.sources import Sources
 from broker.core.identifiers import parse_subject
+from demo.sources.runtime import DEMO_BINDINGS_FILE
 from tests.adapters.conftest import open_sources
 
 DATASETS = {

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from adapters.demo import subjects
-from adapters.demo.population import Population, generate
 from broker.core import nhs_number
+from demo.sources import subjects
+from demo.sources.population import Population, generate
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters.demo import subjects
-from adapters.demo.runtime import DemoSources
 from adapters.documents import FileDocumentStore
 from adapters.errors import SourceBadData, SubjectNotFound, WrongSubject
 from broker.core.identifiers import SubjectId, parse_subject
+from demo.sources import subjects
+from demo.sources.runtime import DemoSources
 from tests.adapters.conftest import open_sources
 
 DOCS = "ccc.proof-documents"

@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from adapters.demo import subjects
-from adapters.demo.runtime import DemoSources, ServerThread
 from adapters.errors import (
     CircuitOpen,
     MultipleMatches,
@@ -25,6 +23,8 @@ from adapters.errors import (
 from adapters.resilience import BreakerState, CircuitBreaker
 from broker.core import nhs_number
 from broker.core.identifiers import parse_subject
+from demo.sources import subjects
+from demo.sources.runtime import DemoSources, ServerThread
 from tests.adapters.conftest import FakeClock, open_sources, tight
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "pds" / "PatientSearch.json"

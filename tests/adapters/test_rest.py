@@ -6,8 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.demo import subjects
-from adapters.demo.runtime import DemoSources
 from adapters.errors import (
     MultipleMatches,
     SourceBadData,
@@ -19,6 +17,8 @@ from adapters.errors import (
 from adapters.rest import resolve_pointer
 from broker.core import nhs_number
 from broker.core.identifiers import parse_subject
+from demo.sources import subjects
+from demo.sources.runtime import DemoSources
 from tests.adapters.conftest import open_sources, tight
 
 POLICE = "wcp.police-concerns"
@@ -141,7 +141,7 @@ def big_answers() -> Iterator[str]:
     """A loopback REST source whose answer is large (arrives in many chunks)."""
     from aiohttp import web
 
-    from adapters.demo.runtime import ServerThread
+    from demo.sources.runtime import ServerThread
 
     padding = "x" * 1_500_000
 

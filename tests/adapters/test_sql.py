@@ -14,9 +14,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from adapters.bindings import SourceConfig, parse_bindings
-from adapters.demo import subjects
-from adapters.demo.council_db import write_system
-from adapters.demo.runtime import DemoSources
 from adapters.errors import (
     BindingError,
     MultipleMatches,
@@ -28,6 +25,9 @@ from adapters.errors import (
 from adapters.sql import build_read_only_engine
 from broker.core.errors import InvalidInput
 from broker.core.identifiers import parse_subject
+from demo.sources import subjects
+from demo.sources.council_db import write_system
+from demo.sources.runtime import DemoSources
 from tests.adapters.conftest import open_sources
 
 CP = "ccc.child-protection"
@@ -241,7 +241,7 @@ def postgres_schema() -> Iterator[tuple[str, str]]:
     url = os.environ.get("BROKER_TEST_DATABASE_URL")
     if not url:
         pytest.skip("BROKER_TEST_DATABASE_URL is not set: PostgreSQL SQL adapter test skipped")
-    from adapters.demo.population import generate
+    from demo.sources.population import generate
 
     schema = f"adapters_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url)

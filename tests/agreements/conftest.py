@@ -12,7 +12,7 @@ import pytest
 from broker.agreements.loader import LoadResult, load_directory
 from broker.agreements.signing import SigningKey, TrustedKey, load_private_key, thumbprint
 from broker.agreements.store import MemoryAgreementStore, read_jwks_dir
-from broker.demo.parties import DEMO_PARTIES
+from demo.parties import DEMO_PARTIES
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "agreements" / "examples"

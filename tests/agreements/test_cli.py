@@ -18,7 +18,7 @@ from broker.cli.keys import app as keys_app
 from broker.db.engine import build_engine
 from broker.db.migrate import upgrade
 from broker.db.tables import parties
-from broker.demo.parties import DEMO_PARTIES
+from demo.parties import DEMO_PARTIES
 from tests.agreements.conftest import DEMO_KEYS, EXAMPLES, NOW
 
 cli = typer.Typer()

@@ -28,7 +28,7 @@ from broker.cli.keys import generate_key_pair
 from broker.db.engine import build_engine
 from broker.db.migrate import upgrade
 from broker.db.tables import admin_events, parties
-from broker.demo.parties import DEMO_PARTIES
+from demo.parties import DEMO_PARTIES
 from tests.agreements.conftest import EXAMPLES, KNOWN_PARTIES, NOW, demo_key, status_of
 
 

@@ -330,7 +330,7 @@ def test_an_assertion_signed_with_a_demo_key_is_refused_outside_the_demo(
     from sqlalchemy import insert
 
     from broker.db.tables import clients
-    from broker.demo.keys import demo_client_key
+    from demo.keys import demo_client_key
 
     demo_key = demo_client_key("r9z-ed-safeguarding")
     broker.register("c1")

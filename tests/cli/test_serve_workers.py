@@ -29,9 +29,9 @@ from typer.testing import CliRunner
 from broker.auth.assertion import ASSERTION_TYPE
 from broker.auth.client_assertion import make_client_assertion
 from broker.cli.audit import app as audit_app
-from broker.demo.keys import demo_client_key
 from broker.settings import load_settings
 from broker.workers import WorkerPlan
+from demo.keys import demo_client_key
 from tests.support import free_port, make_settings
 
 pytestmark = pytest.mark.skipif(
@@ -372,7 +372,7 @@ def test_workers_refuse_to_start_without_secrets(tmp_path: Path) -> None:
 def test_a_worker_plan_carries_the_parents_settings_not_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from broker.demo.bootstrap import demo_settings
+    from demo.bootstrap import demo_settings
 
     parent = demo_settings(load_settings(demo_dir=tmp_path / "demo", workers=3))
     plan = WorkerPlan(parent, tmp_path / "metrics", tmp_path / "b.yaml", {"port": "1234"})

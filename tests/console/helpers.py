@@ -16,7 +16,7 @@ from broker.audit.entry import AgreementRef, AuditEntry, WithheldField, digest_r
 from broker.audit.log import AuditLog
 from broker.console.service import load_pseudonyms
 from broker.core.pseudonym import PseudonymKeyring
-from broker.demo.parties import COUNCIL, HOSPITAL
+from demo.parties import COUNCIL, HOSPITAL
 from tests.support import LiveBroker, live_broker
 
 #: Test-range NHS numbers with valid check digits (999 prefix, Modulus 11).

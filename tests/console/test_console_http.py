@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from broker.audit.tables import audit_entries
 from broker.console.accounts import Accounts, Role
-from broker.console.demo import create_demo_officers
 from broker.core.errors import ConfigurationError
 from broker.db.engine import build_engine
 from broker.db.migrate import upgrade
 from broker.settings import Settings
+from demo.console import create_demo_officers
 from tests.console.helpers import CHILD_NHS, Seeded, console_broker, csrf_of, sign_in
 from tests.support import LiveBroker
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from broker.notify.demo import register_demo_webhook
+from demo.notify import register_demo_webhook
 from tests.support import LiveBroker, live_broker
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from broker.identity.demo import demo_id_token, register_demo_identity_provider
+from demo.identity import demo_id_token, register_demo_identity_provider
 from tests.exchange.helpers import entry, post, safeguarding
 
 BREAK_GLASS = {

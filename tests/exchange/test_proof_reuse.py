@@ -85,7 +85,7 @@ def test_reuse_with_consent_then_withdrawal(broker: LiveBroker, tmp_path: Path) 
 def test_a_document_that_no_longer_matches_its_hash_is_refused_and_logged(
     broker: LiveBroker, demo_sources: Any
 ) -> None:
-    from adapters.demo.subjects import BENEFITS_CLAIMANT_DOCUMENTS
+    from demo.sources.subjects import BENEFITS_CLAIMANT_DOCUMENTS
     from tests.exchange.helpers import entry
 
     record_consent(broker, "ccc.proof-documents")
@@ -109,8 +109,8 @@ def test_the_document_itself_is_streamed_with_its_hash_checked(
     import base64
     import hashlib
 
-    from adapters.demo.subjects import BENEFITS_CLAIMANT_DOCUMENTS
     from broker.audit.entry import check_released_record
+    from demo.sources.subjects import BENEFITS_CLAIMANT_DOCUMENTS
     from tests.exchange.helpers import entry
 
     record_consent(broker, "ccc.proof-documents")

@@ -19,14 +19,14 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy import Engine
 
-from adapters.demo.runtime import ServerThread
 from broker.auth.registry import Registry
 from broker.db.engine import build_engine
 from broker.db.migrate import upgrade
-from broker.demo.parties import COUNCIL, HOSPITAL
 from broker.identity.jwks import HttpJwksFetcher, JwksCache
 from broker.identity.service import IdentityProviders
 from broker.identity.store import IdentityProviderStore
+from demo.parties import COUNCIL, HOSPITAL
+from demo.sources.runtime import ServerThread
 
 ISSUER = "https://login.r9z.nhs.example"
 CLIENT = "r9z-ed-safeguarding"

@@ -8,17 +8,17 @@ from typer.testing import CliRunner
 
 from broker.cli.main import app
 from broker.core.errors import InvalidInput
-from broker.demo.parties import HOSPITAL
-from broker.identity.demo import (
-    DEMO_ISSUER,
-    demo_id_token,
-    demo_idp_thumbprints,
-    demo_jwks,
-    register_demo_identity_provider,
-)
+from broker.core.published_keys import PUBLISHED_KEY_THUMBPRINTS
 from broker.identity.jwks import JwksCache, parse_jwks
 from broker.identity.service import IdentityProviders
 from broker.identity.store import IdentityProviderStore
+from demo.identity import (
+    DEMO_ISSUER,
+    demo_id_token,
+    demo_jwks,
+    register_demo_identity_provider,
+)
+from demo.parties import HOSPITAL
 
 
 class NoFetch:
@@ -41,11 +41,11 @@ def test_a_demo_token_verifies_against_the_demo_provider(engine: Engine) -> None
 
 
 def test_the_demo_key_is_refused_outside_the_demo(engine: Engine) -> None:
-    store = IdentityProviderStore(engine, refused_thumbprints=demo_idp_thumbprints())
+    store = IdentityProviderStore(engine, refused_thumbprints=PUBLISHED_KEY_THUMBPRINTS)
     with pytest.raises(InvalidInput) as caught:
         store.add(HOSPITAL, DEMO_ISSUER, actor="test", jwks=demo_jwks())
     assert "demo keys only in --demo" in caught.value.problems[0].message
-    assert parse_jwks(demo_jwks(), demo_idp_thumbprints()) == []
+    assert parse_jwks(demo_jwks(), PUBLISHED_KEY_THUMBPRINTS) == []
 
 
 def test_the_cli_prints_a_demo_token() -> None:

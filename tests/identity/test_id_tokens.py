@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from broker.demo.parties import COUNCIL, HOSPITAL
 from broker.identity.errors import (
     IdentityProviderUnavailable,
     IdTokenRejected,
@@ -16,6 +15,7 @@ from broker.identity.errors import (
 )
 from broker.identity.id_tokens import VerifiedUser
 from broker.identity.service import IdentityProviders
+from demo.parties import COUNCIL, HOSPITAL
 from tests.identity.conftest import (
     CLIENT,
     ISSUER,

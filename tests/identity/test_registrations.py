@@ -16,8 +16,8 @@ from broker.cli.main import app
 from broker.core.errors import Conflict, InvalidInput, NotFound
 from broker.db.engine import build_engine
 from broker.db.tables import admin_events
-from broker.demo.parties import HOSPITAL
 from broker.identity.store import IdentityProviderStore
+from demo.parties import HOSPITAL
 from tests.identity.conftest import ISSUER, public
 
 KEY = ECKey.generate_key("P-256", private=True)

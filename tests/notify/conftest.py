@@ -11,18 +11,18 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine
 
-from adapters.demo.runtime import ServerThread
-from adapters.demo.webhook_receiver import PATH, DemoWebhookReceiver
 from broker.auth.registry import Registry
 from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import PseudonymKey, PseudonymKeyring, pseudonymise
 from broker.db.engine import build_engine
 from broker.db.migrate import upgrade
-from broker.demo.parties import COUNCIL, HOSPITAL
-from broker.notify.demo import register_demo_webhook
 from broker.notify.outbox import OutboxRow, OutboxStore, ProviderNotice, enqueue_notification
 from broker.notify.sealing import SubjectSealer
 from broker.notify.webhooks import WebhookRegistry
+from demo.notify import register_demo_webhook
+from demo.parties import COUNCIL, HOSPITAL
+from demo.sources.runtime import ServerThread
+from demo.sources.webhook_receiver import PATH, DemoWebhookReceiver
 
 KEY = PseudonymKey("v1", b"notify-tests-pseudonym-key-32-b!")
 CHILD = SubjectId("nhs_number", "9990000018")

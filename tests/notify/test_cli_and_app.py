@@ -10,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from adapters.demo.webhook_receiver import DemoWebhookReceiver
 from broker.cli.main import app
 from broker.db.engine import build_engine
 from broker.db.tables import admin_events
-from broker.demo.parties import COUNCIL
-from broker.notify.demo import register_demo_webhook
 from broker.notify.tables import webhooks
+from demo.notify import register_demo_webhook
+from demo.parties import COUNCIL
+from demo.sources.webhook_receiver import DemoWebhookReceiver
 from tests.notify.conftest import CHILD, notice
 from tests.support import live_broker
 

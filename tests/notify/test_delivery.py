@@ -10,14 +10,14 @@ import time
 import pytest
 from sqlalchemy import Engine
 
-from adapters.demo.webhook_receiver import DemoWebhookReceiver
-from broker.demo.parties import COUNCIL
 from broker.notify.delivery import DeliveryPolicy, DeliveryWorker
-from broker.notify.demo import register_demo_webhook
 from broker.notify.outbox import OutboxStore
 from broker.notify.sealing import SubjectSealer
 from broker.notify.signing import new_secret
 from broker.notify.webhooks import WebhookRegistry
+from demo.notify import register_demo_webhook
+from demo.parties import COUNCIL
+from demo.sources.webhook_receiver import DemoWebhookReceiver
 from tests.notify.conftest import CHILD, Clock, enqueue, outbox_row, register
 
 POLICY = DeliveryPolicy(max_attempts=4, backoff_base_seconds=10.0, backoff_max_seconds=100.0)

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
-from adapters.demo.webhook_receiver import DemoWebhookReceiver
-from broker.demo.parties import COUNCIL, HOSPITAL
 from broker.notify.delivery import DeliveryPolicy, DeliveryWorker
 from broker.notify.outbox import OutboxRow, OutboxStore
 from broker.notify.sealing import SubjectSealer
 from broker.notify.service import delivery_policy
 from broker.notify.webhooks import WebhookRegistry
 from broker.settings import Settings
+from demo.parties import COUNCIL, HOSPITAL
+from demo.sources.webhook_receiver import DemoWebhookReceiver
 from tests.notify.conftest import Clock, enqueue, register, until
 
 

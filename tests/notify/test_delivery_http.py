@@ -13,13 +13,13 @@ import pytest
 from aiohttp import web
 from sqlalchemy import Engine
 
-from adapters.demo.runtime import ServerThread
-from adapters.demo.webhook_receiver import DemoWebhookReceiver
-from broker.demo.parties import COUNCIL
 from broker.notify.delivery import ANSWER_BODY_MAX_BYTES, DeliveryPolicy, DeliveryWorker
 from broker.notify.outbox import OutboxStore
 from broker.notify.sealing import SubjectSealer
 from broker.notify.webhooks import WebhookRegistry
+from demo.parties import COUNCIL
+from demo.sources.runtime import ServerThread
+from demo.sources.webhook_receiver import DemoWebhookReceiver
 from tests.notify.conftest import Clock, enqueue, outbox_row, register, until
 
 # Only a wake makes the worker look again; no coalescing window to wait through.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from broker.demo.parties import COUNCIL, GP_HILLCREST, GP_RIVERSIDE, HOSPITAL, POLICE
 from broker.policy.compiled import (
     BreakGlass,
     CompiledAgreement,
@@ -15,6 +14,7 @@ from broker.policy.compiled import (
     OfficeHours,
     PolicyData,
 )
+from demo.parties import COUNCIL, GP_HILLCREST, GP_RIVERSIDE, HOSPITAL, POLICE
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 

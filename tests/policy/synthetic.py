@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from broker.demo.parties import COUNCIL, HOSPITAL
 from broker.policy.compiled import CompiledAgreement, CompiledFlow, Conditions, PolicyData
+from demo.parties import COUNCIL, HOSPITAL
 from tests.policy.fixtures import AGREEMENTS, DATASETS
 
 

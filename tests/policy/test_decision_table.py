@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from broker.demo.parties import COUNCIL, GP_RIVERSIDE, HOSPITAL, HOUSING_ASSOCIATION, POLICE
 from broker.policy.engine import GENERIC_REFUSAL, Decision, PolicyEngine
 from broker.policy.input import PolicyRequest, build_input
+from demo.parties import COUNCIL, GP_RIVERSIDE, HOSPITAL, HOUSING_ASSOCIATION, POLICE
 from tests.policy.fixtures import utc
 
 GENERIC = "generic"

@@ -1,4 +1,4 @@
-"""Run the demo source systems on their own: ``python -m adapters.demo [--dir DIR]``.
+"""Run the demo source systems on their own: ``python -m demo.sources [--dir DIR]``.
 
 Prints where each source listens and the bound datasets, then serves until interrupted.
 (``broker serve --demo`` starts the same sources inside the gateway's process.)
@@ -11,8 +11,8 @@ import signal
 import threading
 from pathlib import Path
 
-from adapters.demo import subjects
-from adapters.demo.runtime import start_demo_sources
+from demo.sources import subjects
+from demo.sources.runtime import start_demo_sources
 
 
 def _stop(_signum: int, _frame: object) -> None:

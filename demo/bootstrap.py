@@ -12,13 +12,13 @@ from pathlib import Path
 
 from broker.auth.registry import Registry
 from broker.cli.registry import public_jwk_from_pem
-from broker.console.demo import create_demo_officers
 from broker.db import migrate
 from broker.db.engine import build_engine
-from broker.demo.keys import demo_client_key_path
-from broker.demo.parties import DEMO_CLIENTS, DEMO_PARTIES
 from broker.secrets_check import init_secrets
 from broker.settings import Settings
+from demo.console import create_demo_officers
+from demo.keys import demo_client_key_path
+from demo.parties import DEMO_CLIENTS, DEMO_PARTIES
 
 ACTOR = "demo-bootstrap"
 

@@ -6,8 +6,8 @@ started (``DemoSources.webhook_receiver``): its URL and the secret it verifies w
 
 from __future__ import annotations
 
-from broker.demo.parties import COUNCIL
 from broker.notify.webhooks import Webhook, WebhookRegistry
+from demo.parties import COUNCIL
 
 ACTOR = "demo-bootstrap"
 

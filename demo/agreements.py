@@ -1,13 +1,9 @@
-"""Demo signing keys: their fingerprints, refused outside demo mode wherever the files are copied.
+"""Re-sign the example register entries and agreements with the demo keys.
 
-The private keys live in ``agreements/demo-keys/`` (DEMO ONLY, published in the repository, so
-anyone can sign with them). Their RFC 7638 thumbprints are listed here, in code, so that the
-broker recognises them by content rather than by path: outside ``--demo`` a demo key is refused
-at import into the trust store and ignored when verifying.
-
-``python -m broker.agreements.demo`` (re)signs the example register entries and agreements with
-the demo keys (run it after editing an example; it creates missing demo keys and prints the
-thumbprints to paste below).
+The private keys live in ``agreements/demo-keys/`` (DEMO ONLY: published in the repository, so
+their thumbprints are refused outside demo mode, see ``broker/core/published_keys.py``).
+``python -m demo.agreements`` (re)signs every example after an edit; it creates missing demo keys
+and prints their thumbprints (a new one must be added to the published list).
 """
 
 from __future__ import annotations
@@ -15,13 +11,20 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from broker.agreements.errors import DemoKeyRefusedError
+from joserfc.jwk import OKPKey
 
-#: RFC 7638 thumbprints of the keys in agreements/demo-keys/, by party id.
-DEMO_KEY_THUMBPRINTS: Mapping[str, str] = {
+from broker.agreements.loader import Layout, write_signature
+from broker.agreements.model import Agreement
+from broker.agreements.parsing import parse_document
+from broker.agreements.register import DatasetEntry
+from broker.agreements.signing import load_private_key, public_jwk, sign_detached
+from demo.parties import DEMO_PARTIES
+
+#: RFC 7638 thumbprints of the keys in agreements/demo-keys/, by party id (demo mode trusts
+#: exactly these for the examples).
+DEMO_SIGNING_KEYS: dict[str, str] = {
     "calderbridge-city-council": "BLV9xnmYwcK9otWugfT3wQRQySpyKd87QbRURWH6RzQ",
     "R9Z": "k_KN5MN3KfGTlZ3N90me1SYzzwgIrxkLlJY0eAQd8SQ",
     "Y99901": "rIy3DwkjNlr0cqVjvsDswZkJs11nIXIfcqjG5-4vBGM",
@@ -30,39 +33,8 @@ DEMO_KEY_THUMBPRINTS: Mapping[str, str] = {
     "northgate-housing": "RpxdyBijtfPlmviua6XS7OTH3FqzPA7RS6rd4HD-BNg",
 }
 
-DEMO_REFUSAL = "is a published demo key, refused outside demo mode"
-
-
-def is_demo_key(kid: str) -> bool:
-    return kid in DEMO_KEY_THUMBPRINTS.values()
-
-
-def refuse_demo_keys(kids: Iterable[str], *, demo: bool) -> None:
-    """Raise :class:`DemoKeyRefusedError` if any of ``kids`` is a demo key and ``demo`` is False."""
-    if demo:
-        return
-    bad = sorted(k for k in kids if is_demo_key(k))
-    if bad:
-        raise DemoKeyRefusedError(f"demo keys are refused outside demo mode: {', '.join(bad)}")
-
-
-def demo_refusals(keys: Iterable[str], *, demo: bool) -> dict[str, str]:
-    """The demo kids among ``keys`` with the refusal reason (nothing in demo mode)."""
-    if demo:
-        return {}
-    return {k: DEMO_REFUSAL for k in keys if is_demo_key(k)}
-
 
 def _resign(repo: Path) -> None:  # pragma: no cover - a maintainer's tool, run by hand
-    from joserfc.jwk import OKPKey
-
-    from broker.agreements.loader import Layout, write_signature
-    from broker.agreements.model import Agreement
-    from broker.agreements.parsing import parse_document
-    from broker.agreements.register import DatasetEntry
-    from broker.agreements.signing import load_private_key, public_jwk, sign_detached
-    from broker.demo.parties import DEMO_PARTIES
-
     key_dir = repo / "agreements" / "demo-keys"
     layout = Layout(repo / "agreements" / "examples")
     layout.keys_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +70,7 @@ def _resign(repo: Path) -> None:  # pragma: no cover - a maintainer's tool, run 
         for member in agreement.parties:
             token = sign_detached(agreement.canonical_bytes(), keys[member.id])
             write_signature(path, member.id, token)
-    print("DEMO_KEY_THUMBPRINTS = {")
+    print("DEMO_SIGNING_KEYS = {")
     for party_id, key in keys.items():
         print(f'    "{party_id}": "{key.thumbprint()}",')
     print("}")

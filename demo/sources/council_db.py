@@ -22,7 +22,7 @@ from sqlalchemy import (
     text,
 )
 
-from adapters.demo.population import (
+from demo.sources.population import (
     REGISTER_PUBLISHED_ON,
     TEAMS,
     Population,

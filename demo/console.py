@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 
 from broker.console.accounts import Accounts, Role
 from broker.core.errors import ConfigurationError
-from broker.demo.parties import COUNCIL, HOSPITAL
 from broker.settings import Settings
+from demo.parties import COUNCIL, HOSPITAL
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The well-known demo subjects for the README tour and tests. Fictional people; test-range NHS
-numbers. :func:`adapters.demo.population.generate` always creates them first (a test checks)."""
+numbers. :func:`demo.sources.population.generate` always creates them first (a test checks)."""
 
 from __future__ import annotations
 

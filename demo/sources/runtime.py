@@ -20,18 +20,18 @@ from aiohttp import web
 from sqlalchemy import create_engine
 
 from adapters.bindings import BindingSet, load_bindings
-from adapters.demo.council_db import SYSTEMS, write_system
-from adapters.demo.faults import Faults
-from adapters.demo.fhir_server import build_fhir_app
-from adapters.demo.police_server import build_police_app
-from adapters.demo.population import DEFAULT_RESIDENTS, DEFAULT_SEED, Population, generate
-from adapters.demo.webhook_receiver import PATH as WEBHOOK_PATH
-from adapters.demo.webhook_receiver import DemoWebhookReceiver
 from adapters.documents import FileDocumentStore
 from broker.core.identifiers import SubjectId
+from demo.sources.council_db import SYSTEMS, write_system
+from demo.sources.faults import Faults
+from demo.sources.fhir_server import build_fhir_app
+from demo.sources.police_server import build_police_app
+from demo.sources.population import DEFAULT_RESIDENTS, DEFAULT_SEED, Population, generate
+from demo.sources.webhook_receiver import PATH as WEBHOOK_PATH
+from demo.sources.webhook_receiver import DemoWebhookReceiver
 
 #: The bindings file of the demo datasets.
-DEMO_BINDINGS_FILE = Path(__file__).resolve().parent.parent / "bindings" / "demo.yaml"
+DEMO_BINDINGS_FILE = Path(__file__).resolve().parent / "bindings.yaml"
 
 
 class ServerThread:
@@ -93,7 +93,7 @@ class DemoSources:
     _owns_root: bool = field(default=False, repr=False)
     webhook_receiver: DemoWebhookReceiver = field(default_factory=DemoWebhookReceiver)
     """The council children's services system's webhook (register it with
-    :func:`broker.notify.demo.register_demo_webhook`)."""
+    :func:`demo.notify.register_demo_webhook`)."""
 
     def stop(self) -> None:
         self._servers.stop()

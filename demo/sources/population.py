@@ -4,7 +4,7 @@ Everything is invented: names are drawn from short lists, streets and postcodes 
 a real postcode area) are made up, telephone numbers come from Ofcom's drama range (01632 960xxx),
 NHS numbers from the test range (999, valid Modulus 11). The same seed always gives the same
 people, so tests and the README tour can name them. The first households are the well-known demo
-subjects of :mod:`adapters.demo.subjects`; the rest are random.
+subjects of :mod:`demo.sources.subjects`; the rest are random.
 """
 
 from __future__ import annotations
@@ -422,7 +422,7 @@ class _Builder:
 
 
 def _well_known(b: _Builder) -> None:
-    """The households of :mod:`adapters.demo.subjects`, always first, always the same."""
+    """The households of :mod:`demo.sources.subjects`, always first, always the same."""
     pop = b.pop
     # 1. A child on a child protection plan (neglect) who attends the ED; her mother.
     home = b.address("14 Weaver Street", "CX1 4AB")

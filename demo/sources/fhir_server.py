@@ -4,7 +4,7 @@ Answers searches in the shape of the NHS Personal Demographics Service FHIR API:
 ``Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|<n>`` (``_elements`` honoured),
 ``Encounter?patient=<id>[&class=EMER|IMP]``, ``Condition?patient=<id>[&encounter=<id>]``,
 ``Flag?patient=<id>`` (CP-IS style child protection and looked-after flags) and ``metadata``.
-Patient logical ids are NHS numbers, as in PDS. Faults from :mod:`adapters.demo.faults` apply.
+Patient logical ids are NHS numbers, as in PDS. Faults from :mod:`demo.sources.faults` apply.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.demo.faults import Faults
-from adapters.demo.population import Address, Person, Population
 from broker.core.nhs_number import NHS_NUMBER_SYSTEM
+from demo.sources.faults import Faults
+from demo.sources.population import Address, Person, Population
 
 FHIR_JSON = "application/fhir+json"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"

@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.demo.faults import Faults
-from adapters.demo.population import Person, PoliceRecord, Population
+from demo.sources.faults import Faults
+from demo.sources.population import Person, PoliceRecord, Population
 
 
 def _match(person: Person, record: PoliceRecord | None) -> dict[str, Any]:

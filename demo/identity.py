@@ -16,12 +16,10 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from broker.demo.parties import HOSPITAL
 from broker.identity.store import IdentityProvider, IdentityProviderStore
+from demo.parties import HOSPITAL
 
-DEMO_IDP_KEY_PATH = (
-    Path(__file__).resolve().parent.parent / "demo" / "idp_keys" / "r9z-smartcard.pem"
-)
+DEMO_IDP_KEY_PATH = Path(__file__).resolve().parent / "idp_keys" / "r9z-smartcard.pem"
 DEMO_ISSUER = "https://smartcard.r9z.nhs.example"
 DEMO_KID = "r9z-smartcard-1"
 ACTOR = "demo-bootstrap"
@@ -36,12 +34,6 @@ def demo_jwks() -> dict[str, Any]:
     jwk = dict(demo_idp_key().as_dict(private=False))
     jwk.update(kid=DEMO_KID, use="sig", alg="ES256")
     return {"keys": [jwk]}
-
-
-@functools.cache
-def demo_idp_thumbprints() -> frozenset[str]:
-    """What is refused in an identity provider's key set outside ``--demo``."""
-    return frozenset({demo_idp_key().thumbprint()})
 
 
 def register_demo_identity_provider(store: IdentityProviderStore) -> IdentityProvider:
