@@ -38,7 +38,6 @@ metadata = MetaData(
 )
 
 
-
 class TableModel(SQLModel, registry=registry(metadata=metadata)):
     """Base of the broker's SQLModel table models: their tables go on ``metadata``."""
 
@@ -95,6 +94,7 @@ assertion_jtis = Table(
     PrimaryKeyConstraint("client_id", "jti"),
     Index("ix_assertion_jtis_expires_at", "expires_at"),
 )
+
 
 class AdminEventRow(TableModel, table=True):
     """Every change to the registry (parties, clients, keys, trust store) by an administrator."""
