@@ -11,20 +11,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+from sqlmodel import select as select_rows
 
 from broker.auth.jose import import_public_jwk
 from broker.auth.scopes import parse_scopes
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from broker.db.tables import admin_events, clients, parties
+from broker.db.tables import AdminEventRow, ClientRow, PartyRow, clients
 
 PARTY_KINDS = ("council", "nhs", "police", "education", "housing", "other")
 PartyKind = Literal["council", "nhs", "police", "education", "housing", "other"]
 ClientStatus = Literal["active", "suspended"]
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$")
+#: Party and client ids: letters, digits, '.', '_', '-', starting with a letter or digit; 2-100.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$"
+_ID = re.compile(ID_PATTERN)
 #: Built once: SQLAlchemy then skips rebuilding the statement and its cache key per request.
+#: The hot path (every authenticated request) reads the model's table with a Core statement.
 _FIND_CLIENT = select(clients).where(clients.c.id == bindparam("client_id"))
 _ODS = re.compile(r"^[A-Z0-9]{3,10}$")
 
@@ -60,12 +65,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _log(conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
-    conn.execute(
-        insert(admin_events).values(
-            at=_now(), actor=actor, action=action, target=target, details=details
-        )
+def _log(session: Session, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
+    session.add(
+        AdminEventRow(at=_now(), actor=actor, action=action, target=target, details=details)
     )
+
+
+def _party(row: PartyRow) -> Party:
+    return Party(row.id, row.name, row.kind, row.ods_code)
+
+
+def _client(row: Any) -> Client:
+    return Client(row.id, row.party_id, row.name, dict(row.jwks), tuple(row.scopes), row.status)
 
 
 def validate_jwks(jwks: Any, refused_thumbprints: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -136,28 +147,29 @@ class Registry:
         if problems:
             raise InvalidInput("the party is not valid", problems)
         try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    insert(parties).values(
+            with Session(self._engine) as session:
+                session.add(
+                    PartyRow(
                         id=party_id, name=name, kind=kind, ods_code=ods_code, created_at=_now()
                     )
                 )
-                _log(conn, actor, "party.add", party_id, {"name": name, "kind": kind})
+                _log(session, actor, "party.add", party_id, {"name": name, "kind": kind})
+                session.commit()
         except IntegrityError as e:
             raise Conflict(f"party {party_id!r} already exists") from e
         return Party(party_id, name, kind, ods_code)
 
     def list_parties(self) -> list[Party]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(select(parties).order_by(parties.c.id)).all()
-        return [Party(r.id, r.name, r.kind, r.ods_code) for r in rows]
+        with Session(self._engine) as session:
+            rows = session.exec(select_rows(PartyRow).order_by(col(PartyRow.id))).all()
+            return [_party(r) for r in rows]
 
     def get_party(self, party_id: str) -> Party:
-        with self._engine.connect() as conn:
-            row = conn.execute(select(parties).where(parties.c.id == party_id)).first()
-        if row is None:
-            raise NotFound(f"no party {party_id!r}")
-        return Party(row.id, row.name, row.kind, row.ods_code)
+        with Session(self._engine) as session:
+            row = session.get(PartyRow, party_id)
+            if row is None:
+                raise NotFound(f"no party {party_id!r}")
+            return _party(row)
 
     # -- clients -----------------------------------------------------------------------------
 
@@ -184,9 +196,9 @@ class Registry:
         self.get_party(party_id)
         now = _now()
         try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    insert(clients).values(
+            with Session(self._engine) as session:
+                session.add(
+                    ClientRow(
                         id=client_id,
                         party_id=party_id,
                         name=name or client_id,
@@ -198,12 +210,13 @@ class Registry:
                     )
                 )
                 _log(
-                    conn,
+                    session,
                     actor,
                     "client.add",
                     client_id,
                     {"party": party_id, "scopes": granted, "kids": _kids(jwks)},
                 )
+                session.commit()
         except IntegrityError as e:
             raise Conflict(f"client {client_id!r} already exists") from e
         return Client(client_id, party_id, name or client_id, jwks, tuple(granted), "active")
@@ -212,9 +225,7 @@ class Registry:
         """Read on every authenticated request (suspension takes effect at once)."""
         with self._engine.connect() as conn:
             row = conn.execute(_FIND_CLIENT, {"client_id": client_id}).first()
-        if row is None:
-            return None
-        return Client(row.id, row.party_id, row.name, dict(row.jwks), tuple(row.scopes), row.status)
+        return None if row is None else _client(row)
 
     def get_client(self, client_id: str) -> Client:
         client = self.find_client(client_id)
@@ -223,30 +234,15 @@ class Registry:
         return client
 
     def list_clients(self, party_id: str | None = None) -> list[Client]:
-        query = select(clients).order_by(clients.c.id)
+        query = select_rows(ClientRow).order_by(col(ClientRow.id))
         if party_id is not None:
-            query = query.where(clients.c.party_id == party_id)
-        with self._engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [
-            Client(r.id, r.party_id, r.name, dict(r.jwks), tuple(r.scopes), r.status) for r in rows
-        ]
+            query = query.where(col(ClientRow.party_id) == party_id)
+        with Session(self._engine) as session:
+            return [_client(r) for r in session.exec(query).all()]
 
     def set_status(self, client_id: str, status: ClientStatus, *, actor: str) -> Client:
-        self.get_client(client_id)
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(clients)
-                .where(clients.c.id == client_id)
-                .values(status=status, updated_at=_now())
-            )
-            _log(
-                conn,
-                actor,
-                f"client.{'suspend' if status == 'suspended' else 'activate'}",
-                client_id,
-                {},
-            )
+        action = f"client.{'suspend' if status == 'suspended' else 'activate'}"
+        self._change(client_id, actor, action, {}, status=status)
         return self.get_client(client_id)
 
     def set_scopes(self, client_id: str, scopes: list[str], *, actor: str) -> Client:
@@ -254,14 +250,7 @@ class Registry:
             granted = parse_scopes(scopes)
         except ValueError as e:
             raise InvalidInput(str(e), [FieldProblem("scopes", str(e))]) from e
-        self.get_client(client_id)
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(clients)
-                .where(clients.c.id == client_id)
-                .values(scopes=granted, updated_at=_now())
-            )
-            _log(conn, actor, "client.scopes", client_id, {"scopes": granted})
+        self._change(client_id, actor, "client.scopes", {"scopes": granted}, scopes=granted)
         return self.get_client(client_id)
 
     def add_key(self, client_id: str, jwk: dict[str, Any], *, actor: str) -> Client:
@@ -270,7 +259,7 @@ class Registry:
         if "kid" not in jwk:
             raise InvalidInput("a new key needs a kid", [FieldProblem("jwk.kid", "missing")])
         merged = validate_jwks({"keys": [*client.keys, jwk]}, self._refused)
-        self._replace_keys(client_id, merged, actor, "client.add-key", {"kid": jwk["kid"]})
+        self._change(client_id, actor, "client.add-key", {"kid": jwk["kid"]}, jwks=merged)
         return self.get_client(client_id)
 
     def remove_key(self, client_id: str, kid: str, *, actor: str) -> Client:
@@ -281,19 +270,23 @@ class Registry:
             raise NotFound(f"client {client_id!r} has no key with kid {kid!r}")
         if not remaining:
             raise Conflict("cannot remove the last key: add the new key first, or suspend")
-        self._replace_keys(client_id, {"keys": remaining}, actor, "client.remove-key", {"kid": kid})
+        self._change(client_id, actor, "client.remove-key", {"kid": kid}, jwks={"keys": remaining})
         return self.get_client(client_id)
 
-    def _replace_keys(
-        self, client_id: str, jwks: dict[str, Any], actor: str, action: str, details: dict[str, Any]
+    def _change(
+        self, client_id: str, actor: str, action: str, details: dict[str, Any], **values: Any
     ) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(clients)
-                .where(clients.c.id == client_id)
-                .values(jwks=jwks, updated_at=_now())
-            )
-            _log(conn, actor, action, client_id, details)
+        """Set ``values`` on the client and log ``action``, in one transaction. Raises NotFound."""
+        with Session(self._engine) as session:
+            row = session.get(ClientRow, client_id)
+            if row is None:
+                raise NotFound(f"no client {client_id!r}")
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = _now()
+            session.add(row)
+            _log(session, actor, action, client_id, details)
+            session.commit()
 
 
 def _kids(jwks: dict[str, Any]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The console's tables (SQLAlchemy Core, shared metadata). Migration 0005 creates them.
+"""The console's tables (shared metadata). Migration 0005 creates them. Accounts and sessions
+are SQLModel table models (storage only); the other tables are SQLAlchemy Core.
 
 - ``console_users``: local officer accounts (argon2id hashes), with the login throttle state.
 - ``console_sessions``: server-side sessions; only the SHA-256 of the cookie value is stored.
@@ -12,33 +13,39 @@ break-glass queue) so that the console's aggregate pages stay fast on large logs
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
+from sqlmodel import Field
 
-from broker.db.tables import metadata
+from broker.db.tables import TableModel, metadata, table_of
 
-console_users = Table(
-    "console_users",
-    metadata,
-    Column("username", String(100), primary_key=True),
-    Column("party_id", String(100), nullable=False),
-    Column("role", String(30), nullable=False),
-    Column("display_name", String(200), nullable=True),
-    Column("password_hash", Text, nullable=False),
-    Column("active", Boolean, nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("failed_logins", Integer, nullable=False),
-    Column("locked_until_ms", BigInteger, nullable=False),
-)
 
-console_sessions = Table(
-    "console_sessions",
-    metadata,
-    Column("id_hash", String(64), primary_key=True),
-    Column("username", String(100), nullable=False, index=True),
-    Column("csrf", String(64), nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("seen_ms", BigInteger, nullable=False),
-)
+class ConsoleUserRow(TableModel, table=True):
+    __tablename__ = "console_users"
+
+    username: str = Field(sa_column=Column("username", String(100), primary_key=True))
+    party_id: str = Field(sa_column=Column("party_id", String(100), nullable=False))
+    role: str = Field(sa_column=Column("role", String(30), nullable=False))
+    display_name: str | None = Field(sa_column=Column("display_name", String(200), nullable=True))
+    password_hash: str = Field(sa_column=Column("password_hash", Text, nullable=False))
+    active: bool = Field(sa_column=Column("active", Boolean, nullable=False))
+    created_ms: int = Field(sa_column=Column("created_ms", BigInteger, nullable=False))
+    failed_logins: int = Field(sa_column=Column("failed_logins", Integer, nullable=False))
+    locked_until_ms: int = Field(sa_column=Column("locked_until_ms", BigInteger, nullable=False))
+
+
+class ConsoleSessionRow(TableModel, table=True):
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_username", "username"),)
+
+    id_hash: str = Field(sa_column=Column("id_hash", String(64), primary_key=True))
+    username: str = Field(sa_column=Column("username", String(100), nullable=False))
+    csrf: str = Field(sa_column=Column("csrf", String(64), nullable=False))
+    created_ms: int = Field(sa_column=Column("created_ms", BigInteger, nullable=False))
+    seen_ms: int = Field(sa_column=Column("seen_ms", BigInteger, nullable=False))
+
+
+console_users = table_of(ConsoleUserRow)
+console_sessions = table_of(ConsoleSessionRow)
 
 console_reviews = Table(
     "console_reviews",

@@ -1,6 +1,15 @@
-"""Table definitions (SQLAlchemy Core). Alembic migrations create them; tests compare the two."""
+"""Table definitions on one MetaData: SQLModel table models for the registry-type tables, SQLAlchemy
+Core tables for the hot paths. Alembic migrations create them; tests compare the two.
+
+Table models are storage only (SQLModel does not validate ``table=True`` models): values from
+outside are checked by a non-table model (an API request model, or the store's own checks)
+before a row is built. Each table model's Core table is also exported under the table's name
+(``parties``, ``clients``, ...) for the Core statements of stores and queries."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +24,8 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
 
 metadata = MetaData(
     naming_convention={
@@ -26,29 +37,52 @@ metadata = MetaData(
     }
 )
 
-parties = Table(
-    "parties",
-    metadata,
-    Column("id", String(100), primary_key=True),
-    Column("name", String(300), nullable=False),
-    Column("kind", String(20), nullable=False),
-    Column("ods_code", String(20), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
 
-clients = Table(
-    "clients",
-    metadata,
-    Column("id", String(100), primary_key=True),
-    Column("party_id", String(100), ForeignKey("parties.id"), nullable=False),
-    Column("name", String(300), nullable=False),
-    Column("jwks", JSON, nullable=False),
-    Column("scopes", JSON, nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_clients_party_id", "party_id"),
-)
+class TableModel(SQLModel, registry=registry(metadata=metadata)):
+    """Base of the broker's SQLModel table models: their tables go on ``metadata``."""
+
+
+def table_of(model: type[TableModel]) -> Table:
+    """The Core table of a table model (for Core statements on hot paths)."""
+    table = model.__dict__["__table__"]
+    assert isinstance(table, Table)
+    return table
+
+
+class PartyRow(TableModel, table=True):
+    __tablename__ = "parties"
+
+    id: str = Field(sa_column=Column("id", String(100), primary_key=True))
+    name: str = Field(sa_column=Column("name", String(300), nullable=False))
+    kind: str = Field(sa_column=Column("kind", String(20), nullable=False))
+    ods_code: str | None = Field(sa_column=Column("ods_code", String(20), nullable=True))
+    created_at: datetime = Field(
+        sa_column=Column("created_at", DateTime(timezone=True), nullable=False)
+    )
+
+
+class ClientRow(TableModel, table=True):
+    __tablename__ = "clients"
+    __table_args__ = (Index("ix_clients_party_id", "party_id"),)
+
+    id: str = Field(sa_column=Column("id", String(100), primary_key=True))
+    party_id: str = Field(
+        sa_column=Column("party_id", String(100), ForeignKey("parties.id"), nullable=False)
+    )
+    name: str = Field(sa_column=Column("name", String(300), nullable=False))
+    jwks: dict[str, Any] = Field(sa_column=Column("jwks", JSON, nullable=False))
+    scopes: list[str] = Field(sa_column=Column("scopes", JSON, nullable=False))
+    status: str = Field(sa_column=Column("status", String(20), nullable=False))
+    created_at: datetime = Field(
+        sa_column=Column("created_at", DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        sa_column=Column("updated_at", DateTime(timezone=True), nullable=False)
+    )
+
+
+parties = table_of(PartyRow)
+clients = table_of(ClientRow)
 
 # A client assertion's jti, kept until the assertion would have expired anyway.
 assertion_jtis = Table(
@@ -61,14 +95,20 @@ assertion_jtis = Table(
     Index("ix_assertion_jtis_expires_at", "expires_at"),
 )
 
-# Every change to the registry (parties, clients, keys, trust store) by an administrator.
-admin_events = Table(
-    "admin_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("actor", String(200), nullable=False),
-    Column("action", String(100), nullable=False),
-    Column("target", String(200), nullable=False),
-    Column("details", JSON, nullable=False),
-)
+
+class AdminEventRow(TableModel, table=True):
+    """Every change to the registry (parties, clients, keys, trust store) by an administrator."""
+
+    __tablename__ = "admin_events"
+
+    id: int | None = Field(
+        default=None, sa_column=Column("id", Integer, primary_key=True, autoincrement=True)
+    )
+    at: datetime = Field(sa_column=Column("at", DateTime(timezone=True), nullable=False))
+    actor: str = Field(sa_column=Column("actor", String(200), nullable=False))
+    action: str = Field(sa_column=Column("action", String(100), nullable=False))
+    target: str = Field(sa_column=Column("target", String(200), nullable=False))
+    details: dict[str, Any] = Field(sa_column=Column("details", JSON, nullable=False))
+
+
+admin_events = table_of(AdminEventRow)

@@ -1,4 +1,4 @@
-"""The identity providers parties registered (migration 0007 creates the table).
+"""The identity providers parties registered (a SQLModel table model; migration 0007 creates it).
 
 One provider per party: its issuer, where its keys are (a JWKS URL, or a key set held inline for
 tests, demos and providers without a public endpoint), the claims that name the user and their
@@ -7,22 +7,30 @@ role, the audiences its partner systems have there, and whether the party requir
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, String, Table, Text
+from typing import Any
 
-from broker.db.tables import metadata
+from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, String, Text
+from sqlmodel import Field
 
-identity_providers = Table(
-    "identity_providers",
-    metadata,
-    Column("party_id", String(100), ForeignKey("parties.id"), primary_key=True),
-    Column("issuer", Text, nullable=False),
-    Column("jwks_url", Text, nullable=True),
-    Column("jwks", JSON, nullable=True),
-    Column("audiences", JSON, nullable=False),
-    Column("user_claim", String(100), nullable=False),
-    Column("role_claim", String(100), nullable=False),
-    Column("algorithms", JSON, nullable=False),
-    Column("required", Boolean, nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("updated_ms", BigInteger, nullable=False),
-)
+from broker.db.tables import TableModel, table_of
+
+
+class IdentityProviderRow(TableModel, table=True):
+    __tablename__ = "identity_providers"
+
+    party_id: str = Field(
+        sa_column=Column("party_id", String(100), ForeignKey("parties.id"), primary_key=True)
+    )
+    issuer: str = Field(sa_column=Column("issuer", Text, nullable=False))
+    jwks_url: str | None = Field(sa_column=Column("jwks_url", Text, nullable=True))
+    jwks: dict[str, Any] | None = Field(sa_column=Column("jwks", JSON, nullable=True))
+    audiences: dict[str, str] = Field(sa_column=Column("audiences", JSON, nullable=False))
+    user_claim: str = Field(sa_column=Column("user_claim", String(100), nullable=False))
+    role_claim: str = Field(sa_column=Column("role_claim", String(100), nullable=False))
+    algorithms: list[str] = Field(sa_column=Column("algorithms", JSON, nullable=False))
+    required: bool = Field(sa_column=Column("required", Boolean, nullable=False))
+    created_ms: int = Field(sa_column=Column("created_ms", BigInteger, nullable=False))
+    updated_ms: int = Field(sa_column=Column("updated_ms", BigInteger, nullable=False))
+
+
+identity_providers = table_of(IdentityProviderRow)
