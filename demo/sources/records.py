@@ -168,6 +168,3 @@ class Population:
 
     def address(self, uprn: str) -> Address:
         return next(a for a in self.addresses if a.uprn == uprn)
-
-    def electors(self, uprn: str) -> list[Person]:
-        return [p for p in self.people if p.uprn == uprn and p.age() >= 18]
