@@ -30,6 +30,21 @@ def test_every_part_of_broker_but_the_cli_is_kept_from_the_demo_wing() -> None:
     assert set(rule["source_modules"]) | MAY_IMPORT_DEMO == children | {"adapters"}
 
 
+def test_the_adapters_are_kept_from_all_of_broker_but_the_core() -> None:
+    (rule,) = [
+        c for c in _contracts() if c["type"] == "forbidden" and c["source_modules"] == ["adapters"]
+    ]
+    children = {
+        f"broker.{path.stem}"
+        for path in (ROOT / "broker").iterdir()
+        if (path.suffix == ".py" or (path / "__init__.py").exists())
+    }
+    assert (
+        set(rule["forbidden_modules"]) | {"broker.core", "broker.__main__", "broker.__init__"}
+        == children
+    )
+
+
 def test_no_contract_ignores_an_import_or_allows_an_indirect_one() -> None:
     for contract in _contracts():
         assert "ignore_imports" not in contract, contract["name"]
