@@ -2,7 +2,7 @@
 
 Chosen by measurement (``bench/adapters_bench.py --full``, a JSON source in another process on
 loopback, 2 cores): aiohttp median 0.15 ms per request at one connection and 7,760 requests/s at
-32 concurrent; httpx 0.64 ms and 649 requests/s. The issue's own proxy figures point the same way.
+32 concurrent; httpx 0.64 ms and 649 requests/s.
 
 One :class:`HttpClient` per source system: its own connection pool, created
 lazily inside the running event loop. Every aiohttp/OS error is translated here.

@@ -1,7 +1,7 @@
 """Adapter latency over loopback, and the HTTP client comparison behind adapters/http.py.
 
-    PYTHONPATH=. /work/venv/bin/python bench/adapters_bench.py          # short run (~20 s)
-    PYTHONPATH=. /work/venv/bin/python bench/adapters_bench.py --full   # longer, steadier
+    .venv/bin/python -m bench.adapters_bench          # short run (~20 s)
+    .venv/bin/python -m bench.adapters_bench --full   # longer, steadier
 
 Part 1 starts the demo sources (SQLite files, the FHIR server, the police service, the document
 store; the HTTP servers run in a background thread of this process) and times sequential fetches

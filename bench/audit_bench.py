@@ -1,7 +1,7 @@
 """Audit log benchmarks: durable appends/s, full verification entries/s, proof time at 1M entries.
 
-    PYTHONPATH=. /work/venv/bin/python bench/audit_bench.py            # short run (< 1 minute)
-    PYTHONPATH=. /work/venv/bin/python bench/audit_bench.py --full     # longer, steadier figures
+    .venv/bin/python -m bench.audit_bench            # short run (< 1 minute)
+    .venv/bin/python -m bench.audit_bench --full     # longer, steadier figures
     ... --pg postgresql+psycopg://postgres@127.0.0.1:5432/test         # PostgreSQL too
     (BROKER_TEST_DATABASE_URL also turns PostgreSQL on)
 

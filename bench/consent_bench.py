@@ -1,6 +1,6 @@
 """Cost of the consent check the exchange pipeline makes on every consent-bound request.
 
-    PYTHONPATH=. /work/venv/bin/python bench/consent_bench.py [--full]
+    .venv/bin/python -m bench.consent_bench [--full]
 
 SQLite on a temporary file with ``--records`` consents (one per subject, 1 in 10 withdrawn):
 ``ConsentService.check`` for a random subject (indexed read of the subject's records + the pure

@@ -1,8 +1,8 @@
 """Render time of every console page with a large audit log (target: under 300 ms each).
 
-    PYTHONPATH=. /work/venv/bin/python bench/console_bench.py            # 100,000 entries, 5 runs
-    PYTHONPATH=. /work/venv/bin/python bench/console_bench.py --full     # 100,000 entries, 30 runs
-    PYTHONPATH=. /work/venv/bin/python bench/console_bench.py --entries 20000
+    .venv/bin/python -m bench.console_bench            # 100,000 entries, 5 runs
+    .venv/bin/python -m bench.console_bench --full     # 100,000 entries, 30 runs
+    .venv/bin/python -m bench.console_bench --entries 20000
 
 Synthetic entries are sealed and committed straight through ``broker.audit.store.commit_batch``
 in batches of 5,000 (one transaction each), spread over the last 12 months across the demo

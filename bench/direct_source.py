@@ -1,6 +1,6 @@
 """The "direct" path of the exchange benchmark: the council record without the broker.
 
-    PYTHONPATH=. /work/venv/bin/python bench/direct_source.py --db PATH --port PORT
+    .venv/bin/python -m bench.direct_source --db PATH --port PORT
 
 ``ccc.child-protection`` lives in the council's children's social care database, which the
 broker reads in process (SQLAlchemy Core, read-only SQLite). A partner without the broker has no

@@ -1,6 +1,6 @@
 """Where an exchange's time goes: each step of ``POST /v1/exchanges`` timed on its own, in process.
 
-    PYTHONPATH=. /work/venv/bin/python bench/exchange_parts.py [--n 300]
+    .venv/bin/python -m bench.exchange_parts [--n 300]
 
 The companion of exchange_bench.py (which measures the whole request through a deployed broker):
 a demo broker with the demo sources in this process, and the steps it runs per request called

@@ -1,10 +1,10 @@
 """Embedded engine benchmark: decision latency by number of agreements, throughput, bundle build.
 
-    PYTHONPATH=. /work/venv/bin/python bench/policy_bench.py          # short run (10..1,000)
-    PYTHONPATH=. /work/venv/bin/python bench/policy_bench.py --full   # adds 10,000 agreements
+    .venv/bin/python -m bench.policy_bench          # short run (10..1,000)
+    .venv/bin/python -m bench.policy_bench --full   # adds 10,000 agreements
 
 Latency includes building the policy input from the request (input conversion). No decision cache.
-Targets (issue 4): median <= 400 us; 10,000 within 1.5x of 10; >= 4,000 decisions/s on two threads;
+Targets: median <= 400 us; 10,000 within 1.5x of 10; >= 4,000 decisions/s on two threads;
 bundle build <= 2 s at 1,000 agreements.
 
 Throughput: each thread warms up first, then all decide for 1 s; ``--runs`` such runs (default 3),

@@ -1,4 +1,5 @@
-"""The broker's configuration: one typed class, read from ``BROKER_*`` environment variables.
+"""The broker's configuration: one typed class, read from ``BROKER_*`` environment variables
+(each described in docs/settings.md).
 
 Nothing here is built at import time; the application factory and the CLI call
 :func:`load_settings` and pass the result down.
@@ -74,7 +75,7 @@ class Settings(BaseSettings):
     """Personal values of log entries (pseudonym, user id, justification, case reference) are
     redacted after this many days; the entries and every proof stay (8 years by default)."""
     audit_redaction_interval_seconds: float = Field(default=3600.0, gt=0)
-    # Provider notifications (webhook outbox) and the identity providers of parties (issue 7).
+    # Provider notifications (webhook outbox) and the identity providers of parties.
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)
     webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)

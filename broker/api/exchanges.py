@@ -1,4 +1,4 @@
-"""``POST /v1/exchanges``: a partner system's sharing request (DESIGN.md, "HTTP")."""
+"""``POST /v1/exchanges``: a partner system's sharing request (docs/exchanges.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one place where errors become HTTP responses.
+"""The one place where errors become HTTP responses (the console's pages too).
 
 Domain errors (:mod:`broker.core.errors`) become RFC 9457 ``application/problem+json``; token
 endpoint errors become RFC 6749 §5.2 JSON. Anything unexpected becomes a bare 500 problem with
@@ -29,6 +29,7 @@ from broker.core.errors import (
     NotFound,
     OAuthError,
     Refused,
+    TooManyRequests,
     Unavailable,
 )
 from broker.exchange.limits import RateLimited
@@ -42,6 +43,7 @@ STATUS_FOR: dict[type[BrokerError], int] = {
     SourceTimeout: 504,
     SourceError: 502,
     RateLimited: 429,
+    TooManyRequests: 429,
     Refused: 403,
     InvalidInput: 422,
     NotFound: 404,
@@ -128,7 +130,7 @@ async def _on_broker_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BrokerError)
     if isinstance(exc, OAuthError):
         return oauth_response(exc)
-    status = status_for(exc)
+    status, body = problem_body(exc, _request_id(request))
     headers = None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
@@ -138,10 +140,7 @@ async def _on_broker_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after_seconds)}
     if status >= 500:
         log.error("request failed", error=type(exc).__name__, detail=exc.detail)
-    problems = exc.problems if isinstance(exc, InvalidInput) else ()
-    return problem(
-        request, status, exc.title, exc.detail, errors=problems, headers=headers, extra=exc.extra
-    )
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

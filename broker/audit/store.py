@@ -285,14 +285,6 @@ def covering_checkpoint(conn: Connection, index: int) -> Checkpoint | None:
     return None if row is None else _checkpoint_from_row(row)
 
 
-def checkpoint_at(conn: Connection, tree_size: int) -> Checkpoint | None:
-    cols = audit_checkpoints.c
-    row = conn.execute(
-        select(cols.tree_size, cols.root, cols.at_ms, cols.note).where(cols.tree_size == tree_size)
-    ).first()
-    return None if row is None else _checkpoint_from_row(row)
-
-
 def all_checkpoints(conn: Connection) -> list[Checkpoint]:
     cols = audit_checkpoints.c
     rows = conn.execute(

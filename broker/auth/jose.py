@@ -15,7 +15,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey, import_key
+from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 
 #: Algorithms a partner system may sign its client assertion with (RFC 7518 / RFC 8037).
 CLIENT_ASSERTION_ALGORITHMS: frozenset[str] = frozenset(
@@ -90,7 +90,3 @@ def import_public_jwk(data: Mapping[str, Any]) -> PublicKey:
     if isinstance(key, RSAKey) and key.raw_value.key_size < 2048:
         raise ValueError("RSA keys must be at least 2048 bits")
     return key
-
-
-def public_jwks(keys: list[dict[str, Any]]) -> KeySet:
-    return KeySet([import_public_jwk(k) for k in keys])

@@ -49,17 +49,3 @@ class SqlReplayStore:
             # checked first), so refusing is always right.
             return False
         return True
-
-
-class MemoryReplayStore:
-    """In-memory store for unit tests (one process only)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], int] = {}
-
-    def remember(self, client_id: str, jti: str, expires_at: int, now: int) -> bool:
-        key = (client_id, jti)
-        if key in self._seen and self._seen[key] >= now:
-            return False
-        self._seen[key] = expires_at
-        return True

@@ -1,4 +1,4 @@
-"""The scopes an administrator grants per client (DESIGN.md, "HTTP")."""
+"""The scopes an administrator grants per client (what each may do: docs/scopes.md)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, delete, insert
 
 from broker.console.errors import ConsoleError
 from broker.console.tables import console_oidc_logins
-from broker.core.errors import ConfigurationError
+from broker.core.errors import ConfigurationError, Forbidden
 from broker.settings import Settings
 
 ID_TOKEN_ALGORITHMS = ["RS256", "PS256", "ES256"]
@@ -40,7 +40,9 @@ STATE_TTL_MS = 600_000
 METADATA_TTL_SECONDS = 3600.0
 
 
-class OidcError(ConsoleError):
+class OidcError(ConsoleError, Forbidden):
+    """The identity provider did not sign the officer in, or names no active account (403)."""
+
     title = "Sign-in with your organisation's account failed"
 
 

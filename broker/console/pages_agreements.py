@@ -13,8 +13,8 @@ from broker.console import queries
 from broker.console.access import Permission
 from broker.console.accounts import Session
 from broker.console.charts import Series, stacked_bars
+from broker.console.deps import ConsoleDep, render, require
 from broker.console.pages_auth import expiring
-from broker.console.web import ConsoleDep, render, require
 from broker.core.errors import NotFound
 
 router = APIRouter()

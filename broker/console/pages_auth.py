@@ -12,10 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from broker.console import queries
 from broker.console.access import Permission, allowed
 from broker.console.accounts import Account, csrf_matches
-from broker.console.errors import CsrfRefused, SignInRefused
-from broker.console.oidc import OidcError, OidcSignIn
-from broker.console.service import Console
-from broker.console.web import (
+from broker.console.deps import (
     LOGIN_CSRF_COOKIE,
     PREFIX,
     SESSION_COOKIE,
@@ -24,6 +21,9 @@ from broker.console.web import (
     check_csrf,
     render,
 )
+from broker.console.errors import CsrfRefused, SignInRefused
+from broker.console.oidc import OidcError, OidcSignIn
+from broker.console.service import Console
 from broker.core.errors import NotFound
 
 router = APIRouter()

@@ -13,8 +13,8 @@ from broker.audit.search import SearchFilters, get_exchange, search
 from broker.console import queries
 from broker.console.access import Permission
 from broker.console.accounts import Session
+from broker.console.deps import PREFIX, ConsoleDep, check_csrf, render, require
 from broker.console.proofs import check_inclusion
-from broker.console.web import PREFIX, ConsoleDep, check_csrf, render, require
 from broker.core import nhs_number
 from broker.core.errors import InvalidInput
 

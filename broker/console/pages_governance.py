@@ -15,8 +15,8 @@ from broker.audit.search import get_exchange
 from broker.console import queries
 from broker.console.access import Permission
 from broker.console.accounts import Session
+from broker.console.deps import PREFIX, ConsoleDep, check_csrf, render, require
 from broker.console.tables import console_reviews
-from broker.console.web import PREFIX, ConsoleDep, check_csrf, render, require
 from broker.core import nhs_number
 from broker.core.errors import Conflict, InvalidInput
 

@@ -15,7 +15,7 @@ from broker.console import queries
 from broker.console.access import Permission
 from broker.console.accounts import Session
 from broker.console.charts import Series, stacked_bars
-from broker.console.web import ConsoleDep, render, require
+from broker.console.deps import ConsoleDep, render, require
 from broker.core.errors import InvalidInput, NotFound
 
 router = APIRouter()

@@ -13,9 +13,10 @@ from collections import deque
 from collections.abc import Callable
 
 from broker.console.errors import ConsoleError
+from broker.core.errors import TooManyRequests
 
 
-class TooManyAttempts(ConsoleError):
+class TooManyAttempts(ConsoleError, TooManyRequests):
     title = "Too many sign-in attempts"
 
 

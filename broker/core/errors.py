@@ -9,6 +9,7 @@
     ├── ConfigurationError      the operator must fix settings or files (startup, exit 2)
     ├── Unavailable             a dependency we need is down: fail closed (503)
     ├── Refused                 the policy denied a sharing request (403, logged)
+    ├── TooManyRequests         the caller is over a limit: wait and try again (429)
     └── AuthError               authentication and authorisation
         ├── OAuthError          token endpoint errors, RFC 6749 §5.2 (400/401)
         ├── InvalidToken        a bad, expired or revoked access token (401)
@@ -74,6 +75,10 @@ class Unavailable(BrokerError):
 
 class Refused(BrokerError):
     title = "Refused"
+
+
+class TooManyRequests(BrokerError):
+    title = "Too many requests"
 
 
 class AuthError(BrokerError):

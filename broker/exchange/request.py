@@ -1,5 +1,5 @@
-"""The ``POST /v1/exchanges`` body (DESIGN.md). Unknown keys are refused: a typo in a request
-must never silently change what is asked for."""
+"""The ``POST /v1/exchanges`` body (docs/exchanges.md). Unknown keys are refused: a typo in a
+request must never silently change what is asked for."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ one entry per file. Structured files (``data.json``, ``.manifest``) are hashed t
 ``v1/bundle/hash.go`` walks them: objects with keys sorted, no whitespace, strings as Go's encoder
 writes them without HTML escaping, numbers exactly as written; ``.rego`` files over their raw bytes.
 
-Everything here is pure except :func:`read_bundle_file` and :func:`write_bundle_file`.
+Everything here is pure except :func:`write_bundle_file` and :func:`policy_modules`.
 """
 
 from __future__ import annotations
@@ -397,10 +397,6 @@ def load_bundle(
     if revision != content_revision(modules, data):
         raise BundleError("manifest revision is not the digest of the contents")
     return PolicyBundle(str(revision), modules, data, files, signed_by)
-
-
-def read_bundle_file(path: Path) -> bytes:
-    return path.read_bytes()
 
 
 def write_bundle_file(path: Path, blob: bytes) -> None:

@@ -5,17 +5,15 @@
     BrokerError
     └── PolicyError                 anything the policy layer refuses
         ├── PolicyCompileError      compiled agreements the policy could not decide on safely
-        ├── BundleError             malformed, tampered, badly signed or not compiling
-        └── EngineUnavailableError      no decision could be had (an ``Unavailable``: 503)
+        └── BundleError             malformed, tampered, badly signed or not compiling
 
 Engines never raise on a normal request: a failing engine yields a *deny* decision with the reason
-``policy engine unavailable``. ``EngineUnavailable`` is raised only where a caller asked to be told,
-for example when loading the first bundle at start-up.
+``policy engine unavailable``.
 """
 
 from __future__ import annotations
 
-from broker.core.errors import BrokerError, ConfigurationError, Unavailable
+from broker.core.errors import BrokerError, ConfigurationError
 
 
 class PolicyError(BrokerError):
@@ -28,7 +26,3 @@ class PolicyCompileError(PolicyError, ConfigurationError):
 
 class BundleError(PolicyError):
     title = "Policy bundle refused"
-
-
-class EngineUnavailableError(PolicyError, Unavailable):
-    title = "Policy engine unavailable"

@@ -22,11 +22,8 @@ from sqlalchemy import (
     text,
 )
 
-from demo.sources.population import (
-    REGISTER_PUBLISHED_ON,
-    TEAMS,
-    Population,
-)
+from demo.sources.records import Population
+from demo.sources.vocabulary import REGISTER_PUBLISHED_ON, TEAMS
 
 SYSTEMS = (
     "childrens_social_care",

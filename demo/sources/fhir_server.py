@@ -18,7 +18,7 @@ from aiohttp import web
 
 from broker.core.nhs_number import NHS_NUMBER_SYSTEM
 from demo.sources.faults import Faults
-from demo.sources.population import Address, Person, Population
+from demo.sources.records import Address, Person, Population
 
 FHIR_JSON = "application/fhir+json"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"

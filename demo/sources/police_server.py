@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from demo.sources.faults import Faults
-from demo.sources.population import Person, PoliceRecord, Population
+from demo.sources.records import Person, PoliceRecord, Population
 
 
 def _match(person: Person, record: PoliceRecord | None) -> dict[str, Any]:

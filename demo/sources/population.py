@@ -9,326 +9,46 @@ subjects of :mod:`demo.sources.subjects`; the rest are random.
 
 from __future__ import annotations
 
-import hashlib
 import random
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from broker.core.nhs_number import iter_test_numbers
+from demo.sources.records import (
+    Address,
+    Admission,
+    BenefitClaim,
+    ChildProtectionPlan,
+    CouncilTaxAccount,
+    EdAttendance,
+    HousingApplication,
+    LookedAfter,
+    Payment,
+    Person,
+    PoliceRecord,
+    Population,
+    ProofDocument,
+)
+from demo.sources.vocabulary import (
+    CP_CATEGORIES,
+    DEPARTMENTS,
+    DIAGNOSES,
+    DISCHARGE_DESTINATIONS,
+    ED_DESTINATIONS,
+    ED_REASONS,
+    FAMILY,
+    GIVEN_F,
+    GIVEN_M,
+    LA_STATUSES,
+    MOBILITY,
+    POLICE_CATEGORIES,
+    REFERENCE_DATE,
+    STREETS,
+    SUPPLIERS,
+)
 
-#: "Today" in the demo world, so that ages and dates never drift.
-REFERENCE_DATE = date(2026, 11, 1)
 DEFAULT_SEED = 20261129
 DEFAULT_RESIDENTS = 10_000
-TOWN = "Calderbridge"
-REGISTER_PUBLISHED_ON = date(2026, 9, 1)
-
-GIVEN_F = (
-    "Amelia",
-    "Olivia",
-    "Isla",
-    "Ava",
-    "Freya",
-    "Grace",
-    "Rachel",
-    "Sian",
-    "Dawn",
-    "Edna",
-    "Priya",
-    "Aisha",
-    "Megan",
-    "Chloe",
-    "Ruth",
-    "Joan",
-    "Zara",
-    "Lily",
-    "Hannah",
-    "Maya",
-)
-GIVEN_M = (
-    "Noah",
-    "Oliver",
-    "Arthur",
-    "Leo",
-    "Kai",
-    "Gareth",
-    "Owen",
-    "Rhys",
-    "Tomasz",
-    "Jamal",
-    "Callum",
-    "Harry",
-    "Samuel",
-    "Dev",
-    "Frank",
-    "Ibrahim",
-    "Lewis",
-    "Ethan",
-    "Alfie",
-    "Joe",
-)
-FAMILY = (
-    "Hartley",
-    "Bramwell",
-    "Penrose",
-    "Ashworth",
-    "Lyle",
-    "Morrow",
-    "Fairclough",
-    "Okafor",
-    "Nowak",
-    "Calder",
-    "Pennington",
-    "Whitlock",
-    "Haldane",
-    "Sutcliffe",
-    "Greenhalgh",
-    "Mistry",
-    "Rahman",
-    "Kowalski",
-    "Thorne",
-    "Birchall",
-    "Appleyard",
-    "Quayle",
-    "Dunmore",
-    "Ellwood",
-    "Farrant",
-    "Garside",
-    "Holroyd",
-    "Ingham",
-    "Jowett",
-    "Kershaw",
-)
-STREETS = (
-    "Weaver Street",
-    "Linden Close",
-    "Canal Wharf",
-    "Mill Lane",
-    "Foundry Road",
-    "Tenter Croft",
-    "Dyehouse Lane",
-    "Spinners Way",
-    "Calder Terrace",
-    "Bobbin Row",
-    "Fulling Mill Road",
-    "Heddle Street",
-    "Warp Close",
-    "Loom Avenue",
-    "Shuttle Gardens",
-)
-TEAMS = (
-    ("North Locality Safeguarding Team", "01632 960101", "north.safeguarding@calderbridge.example"),
-    ("South Locality Safeguarding Team", "01632 960102", "south.safeguarding@calderbridge.example"),
-    ("Children in Care Team", "01632 960103", "children.in.care@calderbridge.example"),
-)
-CP_CATEGORIES = ("neglect", "physical-abuse", "emotional-abuse", "sexual-abuse", "multiple")
-LA_STATUSES = ("C2", "V2", "J2", "E1")  # care order, s20 accommodation, PACE, placement order
-ED_REASONS = (
-    "Fall",
-    "Head injury",
-    "Fracture of wrist",
-    "Asthma attack",
-    "Burn",
-    "Abdominal pain",
-    "Laceration",
-    "Fever",
-)
-ED_DESTINATIONS = ("Discharged home", "Admitted to ward", "Referred to GP", "Left before seen")
-DISCHARGE_DESTINATIONS = (
-    "usual place of residence",
-    "care home",
-    "intermediate care bed",
-    "home with reablement package",
-)
-DIAGNOSES = (
-    ("S72.0", "Fracture of neck of femur"),
-    ("J18.9", "Pneumonia, unspecified"),
-    ("I63.9", "Cerebral infarction"),
-    ("N39.0", "Urinary tract infection"),
-)
-MOBILITY = ("independent", "walking frame, assistance of one", "hoist, assistance of two")
-POLICE_CATEGORIES = ("domestic-abuse", "missing-person", "child-welfare", "antisocial-behaviour")
-
-
-@dataclass(frozen=True)
-class Address:
-    uprn: str
-    line1: str
-    line2: str | None
-    postcode: str
-    town: str = TOWN
-
-
-@dataclass(frozen=True)
-class Person:
-    person_id: str
-    nhs_number: str
-    given: str
-    family: str
-    date_of_birth: date
-    gender: str
-    uprn: str
-    gp_practice: str
-    phone: str
-    restricted: bool = False
-
-    def age(self, on: date = REFERENCE_DATE) -> int:
-        years = on.year - self.date_of_birth.year
-        return years - ((on.month, on.day) < (self.date_of_birth.month, self.date_of_birth.day))
-
-
-@dataclass(frozen=True)
-class ChildProtectionPlan:
-    person_id: str
-    status: str
-    category: str
-    start_date: date
-    end_date: date | None
-    team: int
-    social_worker: str
-
-
-@dataclass(frozen=True)
-class LookedAfter:
-    person_id: str
-    legal_status: str
-    placement_start: date
-
-
-@dataclass(frozen=True)
-class CouncilTaxAccount:
-    reference: str
-    uprn: str
-    band: str
-    liable_person_id: str
-    single_person_discount: bool
-    discount_start: date | None
-
-
-@dataclass(frozen=True)
-class HousingApplication:
-    reference: str
-    person_id: str
-    status: str
-    band: str
-    application_date: date
-    household_size: int
-
-
-@dataclass(frozen=True)
-class BenefitClaim:
-    reference: str
-    person_id: str
-    claim_type: str
-    status: str
-    weekly_amount: Decimal
-    start_date: date
-
-
-@dataclass(frozen=True)
-class ProofDocument:
-    person_id: str
-    type: str
-    issuer: str
-    verified_by: str
-    verified_at: datetime
-    method: str
-    media_type: str
-    content: bytes
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
-
-
-@dataclass(frozen=True)
-class EdAttendance:
-    nhs_number: str
-    encounter_id: str
-    date: date
-    reason: str
-    site: str
-    discharge_destination: str
-
-
-@dataclass(frozen=True)
-class Admission:
-    nhs_number: str
-    encounter_id: str
-    admitted: date
-    expected_discharge: date
-    destination: str
-    mobility: str
-    summary: str
-    diagnosis_code: str
-    diagnosis: str
-
-
-@dataclass(frozen=True)
-class PoliceRecord:
-    person_id: str
-    nhs_number: str
-    concerns: int
-    latest_date: date | None
-    latest_category: str | None
-    domestic_abuse_last_12_months: int
-
-
-@dataclass(frozen=True)
-class Payment:
-    """A council payment over 500 pounds (published as open data; no personal data)."""
-
-    transaction_id: str
-    date: date
-    supplier: str
-    amount: Decimal
-    department: str
-    purpose: str
-
-
-SUPPLIERS = (
-    "Calder Valley Roofing Ltd",
-    "Northgate Housing Association",
-    "Brightlamp Street Lighting Ltd",
-    "Pennine School Meals CIC",
-    "Weaver IT Services Ltd",
-    "Riverside Grounds Maintenance",
-)
-DEPARTMENTS = (
-    ("Housing", "Temporary accommodation"),
-    ("Highways", "Street lighting repairs"),
-    ("Education", "School meals contract"),
-    ("Corporate", "Software licences"),
-    ("Parks", "Grounds maintenance"),
-)
-
-
-@dataclass
-class Population:
-    """Everything the demo source systems hold."""
-
-    addresses: list[Address] = field(default_factory=list)
-    people: list[Person] = field(default_factory=list)
-    plans: list[ChildProtectionPlan] = field(default_factory=list)
-    looked_after: list[LookedAfter] = field(default_factory=list)
-    council_tax: list[CouncilTaxAccount] = field(default_factory=list)
-    housing: list[HousingApplication] = field(default_factory=list)
-    claims: list[BenefitClaim] = field(default_factory=list)
-    documents: list[ProofDocument] = field(default_factory=list)
-    ed_attendances: list[EdAttendance] = field(default_factory=list)
-    admissions: list[Admission] = field(default_factory=list)
-    police: list[PoliceRecord] = field(default_factory=list)
-    payments: list[Payment] = field(default_factory=list)
-
-    def person(self, person_id: str) -> Person:
-        return next(p for p in self.people if p.person_id == person_id)
-
-    def address(self, uprn: str) -> Address:
-        return next(a for a in self.addresses if a.uprn == uprn)
-
-    def electors(self, uprn: str) -> list[Person]:
-        return [p for p in self.people if p.uprn == uprn and p.age() >= 18]
 
 
 class _Builder:

@@ -26,7 +26,8 @@ from demo.sources.council_db import SYSTEMS, write_system
 from demo.sources.faults import Faults
 from demo.sources.fhir_server import build_fhir_app
 from demo.sources.police_server import build_police_app
-from demo.sources.population import DEFAULT_RESIDENTS, DEFAULT_SEED, Population, generate
+from demo.sources.population import DEFAULT_RESIDENTS, DEFAULT_SEED, generate
+from demo.sources.records import Population
 from demo.sources.webhook_receiver import PATH as WEBHOOK_PATH
 from demo.sources.webhook_receiver import DemoWebhookReceiver
 

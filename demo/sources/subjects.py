@@ -21,7 +21,8 @@ class DemoSubject:
 
 
 #: A six-year-old on an active child protection plan (neglect); attended the ED on 2026-10-30;
-#: police hold 3 concerns (2 domestic abuse notifications in 12 months). The DESIGN.md example.
+#: police hold 3 concerns (2 domestic abuse notifications in 12 months). The example of the
+#: README tour and docs/exchanges.md (NHS number 9990000018).
 CHILD_ON_PLAN = DemoSubject(
     "child on a child protection plan",
     "P0000001",
