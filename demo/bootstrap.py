@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.auth.registry import Registry
-from broker.cli.registry import public_jwk_from_pem
 from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.secrets_check import init_secrets
 from broker.settings import Settings
 from demo.console import create_demo_officers
-from demo.keys import demo_client_key_path
+from demo.keys import demo_client_key, demo_client_key_path
 from demo.parties import DEMO_CLIENTS, DEMO_PARTIES
 
 ACTOR = "demo-bootstrap"
@@ -86,7 +85,8 @@ def register(registry: Registry, keys_out: Path) -> list[DemoClientInfo]:
         target = keys_out / f"{demo.id}.pem"
         shutil.copyfile(source, target)
         target.chmod(0o600)
-        jwk = public_jwk_from_pem(source)
+        key = demo_client_key(demo.id)
+        jwk = {**key.as_dict(private=False), "kid": key.thumbprint()}
         existing = registry.find_client(demo.id)
         if existing is None:
             registry.add_client(

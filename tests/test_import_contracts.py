@@ -49,3 +49,17 @@ def test_no_contract_ignores_an_import_or_allows_an_indirect_one() -> None:
     for contract in _contracts():
         assert "ignore_imports" not in contract, contract["name"]
         assert not contract.get("allow_indirect_imports", False), contract["name"]
+
+
+def test_every_part_of_broker_has_its_layer() -> None:
+    (rule,) = [c for c in _contracts() if c["type"] == "layers"]
+    layers = rule["layers"]
+    assert isinstance(layers, list)
+    named = {name.strip() for layer in layers for name in str(layer).split(":")}
+    children = {
+        f"broker.{path.stem}"
+        for path in (ROOT / "broker").iterdir()
+        if (path.suffix == ".py" or (path / "__init__.py").exists())
+    }
+    assert children - {"broker.__main__", "broker.__init__"} <= named
+    assert {"adapters", "demo"} <= named
