@@ -26,18 +26,11 @@ class PreviewGate:
         *,
         previews: PreviewPort | None,
         pseudonyms: PseudonymKeyring,
-        required: Callable[[str, str], bool],
         ttl_seconds: int,
     ) -> None:
         self._previews = previews
         self._pseudonyms = pseudonyms
-        self._required = required
         self._ttl = ttl_seconds
-
-    def applies(self, decision: Decision) -> bool:
-        """Whether the matched flow asks for the citizen's preview."""
-        matched = decision.matched
-        return matched is not None and self._required(matched.agreement_id, matched.flow_id)
 
     async def check(
         self,

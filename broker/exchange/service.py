@@ -113,9 +113,9 @@ class ExchangeService:
         self._preview = PreviewGate(
             previews=previews,
             pseudonyms=pseudonyms,
-            required=preview_required,
             ttl_seconds=preview_ttl_seconds,
         )
+        self._preview_required = preview_required
         self._test_range_only = test_range_only
         self._now = now
 
@@ -151,7 +151,8 @@ class ExchangeService:
                 exchange_id=appended.exchange_id, reasons=list(decision.caller_reasons)
             )
 
-        if self._preview.applies(decision):
+        matched = decision.matched
+        if matched is not None and self._preview_required(matched.agreement_id, matched.flow_id):
             held = await self._preview.check(
                 caller=caller,
                 request=request,
