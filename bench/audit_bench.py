@@ -34,7 +34,6 @@ from broker.audit import store
 from broker.audit.entry import (
     AgreementRef,
     AuditEntry,
-    WithheldField,
     digest_released_record,
     seal,
 )
@@ -44,6 +43,7 @@ from broker.core import merkle
 from broker.core.pseudonym import PseudonymKey, pseudonymise
 from broker.db.engine import build_engine, normalise_url
 from broker.db.migrate import upgrade
+from broker.policy.engine import WithheldField
 
 ORIGIN = "bench.broker.example/audit"
 KEY = PseudonymKey("v1", b"bench-pseudonym-key-32-bytes-long")

@@ -27,8 +27,8 @@ from anyio import to_thread
 
 from broker.audit.entry import new_exchange_id
 from broker.core.identifiers import SubjectId
+from broker.exchange.ports import Caller
 from broker.exchange.request import ExchangeRequest
-from broker.exchange.service import Caller
 from broker.observability import configure_logging
 from broker.policy.input import PolicyRequest, build_input
 from demo.sources.runtime import start_demo_sources

@@ -49,7 +49,8 @@ from broker.identity.jwks import JwksCache
 from broker.identity.service import IdentityProviders
 from broker.identity.store import IdentityProviderStore
 from broker.notify.delivery import DeliveryPolicy, DeliveryWorker
-from broker.notify.outbox import OutboxStore, ProviderNotice, enqueue_notification
+from broker.notify.notice import ProviderNotice
+from broker.notify.outbox import OutboxStore, enqueue_notification
 from broker.notify.sealing import SubjectSealer
 from broker.notify.service import Notifications
 from broker.notify.signing import new_secret

@@ -24,9 +24,10 @@ from broker.core.pseudonym import PseudonymKeyring, load_key_file
 from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
-from broker.exchange.idempotency import IdempotencyStore
+from broker.exchange.idempotency import IdempotencyStore, OnceOnly
 from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
-from broker.exchange.service import DatasetFacts, ExchangeService
+from broker.exchange.ports import DatasetFacts
+from broker.exchange.service import ExchangeService
 from broker.identity.service import IdentityProviders, build_identity
 from broker.notify.service import Notifications, build_notifications
 from broker.observability import Metrics, build_metrics
@@ -58,6 +59,8 @@ class Services:
     exchanges: ExchangeService
     rate_limiter: ClientRateLimiter
     idempotency: IdempotencyStore
+    once_only: OnceOnly
+    """Exchanges with an ``Idempotency-Key`` (over ``exchanges`` and ``idempotency``)."""
     subjects: SubjectServices
     """Consents, held exchanges (preview), the attestation key, the pseudonym keyring."""
     notifications: Notifications
@@ -189,6 +192,7 @@ def build_services(
             preview_cache[id(last)] = flows
         return (agreement_id, flow_id) in flows
 
+    idempotency = IdempotencyStore(engine, settings.idempotency_ttl_seconds)
     exchanges = ExchangeService(
         policy=holder,
         audit=audit,
@@ -236,7 +240,8 @@ def build_services(
             time.monotonic,
             processes=settings.workers,
         ),
-        idempotency=IdempotencyStore(engine, settings.idempotency_ttl_seconds),
+        idempotency=idempotency,
+        once_only=OnceOnly(exchanges, idempotency, clock),
         bindings=bindings,
         subjects=subjects,
         notifications=notifications,

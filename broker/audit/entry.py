@@ -34,6 +34,7 @@ import rfc8785
 from broker.audit.errors import AuditEntryError
 from broker.audit.randomness import random_bytes
 from broker.core.pseudonym import Pseudonym
+from broker.policy.engine import WithheldField
 
 SCHEMA_VERSION: Final = 1
 SALT_BYTES: Final = 16
@@ -86,12 +87,6 @@ class AgreementRef:
     version: str
     digest: str
     """The agreement's content digest (hex or ``sha256:...``), as its signers signed it."""
-
-
-@dataclass(frozen=True)
-class WithheldField:
-    field: str
-    reason: str
 
 
 @dataclass(frozen=True, repr=False)

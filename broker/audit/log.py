@@ -28,6 +28,7 @@ from broker.audit import store
 from broker.audit.checkpoint import Checkpoint, sign_checkpoint, verifier_key
 from broker.audit.entry import AuditEntry, SealedEntry, seal
 from broker.audit.errors import AuditError, AuditUnavailableError, ProofError
+from broker.audit.port import Appended
 from broker.audit.receipts import build_receipt
 from broker.core import merkle
 from broker.db.gate import write_gate
@@ -49,37 +50,6 @@ class LogSigner:
 
     def verifier_key(self) -> str:
         return verifier_key(self.origin, self.public_key)
-
-
-@dataclass(frozen=True)
-class Appended:
-    """What an append promises: the entry is durably at ``leaf_index`` with ``leaf_hash``."""
-
-    exchange_id: str
-    leaf_index: int
-    leaf_hash: bytes
-    record_salt: bytes | None
-    checkpoint: Checkpoint | None
-    """A checkpoint made in the same commit (it covers the entry), else None."""
-    next_checkpoint_size: int
-    """Otherwise a checkpoint of at most this size will cover it (or the next timed one)."""
-
-    def to_receipt(self) -> dict[str, object]:
-        """The receipt part of the exchange answer (complete it later with ``AuditLog.receipt``)."""
-        return {
-            "exchange_id": self.exchange_id,
-            "leaf_index": self.leaf_index,
-            "leaf_hash": self.leaf_hash.hex(),
-            "record_salt": store.b64(self.record_salt),
-            "checkpoint": None if self.checkpoint is None else self.checkpoint.note,
-            "pending": {
-                "checkpoint_url": "/v1/audit/checkpoint",
-                "inclusion_proof_url": (
-                    f"/v1/audit/proof/inclusion?exchange_id={self.exchange_id}"
-                ),
-                "covered_by_tree_size_at_most": self.next_checkpoint_size,
-            },
-        }
 
 
 @dataclass

@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Protocol
 
 from sqlalchemy import Engine
 
 from broker.audit.entry import AuditEntry, SealedEntry, leaf_bytes, seal
 from broker.audit.errors import AuditUnavailableError
-from broker.audit.log import Appended
+from broker.audit.port import Appended
+from broker.audit.port import AuditSink as AuditSink
 from broker.audit.store import ExtraRows
 from broker.core import merkle
-
-
-class AuditSink(Protocol):
-    def append(self, entry: AuditEntry, extras: Sequence[ExtraRows] = ()) -> Appended:
-        """Durably log ``entry`` (and ``extras``' rows in the same transaction) or raise
-        (``AuditUnavailableError``, ``AuditEntryError``)."""
-        ...
 
 
 class MemoryAuditLog:

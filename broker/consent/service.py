@@ -1,9 +1,9 @@
 """Recording, withdrawing, listing and checking consents; every one of them logged.
 
 :class:`ConsentService` is the consent area's one entry point. The exchange pipeline uses it
-through :class:`ConsentPort` (``status`` / ``check``): a consent counts when it is active, inside
-its period, and its actors, purpose and data match; a withdrawal stops it at once (nothing is
-cached). Ordering, so that failures fail closed:
+through :class:`broker.exchange.ports.ConsentPort` (``status`` / ``check``): a consent counts
+when it is active, inside its period, and its actors, purpose and data match; a withdrawal stops
+it at once (nothing is cached). Ordering, so that failures fail closed:
 
 - record: the audit entry is written first, then the record; no audit entry, no consent.
 - withdraw: the withdrawal is stored first (it must take effect even if the log is down), then
@@ -17,7 +17,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from broker.agreements.loader import VerifiedAgreement
 from broker.attestation.keys import AttestationSigner
@@ -36,35 +36,10 @@ from broker.consent.store import ConsentNotFound, ConsentStore
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
+from broker.exchange.ports import Caller
 from broker.policy.input import ConsentStatus
 
 RECEIPT_TYP: Final = "consent-receipt+jwt"
-
-
-class ConsentPort(Protocol):
-    """What the exchange pipeline asks before it asks the policy."""
-
-    def status(
-        self,
-        subject_pseudonym: str | Sequence[str],
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-        document_type: str | None = None,
-    ) -> ConsentStatus:
-        """``given`` | ``withdrawn`` | ``none`` for ``PolicyRequest.consent``."""
-        ...
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking: the authenticated client, its party and its scopes."""
-
-    client_id: str
-    party_id: str
-    scopes: frozenset[str]
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,29 @@
 Keys are scoped to the client and bound to a SHA-256 of the request body: the same key with
 another body is a 422. The first answer is kept only for ``ttl_seconds`` (it can hold released
 fields), then purged; a key still being processed answers 409.
+
+:class:`OnceOnly` runs an exchange under a key: the registry check of the client and the key's
+claim share one worker-thread hand-off (it must pass before a stored answer is replayed); a
+logged refusal or not-found is kept for replay, other failures release the key, and so does a
+streamed document (a retry streams, and logs, again). The API layer says what an answer looks
+like (:class:`AnswerShapes`); this module decides what is kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from anyio import to_thread
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from broker.core.errors import Conflict, FieldProblem, InvalidInput
+from broker.core.errors import BrokerError, Conflict, FieldProblem, InvalidInput, NotFound, Refused
+from broker.exchange.ports import Caller, ExchangeResult
+from broker.exchange.request import ExchangeRequest
+from broker.exchange.service import ExchangeService
 from broker.exchange.tables import idempotency_keys
 
 MAX_KEY_LENGTH = 200
@@ -82,3 +93,75 @@ class IdempotencyStore:
         c = idempotency_keys.c
         with self._engine.begin() as conn:
             conn.execute(delete(idempotency_keys).where(c.client_id == client_id, c.key == key))
+
+
+#: Answers that were logged: a retry with the same key gets them again, unlogged.
+REPEATABLE = (Refused, NotFound)
+
+
+class AnswerShapes(Protocol):
+    """What the answers look like (the API layer's): kept for a replay as they were sent."""
+
+    def answer(self, result: ExchangeResult) -> StoredAnswer | None:
+        """The answer to keep, or None for one that is not kept (a streamed document)."""
+        ...
+
+    def problem(self, error: BrokerError) -> StoredAnswer: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answered:
+    result: ExchangeResult | None
+    """None when the answer is a replay."""
+    answer: StoredAnswer | None
+    """The JSON answer (kept, or replayed); None for a streamed document."""
+    replayed: bool = False
+
+
+class OnceOnly:
+    """Exchanges with an ``Idempotency-Key``."""
+
+    def __init__(
+        self, exchanges: ExchangeService, store: IdempotencyStore, clock: Callable[[], float]
+    ) -> None:
+        self._exchanges = exchanges
+        self._store = store
+        self._clock = clock
+
+    async def handle(
+        self,
+        who: Callable[[], Caller],
+        request: ExchangeRequest,
+        *,
+        client_id: str,
+        key: str,
+        body: bytes,
+        shapes: AnswerShapes,
+    ) -> Answered:
+        """Run the exchange once for ``key``, or replay its first answer. Raises what
+        :meth:`ExchangeService.handle` raises, and InvalidInput or Conflict for the key."""
+        store = self._store
+        digest = body_digest(body)
+        now_ms = int(self._clock() * 1000)
+
+        def check_then_begin() -> tuple[Caller, StoredAnswer | None]:
+            caller = who()
+            return caller, store.begin(client_id, key, digest, now_ms)
+
+        caller, stored = await to_thread.run_sync(check_then_begin)
+        if stored is not None:
+            return Answered(result=None, answer=stored, replayed=True)
+        try:
+            result = await self._exchanges.handle(caller, request)
+        except BrokerError as e:
+            if isinstance(e, REPEATABLE):
+                await to_thread.run_sync(store.finish, client_id, key, shapes.problem(e))
+            else:
+                await to_thread.run_sync(store.abandon, client_id, key)
+            raise
+        answer = shapes.answer(result)
+        if answer is None:
+            await to_thread.run_sync(store.abandon, client_id, key)
+        else:
+            await to_thread.run_sync(store.finish, client_id, key, answer)
+        return Answered(result=result, answer=answer)

@@ -1,24 +1,102 @@
 """What the exchange service talks to (ports) and what it answers (values).
 
-The consent port is :class:`broker.consent.service.ConsentPort` (one definition).
-
-The service (:mod:`broker.exchange.service`) orchestrates; these are the small Protocols it is
-given (consents, the citizen preview, attestations) and the frozen values it returns.
+The service (:mod:`broker.exchange.service`) orchestrates and depends on these Protocols only;
+:mod:`broker.container` wires the concrete classes (the audit log, the source adapters, the
+consent and preview stores, the identity providers, the outbox, the policy holder). This module
+imports no database or HTTP library, not even through the modules it imports
+(tests/exchange/test_ports.py checks it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from broker.attestation.statement import Attestation, DocumentFacts
-from broker.audit.log import Appended
+from broker.audit.port import Appended as Appended
+from broker.audit.port import AuditSink
+from broker.audit.port import ExtraRowsWriter as ExtraRowsWriter
+from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym
+from broker.notify.notice import ProviderNotice
 from broker.policy.engine import Decision
 from broker.policy.input import ConsentStatus
-from broker.subjects.preview import HeldExchange
+
+#: The audit port: ``append`` returns once the entry is durable, or raises.
+AuditPort = AuditSink
+
+#: What an attestation states about a proof document (never its content).
+ATTESTED_FIELDS = (
+    "document.type",
+    "document.issuer",
+    "document.verified_by",
+    "document.verified_at",
+    "document.verification_method",
+    "document.sha256",
+)
+
+#: What a document answer releases: the document itself, with its type and hash.
+DOCUMENT_FIELDS = ("document.type", "document.sha256", "document.content")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the authenticated client, its party, its scopes and its name."""
+
+    client_id: str
+    party_id: str
+    scopes: frozenset[str] = frozenset()
+    client_name: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    owner: str
+    subject_types: frozenset[str]
+    consent_agreements: frozenset[str] = frozenset()
+    """Agreements with a consent-required flow on this dataset: only then is consent looked up
+    (the policy still decides; without a lookup it sees ``none``)."""
+
+
+class PolicyPort(Protocol):
+    def decide(self, policy_input: Mapping[str, Any]) -> Decision:
+        """The decision; never raises (failures deny with ``ENGINE_UNAVAILABLE``)."""
+        ...
+
+
+class SourcesPort(Protocol):
+    """The source systems by dataset id (:class:`adapters.sources.Sources`)."""
+
+    async def fetch(
+        self, dataset: str, subject: SubjectId, fields: Sequence[str]
+    ) -> dict[str, Any]: ...
+
+    async def verify(
+        self, dataset: str, subject: SubjectId, claims: Mapping[str, object]
+    ) -> bool: ...
+
+    def stream_document(
+        self, dataset: str, subject: SubjectId, sha256: str
+    ) -> AsyncIterator[bytes]: ...
+
+
+class ConsentPort(Protocol):
+    """What the exchange pipeline asks before it asks the policy."""
+
+    def status(
+        self,
+        subject_pseudonym: str | Sequence[str],
+        from_party: str,
+        to_party: str,
+        purpose: str,
+        dataset: str,
+        now: dt.datetime,
+        document_type: str | None = None,
+    ) -> ConsentStatus:
+        """``given`` | ``withdrawn`` | ``none`` for ``PolicyRequest.consent``."""
+        ...
 
 
 class NoConsents:
@@ -37,26 +115,25 @@ class NoConsents:
         return "none"
 
 
-@dataclass(frozen=True)
-class Caller:
-    client_id: str
-    party_id: str
-    client_name: str = ""
+class HeldPreview(Protocol):
+    """An exchange held for the citizen's preview (``broker.subjects.preview.HeldExchange``)."""
 
-
-#: What an attestation states about a proof document (never its content).
-ATTESTED_FIELDS = (
-    "document.type",
-    "document.issuer",
-    "document.verified_by",
-    "document.verified_at",
-    "document.verification_method",
-    "document.sha256",
-)
-
-
-#: What a document answer releases: the document itself, with its type and hash.
-DOCUMENT_FIELDS = ("document.type", "document.sha256", "document.content")
+    @property
+    def requester_party(self) -> str: ...
+    @property
+    def agreement_id(self) -> str: ...
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def subject_pseudonym(self) -> str: ...
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def expires_at_ms(self) -> int: ...
 
 
 class PreviewPort(Protocol):
@@ -71,9 +148,9 @@ class PreviewPort(Protocol):
         purpose: str,
         fields: Sequence[str],
         ttl_seconds: int,
-    ) -> HeldExchange: ...
+    ) -> HeldPreview: ...
 
-    def status(self, exchange_id: str) -> HeldExchange: ...
+    def status(self, exchange_id: str) -> HeldPreview: ...
 
     def release(self, exchange_id: str) -> bool: ...
 
@@ -91,71 +168,70 @@ class Attester(Protocol):
     ) -> Attestation: ...
 
 
-@dataclass(frozen=True)
+class VerifiedPerson(Protocol):
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+
+
+class IdentityPort(Protocol):
+    """The parties' identity providers (:class:`broker.identity.service.IdentityProviders`)."""
+
+    def check_request(
+        self,
+        party_id: str,
+        client_id: str,
+        id_token: str | None,
+        *,
+        break_glass: bool,
+        now: float,
+        asserted_role: str | None = None,
+    ) -> VerifiedPerson | None:
+        """The verified person when a token was sent, None when none was sent and none is
+        needed; raises when one is needed or the token is bad."""
+        ...
+
+
+class NotificationsPort(Protocol):
+    """Provider notifications (:class:`broker.notify.service.Notifications`)."""
+
+    def writer(
+        self, notice: ProviderNotice, *, subject: SubjectId | None = None
+    ) -> ExtraRowsWriter:
+        """Writes the notice's outbox row in the audit entry's transaction."""
+        ...
+
+    def wake(self) -> None: ...
+
+
+class VerificationLimitPort(Protocol):
+    def take(self, client_id: str, subject_pseudonym: str, now_ms: int) -> None:
+        """Count one verification question, or raise ``RateLimited``."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExchangeResult:
-    """A 200 answer."""
+    """A 200 answer (or a 202: held for the citizen's preview). HTTP shapes are the API's
+    (broker/api/exchanges.py)."""
 
     exchange_id: str
     decision: Decision
-    record: dict[str, Any] | None
-    match: bool | None
     appended: Appended
+    record: dict[str, Any] | None = None
+    """``fetch`` mode: the released record."""
+    match: bool | None = None
+    """``verify`` mode: whether the claims match."""
     attestations: list[dict[str, Any]] | None = None
-    held: HeldExchange | None = None
+    """``attest`` mode: the signed attestations."""
+    held: HeldPreview | None = None
     """Set when the exchange is held for the citizen's preview (a 202 answer)."""
-    document: AsyncIterator[bytes] | None = None
+    document: AsyncIterator[bytes] | None = field(default=None, repr=False)
     """``document`` mode: the content, already checked against its SHA-256 before the first
     chunk, to stream after the log entry is durable."""
     document_sha256: str | None = None
 
-    def body(self) -> dict[str, Any]:
-        if self.held is not None:
-            return {
-                "exchange_id": self.exchange_id,
-                "status": "held",
-                "detail": "held until the citizen approves it through the council's portal",
-                "status_url": f"/v1/exchanges/{self.exchange_id}/preview",
-                "expires_at_ms": self.held.expires_at_ms,
-                "then": "when approved, send the same request again with "
-                f'"preview_id": "{self.exchange_id}"',
-                "receipt": self.appended.to_receipt(),
-            }
-        d = self.decision
-        o = d.obligations
-        body: dict[str, Any] = {
-            "exchange_id": self.exchange_id,
-            "decision": {
-                "allow": d.allow,
-                "released_fields": list(d.released_fields),
-                "withheld_fields": [
-                    {"field": w.field, "reason": w.reason} for w in d.withheld_fields
-                ],
-                "obligations": {
-                    "retain_until": o.retain_until.isoformat() if o.retain_until else None,
-                    "notify_provider": o.notify_provider is not None,
-                    "review_break_glass": o.review_break_glass,
-                },
-                "lawful_basis": list(d.matched.lawful_basis) if d.matched else [],
-                "policy_revision": d.revision,
-            },
-            "receipt": self.appended.to_receipt(),
-        }
-        if self.attestations is not None:
-            body["attestations"] = self.attestations
-        elif self.match is not None:
-            # A yes/no answer releases no values: say which claims were checked instead.
-            body["decision"]["withheld_fields"] = []
-            body["decision"]["verified_claims"] = list(d.verified_claims)
-            body["match"] = self.match
-        else:
-            body["record"] = self.record
-        return body
 
-
-@dataclass(frozen=True)
-class DatasetFacts:
-    owner: str
-    subject_types: frozenset[str]
-    consent_agreements: frozenset[str] = frozenset()
-    """Agreements with a consent-required flow on this dataset: only then is consent looked up
-    (the policy still decides; without a lookup it sees ``none``)."""
+#: Looks up a dataset's facts (owner, subject types, consent agreements); None when unknown.
+DatasetLookup = Callable[[str], DatasetFacts | None]

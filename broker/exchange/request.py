@@ -1,5 +1,5 @@
-"""The ``POST /v1/exchanges`` body (docs/exchanges.md). Unknown keys are refused: a typo in a
-request must never silently change what is asked for."""
+"""The ``POST /v1/exchanges`` body and its checks (docs/exchanges.md). Unknown keys are refused: a
+typo in a request must never silently change what is asked for."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.core.errors import FieldProblem
+from broker.core.errors import FieldProblem, InvalidInput
+from broker.core.identifiers import SubjectId, parse_subject
+from broker.exchange.ports import DatasetFacts
 
 _FIELD = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
@@ -82,3 +84,29 @@ def problems_of(request: ExchangeRequest) -> list[FieldProblem]:
     if request.break_glass and not request.justification:
         problems.append(FieldProblem("justification", "break-glass needs a justification"))
     return problems
+
+
+def valid_subject(
+    request: ExchangeRequest, facts: DatasetFacts | None, *, test_range_only: bool
+) -> SubjectId:
+    """The request's subject, once the whole request is valid; else InvalidInput naming every
+    problem (checks across fields, the identifier, the dataset's subject types). Not logged:
+    nothing was decided."""
+    problems = problems_of(request)
+    subject: SubjectId | None = None
+    try:
+        subject = parse_subject(
+            request.subject.type, request.subject.value, test_range_only=test_range_only
+        )
+    except InvalidInput as e:
+        problems.extend(e.problems)
+    if subject is not None and facts is not None and subject.type not in facts.subject_types:
+        problems.append(
+            FieldProblem(
+                "subject.type",
+                f"dataset {request.dataset} accepts {', '.join(sorted(facts.subject_types))}",
+            )
+        )
+    if problems or subject is None:
+        raise InvalidInput("the sharing request is not valid", problems)
+    return subject

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from broker.audit.entry import AuditEntry
 from broker.audit.log import AuditLog
 from broker.exchange.request import Name
-from broker.policy.engine import Decision
+from broker.policy.engine import Decision, decision_json
 from broker.policy.holder import PolicyHolder
 from broker.policy.input import ConsentStatus, PolicyRequest, build_input
 
@@ -44,28 +44,21 @@ class SimulationRequest(BaseModel):
 
 
 def decision_view(decision: Decision) -> dict[str, Any]:
-    o = decision.obligations
+    """A dry run's view of the decision (from :func:`broker.policy.engine.decision_json`)."""
+    full = decision_json(decision)
+    o = full["obligations"]
     return {
-        "allow": decision.allow,
-        "released_fields": list(decision.released_fields),
-        "withheld_fields": [
-            {"field": w.field, "reason": w.reason} for w in decision.withheld_fields
-        ],
-        "reasons": list(decision.reasons),
+        "allow": full["allow"],
+        "released_fields": full["released_fields"],
+        "withheld_fields": full["withheld_fields"],
+        "reasons": full["reasons"],
         "obligations": {
-            "notify_provider": o.notify_provider,
-            "retain_until": o.retain_until.isoformat() if o.retain_until else None,
-            "review_break_glass": o.review_break_glass,
+            "notify_provider": o["notify_provider"],
+            "retain_until": o["retain_until"],
+            "review_break_glass": o["review_break_glass"],
         },
-        "matched": None
-        if decision.matched is None
-        else {
-            "agreement_id": decision.matched.agreement_id,
-            "version": decision.matched.agreement_version,
-            "flow": decision.matched.flow_id,
-            "lawful_basis": list(decision.matched.lawful_basis),
-        },
-        "policy_revision": decision.revision,
+        "matched": full["matched"],
+        "policy_revision": full["policy_revision"],
     }
 
 

@@ -33,68 +33,13 @@ from sqlalchemy import Connection, Engine, Update, bindparam, func, select, upda
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from broker.core.identifiers import SubjectId
-from broker.core.pseudonym import Pseudonym
 from broker.db.gate import write_gate
+from broker.notify.notice import ProviderNotice
 from broker.notify.sealing import SubjectSealer
 from broker.notify.tables import outbox
 
-EVENT_RECORD_SHARED = "exchange.record-shared"
-"""A provider's record was released to a recipient (the flow says ``notify_provider``)."""
-
 Status = Literal["pending", "delivered", "failed"]
 STATUSES: tuple[Status, ...] = ("pending", "delivered", "failed")
-
-
-@dataclass(frozen=True)
-class ProviderNotice:
-    """What a provider is told about one exchange of its data (no identifier in clear)."""
-
-    exchange_id: str
-    provider_party: str
-    """The party to notify: the dataset's provider (``Obligations.notify_provider``)."""
-    occurred_at_ms: int
-    agreement_id: str
-    purpose: str
-    dataset: str
-    requesting_party: str
-    requesting_client: str
-    summary: str
-    """One line a caseworker reads, e.g. "Emergency Department safeguarding at Calderbridge
-    Hospitals NHS Foundation Trust checked this child's child protection record"."""
-    flow_id: str | None = None
-    requester_role: str | None = None
-    break_glass: bool = False
-    released_fields: tuple[str, ...] = ()
-    subject_pseudonym: Pseudonym | None = None
-    event_type: str = EVENT_RECORD_SHARED
-
-    def to_payload(self) -> dict[str, Any]:
-        """The stored payload (JSON-ready; the sealed identifier is added at delivery)."""
-        pseudonym = self.subject_pseudonym
-        return {
-            "exchange_id": self.exchange_id,
-            "occurred_at_ms": self.occurred_at_ms,
-            "agreement_id": self.agreement_id,
-            "flow_id": self.flow_id,
-            "purpose": self.purpose,
-            "dataset": self.dataset,
-            "requesting_party": self.requesting_party,
-            "requesting_client": self.requesting_client,
-            "requester_role": self.requester_role,
-            "break_glass": self.break_glass,
-            "released_fields": list(self.released_fields),
-            "summary": self.summary,
-            "subject_pseudonym": None
-            if pseudonym is None
-            else {"value": pseudonym.value, "key_version": pseudonym.key_version},
-        }
-
-
-def default_summary(requesting_system: str, requesting_party: str, dataset: str) -> str:
-    """The notice's one line when the pipeline has nothing better, from the names the registry
-    holds (e.g. "Emergency Department safeguarding at Calderbridge Hospitals NHS Foundation Trust
-    received this person's ccc.child-protection record")."""
-    return f"{requesting_system} at {requesting_party} received this person's {dataset} record"
 
 
 def enqueue_notification(

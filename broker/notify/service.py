@@ -19,7 +19,8 @@ from sqlalchemy import Connection, Engine
 
 from broker.core.identifiers import SubjectId
 from broker.notify.delivery import DeliveryPolicy, DeliveryWorker
-from broker.notify.outbox import OutboxStore, ProviderNotice, enqueue_notification
+from broker.notify.notice import ProviderNotice
+from broker.notify.outbox import OutboxStore, enqueue_notification
 from broker.notify.sealing import SubjectSealer, load_sealer
 from broker.notify.webhooks import WebhookRegistry
 from broker.settings import Settings

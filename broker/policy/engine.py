@@ -74,6 +74,46 @@ class Decision:
     matched: MatchedFlow | None = None
 
 
+def obligations_json(obligations: Obligations) -> dict[str, Any]:
+    """The one JSON form of a decision's obligations. The provider to notify is named (its party
+    id, or None): the audit log records whom it told. Views for other readers derive from this
+    (the requester's answer says only whether the provider is told: broker/api/exchanges.py)."""
+    o = obligations
+    return {
+        "notify_provider": o.notify_provider,
+        "retain_until": o.retain_until.isoformat() if o.retain_until else None,
+        "review_break_glass": o.review_break_glass,
+        "subject_access_hold_until": (
+            o.subject_access_hold_until.isoformat() if o.subject_access_hold_until else None
+        ),
+    }
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    """The one JSON form of a decision: what the API answer, a simulation and the audit entry's
+    obligations are built from."""
+    matched = decision.matched
+    return {
+        "allow": decision.allow,
+        "released_fields": list(decision.released_fields),
+        "withheld_fields": [
+            {"field": w.field, "reason": w.reason} for w in decision.withheld_fields
+        ],
+        "verified_claims": list(decision.verified_claims),
+        "reasons": list(decision.reasons),
+        "obligations": obligations_json(decision.obligations),
+        "matched": None
+        if matched is None
+        else {
+            "agreement_id": matched.agreement_id,
+            "version": matched.agreement_version,
+            "flow": matched.flow_id,
+            "lawful_basis": list(matched.lawful_basis),
+        },
+        "policy_revision": decision.revision,
+    }
+
+
 class PolicyEngine(Protocol):
     """Decides sharing requests with one policy revision (embedded) or what the server has (OPA)."""
 

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
+from broker.api.exchanges import receipt_json
 from broker.audit.checkpoint import open_checkpoint
 from broker.audit.entry import (
     AuditEntry,
@@ -48,7 +49,7 @@ def test_append_returns_the_durable_position(log: AuditLog) -> None:
     second = log.append(make_entry(1))
     assert (first.leaf_index, second.leaf_index) == (0, 1)
     assert log.size() == 2
-    receipt = second.to_receipt()
+    receipt = receipt_json(second)
     assert receipt["leaf_hash"] == second.leaf_hash.hex()
     assert receipt["record_salt"] is not None
 

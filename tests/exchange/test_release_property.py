@@ -18,6 +18,7 @@ import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from broker.api.exchanges import answer_json
 from broker.audit.entry import check_released_record
 from broker.audit.memory import MemoryAuditLog
 from broker.core.errors import Refused
@@ -26,8 +27,9 @@ from broker.core.pseudonym import PseudonymKeyring, generate_key
 from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.exchange.limits import VerificationLimiter
+from broker.exchange.ports import Caller, DatasetFacts
 from broker.exchange.request import ExchangeRequest
-from broker.exchange.service import Caller, DatasetFacts, ExchangeService
+from broker.exchange.service import ExchangeService
 from broker.policy.bundle import policy_modules
 from broker.policy.compiled import (
     CompiledAgreement,
@@ -147,7 +149,7 @@ def test_no_field_outside_requested_and_permitted_is_ever_released(
         return
     finally:
         engine.dispose()
-    body = result.body()
+    body = answer_json(result)
     expanded = {
         f
         for f in CATALOGUE

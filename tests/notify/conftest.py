@@ -16,7 +16,8 @@ from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import PseudonymKey, PseudonymKeyring, pseudonymise
 from broker.db.engine import build_engine
 from broker.db.migrate import upgrade
-from broker.notify.outbox import OutboxRow, OutboxStore, ProviderNotice, enqueue_notification
+from broker.notify.notice import ProviderNotice
+from broker.notify.outbox import OutboxRow, OutboxStore, enqueue_notification
 from broker.notify.sealing import SubjectSealer
 from broker.notify.webhooks import WebhookRegistry
 from demo.notify import register_demo_webhook
