@@ -40,10 +40,10 @@ from broker.audit.entry import (
 from broker.audit.log import AuditLog, LogSigner
 from broker.audit.verify import verify_log
 from broker.core import merkle
+from broker.core.projection import WithheldField
 from broker.core.pseudonym import PseudonymKey, pseudonymise
 from broker.db.engine import build_engine, normalise_url
 from broker.db.migrate import upgrade
-from broker.policy.engine import WithheldField
 
 ORIGIN = "bench.broker.example/audit"
 KEY = PseudonymKey("v1", b"bench-pseudonym-key-32-bytes-long")

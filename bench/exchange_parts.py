@@ -26,8 +26,7 @@ from typing import Any
 from anyio import to_thread
 
 from broker.audit.entry import new_exchange_id
-from broker.core.identifiers import SubjectId
-from broker.exchange.ports import Caller
+from broker.core.identifiers import Caller, SubjectId
 from broker.exchange.request import ExchangeRequest
 from broker.observability import configure_logging
 from broker.policy.input import PolicyRequest, build_input

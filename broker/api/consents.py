@@ -23,8 +23,7 @@ from broker.api.deps import Principal, ServicesDep, require_scope
 from broker.consent.model import CollectionMethod
 from broker.consent.service import consent_json
 from broker.core.errors import FieldProblem, InvalidInput
-from broker.core.identifiers import SubjectId, parse_subject
-from broker.exchange.ports import Caller
+from broker.core.identifiers import Caller, SubjectId, parse_subject
 
 router = APIRouter(tags=["consents"])
 Recorder = Annotated[Principal, Depends(require_scope("consent"))]

@@ -22,8 +22,9 @@ from broker.api.deps import (
 )
 from broker.api.problems import PROBLEM_JSON, problem_body
 from broker.core.errors import BrokerError, NotFound
+from broker.core.identifiers import Caller
 from broker.exchange.idempotency import StoredAnswer
-from broker.exchange.ports import Appended, Caller, ExchangeResult
+from broker.exchange.ports import Appended, ExchangeResult
 from broker.exchange.request import ExchangeRequest
 from broker.policy.engine import decision_json
 

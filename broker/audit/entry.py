@@ -33,8 +33,8 @@ import rfc8785
 
 from broker.audit.errors import AuditEntryError
 from broker.audit.randomness import random_bytes
+from broker.core.projection import WithheldField
 from broker.core.pseudonym import Pseudonym
-from broker.policy.engine import WithheldField
 
 SCHEMA_VERSION: Final = 1
 SALT_BYTES: Final = 16

@@ -34,9 +34,8 @@ from broker.consent.model import (
 from broker.consent.rules import RecorderForbidden, consent_scope, recorder_of
 from broker.consent.store import ConsentNotFound, ConsentStore
 from broker.core.errors import FieldProblem, InvalidInput
-from broker.core.identifiers import SubjectId
+from broker.core.identifiers import Caller, SubjectId
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
-from broker.exchange.ports import Caller
 from broker.policy.input import ConsentStatus
 
 RECEIPT_TYP: Final = "consent-receipt+jwt"

@@ -69,3 +69,13 @@ def parse_subject(
             "invalid subject identifier", [FieldProblem(f"{location}.value", message)]
         )
     return SubjectId(type_, normalised)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the authenticated client, its party, its scopes and its name."""
+
+    client_id: str
+    party_id: str
+    scopes: frozenset[str] = frozenset()
+    client_name: str = ""

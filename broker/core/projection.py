@@ -9,6 +9,7 @@ this is the last line of minimisation, so it never trusts that a source honoured
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 _MISSING = object()
@@ -66,3 +67,9 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             leaves[path] = value
     return leaves
+
+
+@dataclass(frozen=True)
+class WithheldField:
+    field: str
+    reason: str

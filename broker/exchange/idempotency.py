@@ -23,7 +23,8 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from broker.core.errors import BrokerError, Conflict, FieldProblem, InvalidInput, NotFound, Refused
-from broker.exchange.ports import Caller, ExchangeResult
+from broker.core.identifiers import Caller
+from broker.exchange.ports import ExchangeResult
 from broker.exchange.request import ExchangeRequest
 from broker.exchange.service import ExchangeService
 from broker.exchange.tables import idempotency_keys

@@ -15,9 +15,9 @@ from typing import Any
 
 from broker.attestation.statement import document_facts
 from broker.core.errors import Unavailable
-from broker.core.identifiers import SubjectId
+from broker.core.identifiers import Caller, SubjectId
 from broker.core.pseudonym import Pseudonym
-from broker.exchange.ports import ATTESTED_FIELDS, Attester, Caller, SourcesPort
+from broker.exchange.ports import ATTESTED_FIELDS, Attester, SourcesPort
 from broker.policy.engine import Decision
 
 NOT_EVERY_FACT = "the agreement does not permit every attested fact"

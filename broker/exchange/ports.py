@@ -42,16 +42,6 @@ DOCUMENT_FIELDS = ("document.type", "document.sha256", "document.content")
 
 
 @dataclass(frozen=True)
-class Caller:
-    """Who is asking: the authenticated client, its party, its scopes and its name."""
-
-    client_id: str
-    party_id: str
-    scopes: frozenset[str] = frozenset()
-    client_name: str = ""
-
-
-@dataclass(frozen=True)
 class DatasetFacts:
     owner: str
     subject_types: frozenset[str]

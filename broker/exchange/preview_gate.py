@@ -13,9 +13,9 @@ from anyio import to_thread
 
 from broker.audit.entry import AuditEntry
 from broker.core.errors import NotFound, Refused, Unavailable
-from broker.core.identifiers import SubjectId
+from broker.core.identifiers import Caller, SubjectId
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
-from broker.exchange.ports import Appended, Caller, HeldPreview, PreviewPort
+from broker.exchange.ports import Appended, HeldPreview, PreviewPort
 from broker.exchange.request import ExchangeRequest
 from broker.policy.engine import Decision
 

@@ -26,7 +26,7 @@ from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
 from broker.audit.entry import AgreementRef, AuditEntry, ReleasedDigest, digest_released_record
 from broker.audit.errors import AuditEntryError
 from broker.core.errors import BrokerError, ConfigurationError, Refused, Unavailable
-from broker.core.identifiers import SubjectId
+from broker.core.identifiers import Caller, SubjectId
 from broker.core.projection import project
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange import modes
@@ -36,7 +36,6 @@ from broker.exchange.ports import (
     Appended,
     Attester,
     AuditPort,
-    Caller,
     ConsentPort,
     DatasetLookup,
     ExchangeResult,

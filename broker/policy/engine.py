@@ -13,16 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from broker.core.projection import WithheldField
+
 ENGINE_UNAVAILABLE = "policy engine unavailable"
 GENERIC_REFUSAL = "no agreement permits this request"
 ENTRYPOINT = "sharing/decision"
 """The rule every engine evaluates, ``data.sharing.decision``, in OPA's path form."""
-
-
-@dataclass(frozen=True)
-class WithheldField:
-    field: str
-    reason: str
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ import broker.audit.tables  # noqa: F401  (registers the audit tables on the sha
 from broker.audit.entry import AgreementRef, AuditEntry, digest_released_record
 from broker.audit.log import AuditLog, LogSigner
 from broker.audit.store import CheckpointPolicy
+from broker.core.projection import WithheldField
 from broker.core.pseudonym import PseudonymKey, pseudonymise
 from broker.db.engine import build_engine, normalise_url
 from broker.db.migrate import upgrade
-from broker.policy.engine import WithheldField
 
 ORIGIN = "broker.test.example/audit"
 PSEUDONYM_KEY = PseudonymKey("v1", b"test-pseudonym-key-of-32-bytes!!")

@@ -14,9 +14,9 @@ from broker.audit.memory import MemoryAuditLog
 from broker.consent.rules import RecorderForbidden
 from broker.consent.service import ConsentService
 from broker.consent.store import MemoryConsentStore
-from broker.core.identifiers import SubjectId
+from broker.core.identifiers import Caller, SubjectId
 from broker.core.pseudonym import PseudonymKeyring, generate_key
-from broker.exchange.ports import Caller, ConsentPort
+from broker.exchange.ports import ConsentPort
 from tests.consent.factories import COUNCIL, T0
 from tests.consent.test_rules import proof_reuse
 

@@ -15,8 +15,8 @@ import httpx
 from broker.audit.entry import AgreementRef, AuditEntry, digest_released_record
 from broker.audit.log import AuditLog
 from broker.console.service import load_pseudonyms
+from broker.core.projection import WithheldField
 from broker.core.pseudonym import PseudonymKeyring
-from broker.policy.engine import WithheldField
 from demo.parties import COUNCIL, HOSPITAL
 from tests.support import LiveBroker, live_broker
 

@@ -22,12 +22,13 @@ from broker.api.exchanges import answer_json
 from broker.audit.entry import check_released_record
 from broker.audit.memory import MemoryAuditLog
 from broker.core.errors import Refused
+from broker.core.identifiers import Caller
 from broker.core.projection import flatten
 from broker.core.pseudonym import PseudonymKeyring, generate_key
 from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.exchange.limits import VerificationLimiter
-from broker.exchange.ports import Caller, DatasetFacts
+from broker.exchange.ports import DatasetFacts
 from broker.exchange.request import ExchangeRequest
 from broker.exchange.service import ExchangeService
 from broker.policy.bundle import policy_modules
