@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from adapters import fhirpath
 from adapters.bindings import DatasetBinding, SourceConfig
 from adapters.errors import SourceBadData
-from adapters.records import claims_hold, flatten, nest, project
+from adapters.records import claims_hold
+from broker.core.projection import flatten, nest, project
 from adapters.values import to_catalogue
 
 PATIENT: dict[str, Any] = {
