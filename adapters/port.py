@@ -30,7 +30,6 @@ from adapters.errors import (
     SubjectNotFound,
     WrongSubject,
 )
-
 from broker.core.identifiers import SubjectId
 from broker.core.projection import Record
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from adapters.bindings import BindingSet, DatasetBinding
 from adapters.port import SourceAdapter
-
 from adapters.registry import AdapterRegistry, default_registry
 from adapters.resilience import Clock
 from broker.core.identifiers import SubjectId

@@ -12,8 +12,8 @@ from adapters import fhirpath
 from adapters.bindings import DatasetBinding, SourceConfig
 from adapters.errors import SourceBadData
 from adapters.records import claims_hold
-from broker.core.projection import flatten, nest, project
 from adapters.values import to_catalogue
+from broker.core.projection import flatten, nest, project
 
 PATIENT: dict[str, Any] = {
     "resourceType": "Patient",
