@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,6 +162,16 @@ class VerifiedAgreement:
         if entry is None or bg is None or not bg.allowed:
             return ()
         return _expanded(bg.extra_fields, entry)
+
+
+def agreement_ids_of_party(party_id: str, agreements: Iterable[VerifiedAgreement]) -> list[str]:
+    """The ids of ``agreements`` that ``party_id`` is a party to, sorted, each once."""
+    ids = {
+        a.agreement.id
+        for a in agreements
+        if a.agreement is not None and a.agreement.party(party_id) is not None
+    }
+    return sorted(ids)
 
 
 def _expanded(patterns: Sequence[str], entry: DatasetEntry | None) -> tuple[str, ...]:
