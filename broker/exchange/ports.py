@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from broker.attestation.statement import Attestation, DocumentFacts
 from broker.audit.log import Appended
+from broker.consent.model import ConsentQuery
 from broker.core.pseudonym import Pseudonym
 from broker.policy.engine import Decision
 from broker.policy.input import ConsentStatus
@@ -24,16 +25,7 @@ from broker.subjects.preview import HeldExchange
 class NoConsents:
     """A port that finds no consent: consent-required flows deny (tests without consents)."""
 
-    def status(
-        self,
-        subject_pseudonym: str | Sequence[str],
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-        document_type: str | None = None,
-    ) -> ConsentStatus:
+    def status(self, query: ConsentQuery, now: dt.datetime) -> ConsentStatus:
         return "none"
 
 
