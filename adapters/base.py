@@ -14,10 +14,11 @@ from typing import Any
 
 from adapters.bindings import DatasetBinding, SourceConfig
 from adapters.errors import BindingError, MultipleMatches, SourceError, WrongSubject
-from adapters.records import Record, claims_hold, nest
+from adapters.records import claims_hold
 from adapters.resilience import CircuitBreaker, Clock, call_resiliently
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import SubjectId
+from broker.core.projection import Record, flatten, nest
 
 
 def guard_identity(binding: DatasetBinding, subject: SubjectId, found: object) -> None:
@@ -92,8 +93,7 @@ class BaseAdapter:
         self, binding: DatasetBinding, subject: SubjectId, claims: Mapping[str, object]
     ) -> bool:
         record = await self.fetch(binding, subject, list(claims))
-        held = {field: _get(record, field) for field in claims}
-        return claims_hold(held, claims)
+        return claims_hold(flatten(record), claims)
 
     def stream_document(
         self, binding: DatasetBinding, subject: SubjectId, sha256: str
@@ -102,15 +102,6 @@ class BaseAdapter:
 
     async def aclose(self) -> None:
         return None
-
-
-def _get(record: Record, dotted: str) -> Any:
-    node: Any = record
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
 
 
 __all__ = ["BaseAdapter", "SourceError", "guard_identity", "guard_single"]

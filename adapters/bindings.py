@@ -59,18 +59,24 @@ class BreakerPolicy(BaseModel):
     reset_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
 
 
-class SourceConfig(BaseModel):
-    """One source system. Its adapter instance, connection pool and circuit breaker are shared
-    by every dataset it serves."""
+class _SourceEntry(BaseModel):
+    """A source as written in the bindings file, under its name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    name: str
+    model_config = ConfigDict(extra="forbid")
     kind: str
     endpoint: str
     timeouts: Timeouts = Timeouts()
     retries: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceConfig(_SourceEntry):
+    """One source system. Its adapter instance, connection pool and circuit breaker are shared
+    by every dataset it serves."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
 
 
 class DatasetBinding(BaseModel):
@@ -138,16 +144,6 @@ class BindingSet:
         return {b.source.name: b.source for b in self._bindings.values()}
 
 
-class _SourceEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: str
-    endpoint: str
-    timeouts: Timeouts = Timeouts()
-    retries: RetryPolicy = RetryPolicy()
-    breaker: BreakerPolicy = BreakerPolicy()
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
 class _DatasetEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: str
@@ -180,15 +176,7 @@ def parse_bindings(
             endpoint = string.Template(entry.endpoint).substitute(variables or {})
         except (KeyError, ValueError) as e:
             raise BindingError(f"{where}sources.{name}.endpoint: unknown variable {e}") from e
-        sources[name] = SourceConfig(
-            name=name,
-            kind=entry.kind,
-            endpoint=endpoint,
-            timeouts=entry.timeouts,
-            retries=entry.retries,
-            breaker=entry.breaker,
-            options=entry.options,
-        )
+        sources[name] = SourceConfig(**{**dict(entry), "name": name, "endpoint": endpoint})
     bindings: dict[str, DatasetBinding] = {}
     for dataset, d in parsed.datasets.items():
         if d.source not in sources:

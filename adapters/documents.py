@@ -33,9 +33,10 @@ from typing import Any
 from adapters.base import BaseAdapter, guard_identity
 from adapters.bindings import DatasetBinding, SourceConfig
 from adapters.errors import SourceBadData, SourceUnavailable, SubjectNotFound
-from adapters.records import Record, claims_hold
+from adapters.records import claims_hold
 from adapters.resilience import Clock, call_resiliently
 from broker.core.identifiers import SubjectId
+from broker.core.projection import Record
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 CHUNK_BYTES = 64 * 1024

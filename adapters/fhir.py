@@ -21,7 +21,6 @@ these resources). ``_elements`` is sent as a hint only; the broker still project
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,11 +28,10 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
 from adapters import fhirpath
-from adapters.base import BaseAdapter, guard_identity, guard_single
-from adapters.bindings import DatasetBinding, SourceConfig
+from adapters.base import guard_identity, guard_single
+from adapters.bindings import DatasetBinding
 from adapters.errors import BindingError, SourceBadData, SubjectNotFound, WrongSubject
-from adapters.http import HttpClient
-from adapters.resilience import Clock
+from adapters.http import HttpAdapter
 from adapters.values import to_catalogue
 from broker.core.identifiers import SubjectId
 from broker.core.nhs_number import NHS_NUMBER_SYSTEM
@@ -41,35 +39,19 @@ from broker.core.nhs_number import NHS_NUMBER_SYSTEM
 FHIR_JSON = "application/fhir+json"
 
 
-class FhirAdapter(BaseAdapter):
+class FhirAdapter(HttpAdapter):
     kind = "fhir"
-
-    def __init__(self, source: SourceConfig, *, clock: Clock = time.monotonic) -> None:
-        super().__init__(source, clock=clock)
-        self.http = HttpClient(
-            source.name,
-            limit=int(source.options.get("pool_size", 64)),
-            max_body_bytes=int(source.options.get("max_body_bytes", 4_000_000)),
-        )
-        self.base_url = source.endpoint.rstrip("/")
+    accept = FHIR_JSON
 
     async def _search(
         self, binding: DatasetBinding, resource_type: str, params: Mapping[str, str]
     ) -> list[dict[str, Any]]:
         """The resources of ``resource_type`` in a validated searchset Bundle."""
         where = {"dataset": binding.dataset, "source": self.source.name}
-        answer = await self.http.get(
-            f"{self.base_url}/{resource_type}",
-            params=params,
-            timeouts=self.source.timeouts,
-            dataset=binding.dataset,
-            headers={"Accept": FHIR_JSON},
-        )
-        if answer.status == 404:
+        try:
+            body = await self.get_json(binding, f"/{resource_type}", params, what="FHIR search")
+        except SubjectNotFound:
             return []
-        if answer.status != 200:
-            raise SourceBadData(f"FHIR search answered HTTP {answer.status}", **where)
-        body = answer.json(**where)
         try:
             bundle = Bundle.model_validate(body)
         except (ValidationError, ValueError, TypeError) as e:
@@ -163,9 +145,6 @@ class FhirAdapter(BaseAdapter):
         if latest_by:
             found.sort(key=lambda r: str(fhirpath.evaluate(r, latest_by) or ""), reverse=True)
         return found[0]
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
 
 def _first_error(error: Exception) -> str:

@@ -1,4 +1,4 @@
-"""The pooled HTTP client of the HTTP adapters (FHIR, REST), built on aiohttp.
+"""The pooled HTTP client of the HTTP adapters (FHIR, REST), built on aiohttp, and their base.
 
 Chosen by measurement (``bench/adapters_bench.py --full``, a JSON source in another process on
 loopback, 2 cores): aiohttp median 0.15 ms per request at one connection and 7,760 requests/s at
@@ -6,20 +6,26 @@ loopback, 2 cores): aiohttp median 0.15 ms per request at one connection and 7,7
 
 One :class:`HttpClient` per source system: its own connection pool, created
 lazily inside the running event loop. Every aiohttp/OS error is translated here.
+:class:`HttpAdapter` is what the FHIR and REST adapters (``adapters/fhir.py``,
+``adapters/rest.py``) share: that client set up from the source's configuration, the GET with the
+source's timeouts, the reading of a JSON answer, and closing the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from adapters.bindings import Timeouts
-from adapters.errors import SourceBadData, SourceTimeout, SourceUnavailable
+from adapters.base import BaseAdapter
+from adapters.bindings import DatasetBinding, SourceConfig, Timeouts
+from adapters.errors import SourceBadData, SourceTimeout, SourceUnavailable, SubjectNotFound
+from adapters.resilience import Clock
 
 #: Statuses worth retrying: the source is (perhaps briefly) unwell.
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, 429})
@@ -115,3 +121,50 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class HttpAdapter(BaseAdapter):
+    """The base of the adapters that read a source over HTTP/JSON.
+
+    Retries and the circuit breaker come from :class:`BaseAdapter` (every :meth:`read` runs
+    through them); this adds one pooled :class:`HttpClient` per source (``options.pool_size``,
+    ``options.max_body_bytes``), GETs under the source's timeouts, and closing.
+    """
+
+    accept = "application/json"
+    """The ``Accept`` header of every GET."""
+
+    def __init__(self, source: SourceConfig, *, clock: Clock = time.monotonic) -> None:
+        super().__init__(source, clock=clock)
+        self.http = HttpClient(
+            source.name,
+            limit=int(source.options.get("pool_size", 64)),
+            max_body_bytes=int(source.options.get("max_body_bytes", 4_000_000)),
+        )
+        self.base_url = source.endpoint.rstrip("/")
+
+    async def get_json(
+        self, binding: DatasetBinding, path: str, params: Mapping[str, str], *, what: str
+    ) -> Any:
+        """The JSON answer to ``GET <endpoint><path>?<params>``.
+
+        A 404 raises :class:`SubjectNotFound` (an answer, not a failure: the breaker does not
+        count it); 5xx and 429 :class:`SourceUnavailable` (retried); any other status but 200
+        :class:`SourceBadData` naming ``what`` was asked, and so does a body that is not JSON.
+        """
+        where = {"dataset": binding.dataset, "source": self.source.name}
+        answer = await self.http.get(
+            f"{self.base_url}{path}",
+            params=params,
+            timeouts=self.source.timeouts,
+            dataset=binding.dataset,
+            headers={"Accept": self.accept},
+        )
+        if answer.status == 404:
+            raise SubjectNotFound("no record for the subject", **where)
+        if answer.status != 200:
+            raise SourceBadData(f"{what} answered HTTP {answer.status}", **where)
+        return answer.json(**where)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

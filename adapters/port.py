@@ -30,8 +30,8 @@ from adapters.errors import (
     SubjectNotFound,
     WrongSubject,
 )
-from adapters.records import Record
 from broker.core.identifiers import SubjectId
+from broker.core.projection import Record
 
 __all__ = [
     "BindingError",

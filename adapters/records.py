@@ -1,70 +1,18 @@
-"""Record shapes (pure): flat catalogue values <-> the nested record an adapter returns, and
-the comparison a verification question makes.
+"""The comparison a verification question makes (pure).
 
-A record is nested dicts keyed by the segments of dotted catalogue names:
-``{"name.family": "Okafor"}`` becomes ``{"name": {"family": "Okafor"}}``. A repeating group (the
-documents of a person) is a list of such records under one key.
+Record shapes (nesting, flattening, projection) live in ``broker/core/projection.py``, shared with
+the exchange, so an adapter and the broker cut records by one rule.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-Record = dict[str, Any]
-
 _SPACES = re.compile(r"\s+")
-
-
-def nest(flat: Mapping[str, Any]) -> Record:
-    """Nest ``{"a.b": 1, "a.c": 2}`` into ``{"a": {"b": 1, "c": 2}}``.
-
-    Raises ValueError when one name is a prefix of another (``a`` and ``a.b``): a catalogue
-    names leaves only.
-    """
-    record: Record = {}
-    for name in sorted(flat):
-        node = record
-        *parents, leaf = name.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ValueError(f"field {name!r} is below a leaf")
-            node = child
-        if leaf in node:
-            raise ValueError(f"field {name!r} is also a group")
-        node[leaf] = flat[name]
-    return record
-
-
-def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """The inverse of :func:`nest` (lists are leaves)."""
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def project(record: Mapping[str, Any], fields: Iterable[str]) -> Record:
-    """Only ``fields`` of ``record`` (nested shape kept; lists projected element-wise)."""
-    wanted = set(fields)
-    out: Record = {}
-    for key, value in record.items():
-        below = {f.split(".", 1)[1] for f in wanted if f.startswith(f"{key}.")}
-        if key in wanted:
-            out[key] = value
-        elif below and isinstance(value, Mapping):
-            out[key] = project(value, below)
-        elif below and isinstance(value, list):
-            out[key] = [project(item, below) for item in value if isinstance(item, Mapping)]
-    return out
 
 
 def comparable(name: str, value: object) -> str | None:

@@ -15,15 +15,13 @@ must carry the asked identifier at its identifier pointer. Binding::
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.base import BaseAdapter, guard_identity, guard_single
-from adapters.bindings import DatasetBinding, SourceConfig
+from adapters.base import guard_identity, guard_single
+from adapters.bindings import DatasetBinding
 from adapters.errors import BindingError, SourceBadData, SubjectNotFound
-from adapters.http import HttpClient
-from adapters.resilience import Clock
+from adapters.http import HttpAdapter
 from adapters.values import to_catalogue
 from broker.core.identifiers import SubjectId
 
@@ -52,17 +50,8 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
     return node
 
 
-class RestAdapter(BaseAdapter):
+class RestAdapter(HttpAdapter):
     kind = "rest"
-
-    def __init__(self, source: SourceConfig, *, clock: Clock = time.monotonic) -> None:
-        super().__init__(source, clock=clock)
-        self.http = HttpClient(
-            source.name,
-            limit=int(source.options.get("pool_size", 64)),
-            max_body_bytes=int(source.options.get("max_body_bytes", 4_000_000)),
-        )
-        self.base_url = source.endpoint.rstrip("/")
 
     async def read(
         self, binding: DatasetBinding, subject: SubjectId, fields: Sequence[str]
@@ -72,18 +61,7 @@ class RestAdapter(BaseAdapter):
         param = (binding.options.get("query") or {}).get(subject.type)
         if not path.startswith("/") or not param:
             raise BindingError(f"dataset {binding.dataset}: options.path and options.query needed")
-        answer = await self.http.get(
-            f"{self.base_url}{path}",
-            params={str(param): subject.value},
-            timeouts=self.source.timeouts,
-            dataset=binding.dataset,
-            headers={"Accept": "application/json"},
-        )
-        if answer.status == 404:
-            raise SubjectNotFound("no record for the subject", **where)
-        if answer.status != 200:
-            raise SourceBadData(f"source answered HTTP {answer.status}", **where)
-        body = answer.json(**where)
+        body = await self.get_json(binding, path, {str(param): subject.value}, what="source")
         try:
             results = resolve_pointer(body, str(binding.options.get("results", "")))
         except ValueError as e:
@@ -107,6 +85,3 @@ class RestAdapter(BaseAdapter):
                 raise BindingError(f"dataset {binding.dataset}, field {field}: {e}") from e
             values[field] = to_catalogue(binding, field, None if raw is _MISSING else raw)
         return values
-
-    async def aclose(self) -> None:
-        await self.http.aclose()

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from adapters.bindings import BindingSet, DatasetBinding
 from adapters.port import SourceAdapter
-from adapters.records import Record
 from adapters.registry import AdapterRegistry, default_registry
 from adapters.resilience import Clock
 from broker.core.identifiers import SubjectId
+from broker.core.projection import Record
 
 
 class Sources:

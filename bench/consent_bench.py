@@ -25,7 +25,7 @@ from broker.attestation.keys import load_or_create_attestation_key
 from broker.audit.entry import AgreementRef, AuditEntry
 from broker.audit.log import AuditLog, LogSigner
 from broker.audit.memory import MemoryAuditLog
-from broker.consent.model import ConsentRecord
+from broker.consent.model import ConsentQuery, ConsentRecord
 from broker.consent.service import ConsentService
 from broker.consent.store import SqlConsentStore
 from broker.core.pseudonym import PseudonymKeyring, generate_key
@@ -98,10 +98,15 @@ def main() -> None:
         samples = []
         for _ in range(args.samples):
             p = pseudonyms[rng.randrange(records)]
-            start = time.perf_counter()
-            service.status(
-                p, COUNCIL, COUNCIL, "homelessness-assessment", "ccc.proof-documents", now
+            query = ConsentQuery(
+                COUNCIL,
+                COUNCIL,
+                "homelessness-assessment",
+                "ccc.proof-documents",
+                subject_pseudonyms=(p,),
             )
+            start = time.perf_counter()
+            service.status(query, now)
             samples.append(time.perf_counter() - start)
         print(f"consent status ({records} consents):      {summary(samples)}")
 

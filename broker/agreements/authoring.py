@@ -23,7 +23,7 @@ from broker.agreements.parsing import (
     with_lines,
 )
 from broker.agreements.register import DatasetEntry, Register
-from broker.agreements.signing import SigningKey, sign_detached
+from broker.agreements.signing import PartyKey, sign_detached
 from broker.agreements.validation import check_agreement, check_dataset
 
 
@@ -83,7 +83,7 @@ def validate_file(path: Path, root: Path, known_parties: Collection[str]) -> lis
 def sign_file(
     path: Path,
     party_id: str,
-    key: SigningKey,
+    key: PartyKey,
     *,
     root: Path,
     known_parties: Collection[str],
@@ -114,7 +114,7 @@ def revoke(
     root: Path,
     agreement_id: str,
     party_id: str,
-    key: SigningKey,
+    key: PartyKey,
     reason: str,
     *,
     now: dt.datetime,

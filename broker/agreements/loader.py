@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from broker.agreements.parsing import (
     parse_document_with_lines,
     with_lines,
 )
-from broker.agreements.register import DatasetEntry, Register, expand_fields
+from broker.agreements.register import DatasetEntry, Register
 from broker.agreements.signing import TrustSnapshot, verify_detached
 from broker.agreements.status import AgreementStatus, RevocationRecord, VersionSeen, evaluate
 from broker.agreements.store import AgreementStateStore
@@ -39,6 +39,7 @@ from broker.agreements.validation import (
     check_unique_datasets,
     check_unique_versions,
 )
+from broker.core.fields import FieldPatternError, expand_fields
 from broker.core.published_keys import PUBLISHED_KEY_REFUSAL, published_among
 
 
@@ -152,7 +153,7 @@ class VerifiedAgreement:
         """The catalogue names ``flow.permitted_fields`` stands for (``prefix.*`` expanded over
         the signed register entry the agreement pins). Empty if the entry is not verified."""
         entry = self.datasets.get(flow.dataset)
-        return expand_fields(flow.permitted_fields, entry.field_names()) if entry else ()
+        return _expanded(flow.permitted_fields, entry)
 
     def break_glass_fields(self, flow: Flow) -> tuple[str, ...]:
         """The extra catalogue names break-glass opens on ``flow`` (empty without break-glass)."""
@@ -160,7 +161,29 @@ class VerifiedAgreement:
         bg = flow.conditions.break_glass
         if entry is None or bg is None or not bg.allowed:
             return ()
-        return expand_fields(bg.extra_fields, entry.field_names())
+        return _expanded(bg.extra_fields, entry)
+
+
+def agreement_ids_of_party(party_id: str, agreements: Iterable[VerifiedAgreement]) -> list[str]:
+    """The ids of ``agreements`` that ``party_id`` is a party to, sorted, each once."""
+    ids = {
+        a.agreement.id
+        for a in agreements
+        if a.agreement is not None and a.agreement.party(party_id) is not None
+    }
+    return sorted(ids)
+
+
+def _expanded(patterns: Sequence[str], entry: DatasetEntry | None) -> tuple[str, ...]:
+    """``patterns`` expanded by the one rule of ``broker/core/fields.py``; empty when the entry is
+    not verified or a pattern matches nothing (validation refuses such an agreement, so it stands
+    for no field at all rather than for the patterns that happen to match)."""
+    if entry is None:
+        return ()
+    try:
+        return expand_fields(patterns, entry.field_names())
+    except FieldPatternError:
+        return ()
 
 
 @dataclass(frozen=True)

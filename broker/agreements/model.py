@@ -10,7 +10,7 @@ What the policy compiler reads (attribute names are the YAML keys):
   ``.validity`` (effective_from, expires_on, review_by)
 - ``Agreement.flows[*]``: ``id``, ``dataset``, ``provider``, ``recipients``, ``purposes``,
   ``permitted_fields`` (catalogue names, ``prefix.*`` the only wildcard: expand it with
-  :func:`broker.agreements.register.expand_fields`), ``conditions`` (``case_reference_required``,
+  :func:`broker.core.fields.expand_fields`), ``conditions`` (``case_reference_required``,
   ``consent``, ``requester_roles``, ``break_glass``, ``verification_only``, ``office_hours``),
   ``notify_provider``, ``recipient_retention_days``, ``onward_sharing``,
   ``subject_access_hold_days``, ``lawful_basis``.

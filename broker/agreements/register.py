@@ -8,7 +8,7 @@ way agreements are signed. Only entries whose owner signature verifies make it i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,24 +61,6 @@ class DatasetEntry(Strict):
 
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
-
-
-def expand_fields(patterns: Iterable[str], catalogue: Iterable[str]) -> tuple[str, ...]:
-    """Catalogue names matched by ``patterns`` (exact names or ``prefix.*``), in catalogue order.
-
-    ``prefix.*`` matches every name that starts with ``prefix.``, at any depth. Patterns that match
-    nothing contribute nothing (validation reports them).
-    """
-    exact: set[str] = set()
-    prefixes: list[str] = []
-    for pattern in patterns:
-        if pattern.endswith(".*"):
-            prefixes.append(pattern[:-1])
-        else:
-            exact.add(pattern)
-    return tuple(
-        name for name in catalogue if name in exact or any(name.startswith(p) for p in prefixes)
-    )
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,10 @@ from broker.agreements.errors import UnusableKeyError
 SIGNING_ALGORITHMS = frozenset({"Ed25519", "ES256"})
 VERIFY_ALGORITHMS = frozenset({"Ed25519", "ES256", "EdDSA"})
 
-SigningKey = OKPKey | ECKey
+PartyKey = OKPKey | ECKey
+"""A party's private JOSE key for signing agreements (its kid is the RFC 7638 thumbprint). Not
+``broker.core.signing_key.SigningKey``: that one carries a PEM and a fixed kid for the broker's
+own token and bundle keys; a party key is used as the JOSE object the detached JWS needs."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class SignatureCheck:
     reason: str
 
 
-def load_private_key(pem: bytes) -> SigningKey:
+def load_private_key(pem: bytes) -> PartyKey:
     """A private Ed25519 or P-256 key from PEM; :class:`UnusableKeyError` for anything else."""
     for loader in (OKPKey.import_key, ECKey.import_key):
         try:
@@ -80,7 +83,7 @@ def load_private_key(pem: bytes) -> SigningKey:
     raise UnusableKeyError("the key file is not an Ed25519 or P-256 private key in PEM form")
 
 
-def _algorithm_for(key: SigningKey) -> str:
+def _algorithm_for(key: PartyKey) -> str:
     if isinstance(key, OKPKey) and key.curve_name == "Ed25519":
         return "Ed25519"
     if isinstance(key, ECKey) and key.curve_name == "P-256":
@@ -88,7 +91,7 @@ def _algorithm_for(key: SigningKey) -> str:
     raise UnusableKeyError("only Ed25519 and P-256 keys are accepted")
 
 
-def public_jwk(key: SigningKey) -> dict[str, Any]:
+def public_jwk(key: PartyKey) -> dict[str, Any]:
     """The public JWK with ``kid`` (thumbprint), ``alg`` and ``use``."""
     jwk: dict[str, Any] = dict(key.as_dict(private=False))
     jwk.update({"kid": key.thumbprint(), "alg": _algorithm_for(key), "use": "sig"})
@@ -100,7 +103,7 @@ def thumbprint(jwk: Mapping[str, Any]) -> str:
     return _public_key(jwk).thumbprint()
 
 
-def _public_key(jwk: Mapping[str, Any]) -> SigningKey:
+def _public_key(jwk: Mapping[str, Any]) -> PartyKey:
     members = {k: v for k, v in jwk.items() if k in {"kty", "crv", "x", "y"}}
     try:
         if members.get("kty") == "OKP":
@@ -118,7 +121,7 @@ def _public_key(jwk: Mapping[str, Any]) -> SigningKey:
     )
 
 
-def sign_detached(content: bytes, key: SigningKey) -> str:
+def sign_detached(content: bytes, key: PartyKey) -> str:
     """A detached compact JWS (``header..signature``) over ``content``."""
     alg = _algorithm_for(key)
     compact = jws.serialize_compact(

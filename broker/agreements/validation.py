@@ -24,7 +24,8 @@ from typing import Any
 
 from broker.agreements.model import Agreement, Flow
 from broker.agreements.parsing import Problem, format_place
-from broker.agreements.register import DatasetEntry, Register, expand_fields
+from broker.agreements.register import DatasetEntry, Register
+from broker.core.fields import FieldPatternError, check_pattern
 
 # Article 9(2) conditions that DPA 2018 s.10 ties to a Schedule 1 condition.
 _NEEDS_SCHEDULE_1 = frozenset({"b", "g", "h", "i", "j"})
@@ -243,7 +244,9 @@ def _check_fields(
     for pattern in _duplicates(patterns):
         out.add(at, f"duplicate field {pattern!r}")
     for j, pattern in enumerate(patterns):
-        if not expand_fields([pattern], catalogue):
+        try:
+            check_pattern(pattern, catalogue)
+        except FieldPatternError:
             out.add((*at, j), f"unknown field {pattern!r} (not in the catalogue of {dataset!r})")
 
 

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from broker.agreements.loader import agreement_ids_of_party
 from broker.api.deps import CurrentPrincipal, Principal, ServicesDep, require_scope
-from broker.audit.search import Scope, SearchFilters, audit_read_entry, get_exchange, search
+from broker.audit.search import AuditScope, SearchFilters, audit_read_entry, get_exchange, search
 from broker.container import Services
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import parse_subject
@@ -22,25 +23,14 @@ router = APIRouter(tags=["audit"])
 Officer = Annotated[Principal, Depends(require_scope("governance", "oversight"))]
 
 
-def scope_for(principal: Principal, services: Services) -> Scope | None:
+def scope_for(principal: Principal, services: Services) -> AuditScope | None:
     """Oversight sees everything; a party's officers see entries their party made and entries
     under agreements their party is in (so a provider sees who asked for its data)."""
     if "oversight" in principal.scopes:
         return None
     last = services.policy_runtime.last
-    ids: tuple[str, ...] = ()
-    if last is not None:
-        ids = tuple(
-            sorted(
-                {
-                    v.agreement.id
-                    for v in last.agreements
-                    if v.agreement is not None
-                    and any(p.id == principal.party_id for p in v.agreement.parties)
-                }
-            )
-        )
-    return Scope(principal.party_id, ids)
+    ids = agreement_ids_of_party(principal.party_id, last.agreements) if last else []
+    return AuditScope(principal.party_id, tuple(ids))
 
 
 def _ms(value: str | None, name: str) -> int | None:

@@ -18,11 +18,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from broker.agreements.loader import VerifiedAgreement
+from broker.agreements.loader import VerifiedAgreement, agreement_ids_of_party
 from broker.api.consents import SubjectIn, query_subject
 from broker.api.deps import Principal, ServicesDep, require_scope
 from broker.audit.entry import AuditEntry
-from broker.audit.search import Scope
+from broker.audit.search import AuditScope
 from broker.container import Services
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import SubjectId, parse_subject
@@ -46,17 +46,8 @@ def _view(principal: Principal) -> View:
     return "subject"
 
 
-def _party_scope(party_id: str, agreements: list[VerifiedAgreement]) -> Scope:
-    ids = tuple(
-        sorted(
-            {
-                a.agreement.id
-                for a in agreements
-                if a.agreement is not None and a.agreement.party(party_id) is not None
-            }
-        )
-    )
-    return Scope(party_id, ids)
+def _party_scope(party_id: str, agreements: list[VerifiedAgreement]) -> AuditScope:
+    return AuditScope(party_id, tuple(agreement_ids_of_party(party_id, agreements)))
 
 
 def _report(services: Services, principal: Principal, subject: SubjectId) -> dict[str, Any]:

@@ -25,7 +25,7 @@ MAX_PAGE = 500
 
 
 @dataclass(frozen=True)
-class Scope:
+class AuditScope:
     """What one governance client may see: entries its party made, or made under an agreement its
     party is in. ``oversight`` clients search without a scope."""
 
@@ -100,7 +100,7 @@ def entry_view(row: Any) -> dict[str, object]:
 
 
 def _scoped_query(
-    scope: Scope, conditions: Sequence[Any], limit: int, oldest_first: bool = False
+    scope: AuditScope, conditions: Sequence[Any], limit: int, oldest_first: bool = False
 ) -> Any:
     """The first ``limit`` rows within ``scope``: one index walk per branch of the scope (its
     party, each of its agreements), each stopping after ``limit`` rows, then merged. A plain
@@ -124,7 +124,7 @@ def search(
     *,
     cursor: str | None = None,
     limit: int = 50,
-    scope: Scope | None = None,
+    scope: AuditScope | None = None,
     oldest_first: bool = False,
 ) -> SearchPage:
     """Newest first (or oldest first), within ``scope`` when given. Raises
@@ -169,7 +169,7 @@ def search(
 
 
 def get_exchange(
-    engine: Engine, exchange_id: str, *, scope: Scope | None = None
+    engine: Engine, exchange_id: str, *, scope: AuditScope | None = None
 ) -> dict[str, object]:
     """One entry by exchange id. Raises :class:`AuditNotFoundError` (also when out of scope)."""
     with store.reading(engine) as conn:

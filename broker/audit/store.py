@@ -67,8 +67,7 @@ class BatchResult:
     """The entries are covered by a checkpoint no later than the one at this size."""
 
 
-_ENTRY_COLUMNS = (
-    "idx",
+SEARCH_COLUMNS = (
     "exchange_id",
     "kind",
     "at_ms",
@@ -78,10 +77,17 @@ _ENTRY_COLUMNS = (
     "dataset",
     "decision",
     "break_glass",
+)
+"""The search columns: copies of leaf values, re-derived from the leaf by the verifier."""
+
+ENTRY_COLUMNS = (
+    "idx",
+    *SEARCH_COLUMNS,
     "record_salt",
     "leaf",
     *(f"{name}{suffix}" for name in PERSONAL_FIELDS for suffix in ("", "_salt")),
 )
+"""Every column of an audit entry row, in the order appends write and the verifier reads."""
 
 
 def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
@@ -222,7 +228,7 @@ def commit_batch(
             rows.append(tuple(row))
         # Straight to the driver: SQLAlchemy's per-row bind processing costs more than the insert.
         with _cursor(conn) as cursor:
-            cursor.executemany(_insert_sql(conn, "audit_entries", _ENTRY_COLUMNS), rows)
+            cursor.executemany(_insert_sql(conn, "audit_entries", ENTRY_COLUMNS), rows)
             if nodes:
                 cursor.executemany(_insert_sql(conn, "audit_nodes", ("pos", "hash")), nodes)
         for write in extras:

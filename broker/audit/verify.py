@@ -31,21 +31,8 @@ from broker.core import merkle
 
 Progress = Callable[[int, int], None]
 
-_SCAN_COLUMNS = (
-    "idx, exchange_id, kind, at_ms, agreement_id, party_id, client_id, dataset, decision,"
-    " break_glass, record_salt, leaf, " + ", ".join(f"{n}, {n}_salt" for n in PERSONAL_FIELDS)
-)
-_SEARCH_NAMES = (
-    "exchange_id",
-    "kind",
-    "at_ms",
-    "agreement_id",
-    "party_id",
-    "client_id",
-    "dataset",
-    "decision",
-    "break_glass",
-)
+_SCAN_COLUMNS = ", ".join(store.ENTRY_COLUMNS)
+_SEARCH_NAMES = store.SEARCH_COLUMNS
 
 
 @dataclass(frozen=True)

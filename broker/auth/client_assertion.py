@@ -18,18 +18,24 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 PrivateKey = RSAKey | ECKey | OKPKey
 
 
-def load_private_key(path: Path) -> PrivateKey:
-    """Read a PEM private key (RSA, EC P-256/384 or Ed25519). Raises ValueError."""
-    data = path.read_bytes()
+def import_pem_key(data: bytes) -> PrivateKey | None:
+    """An RSA, EC or Ed25519 key (public or private) from PEM; ``None`` when it is none of them."""
     for cls in (RSAKey, ECKey, OKPKey):
         try:
-            key = cls.import_key(data)
+            return cls.import_key(data)
         except Exception:  # noqa: S112 - try the next key type
             continue
-        if not key.is_private:
-            raise ValueError(f"{path} holds a public key; a private key is needed to sign")
-        return key
-    raise ValueError(f"{path} is not an RSA, EC or Ed25519 PEM private key")
+    return None
+
+
+def load_private_key(path: Path) -> PrivateKey:
+    """Read a PEM private key (RSA, EC P-256/384 or Ed25519). Raises ValueError."""
+    key = import_pem_key(path.read_bytes())
+    if key is None:
+        raise ValueError(f"{path} is not an RSA, EC or Ed25519 PEM private key")
+    if not key.is_private:
+        raise ValueError(f"{path} holds a public key; a private key is needed to sign")
+    return key
 
 
 def default_alg(key: PrivateKey) -> str:

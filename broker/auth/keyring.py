@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,9 @@ from typing import Any
 from joserfc.jwk import OKPKey
 
 from broker.core.errors import ConfigurationError, NotFound
+from broker.core.signing_key import SigningKey
 
 TOKEN_KEY_ALG = "Ed25519"  # noqa: S105 - an algorithm name
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    kid: str
-    key: OKPKey
 
 
 def token_keys_dir(keys_dir: Path) -> Path:
@@ -96,7 +90,7 @@ class KeyRing:
 
     def current(self) -> SigningKey:
         kid = max(self._keys)
-        return SigningKey(kid, self._keys[kid])
+        return SigningKey(self._keys[kid].as_pem(private=True), kid, TOKEN_KEY_ALG)
 
     def verification_key(self, kid: str) -> OKPKey | None:
         """The key for ``kid``, re-reading the directory once if another process rotated."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import OKPKey
 
 from broker.auth.jose import MalformedJose, unverified_parts
 from broker.auth.keyring import TOKEN_KEY_ALG, KeyRing
@@ -79,7 +80,8 @@ class TokenService:
             "jti": secrets.token_urlsafe(16),
         }
         header = {"alg": TOKEN_KEY_ALG, "typ": "at+jwt", "kid": signing.kid}
-        token = jwt.encode(header, claims, signing.key, algorithms=[TOKEN_KEY_ALG])
+        key = OKPKey.import_key(signing.pem)
+        token = jwt.encode(header, claims, key, algorithms=[TOKEN_KEY_ALG])
         return IssuedToken(token, self._ttl, scope)
 
     def verify(self, token: str) -> TokenClaims:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from broker.agreements.authoring import infer_root, revoke, sign_file, validate_file
 from broker.agreements.errors import AgreementError, DocumentInvalidError
 from broker.agreements.loader import LoadResult, load_directory
-from broker.agreements.signing import SigningKey, TrustedKey, load_private_key, thumbprint
+from broker.agreements.signing import PartyKey, TrustedKey, load_private_key, thumbprint
 from broker.agreements.store import (
     AgreementStateStore,
     MemoryAgreementStore,
@@ -101,7 +101,7 @@ def _now(at: str | None) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _key(path: Path) -> SigningKey:
+def _key(path: Path) -> PartyKey:
     try:
         return load_private_key(path.read_bytes())
     except OSError as e:

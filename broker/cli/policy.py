@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from broker.policy.bundle import SigningKey, build_bundle, policy_modules, write_bundle_file
+from broker.core.signing_key import SigningKey
+from broker.policy.bundle import build_bundle, policy_modules, write_bundle_file
 from broker.policy.compiled import PolicyData, compile_data, policy_data_from_json
 from broker.policy.errors import BundleError, PolicyError
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 from rich.table import Table
 
+from broker.auth.client_assertion import import_pem_key
 from broker.auth.registry import PARTY_KINDS
 from broker.cli.common import (
     EXIT_USAGE,
@@ -58,16 +58,12 @@ def parties_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 def public_jwk_from_pem(path: Path) -> dict[str, Any]:
     """A public JWK (kid = RFC 7638 thumbprint) from a PEM public or private key file."""
-    data = path.read_bytes()
-    for cls in (RSAKey, ECKey, OKPKey):
-        try:
-            key = cls.import_key(data)
-        except Exception:  # noqa: S112 - try the next key type
-            continue
-        jwk = key.as_dict(private=False)
-        jwk["kid"] = key.thumbprint()
-        return dict(jwk)
-    fail(f"{path} is not an RSA, EC or Ed25519 PEM key", EXIT_USAGE)
+    key = import_pem_key(path.read_bytes())
+    if key is None:
+        fail(f"{path} is not an RSA, EC or Ed25519 PEM key", EXIT_USAGE)
+    jwk = key.as_dict(private=False)
+    jwk["kid"] = key.thumbprint()
+    return dict(jwk)
 
 
 def _load_jwks(jwks_file: Path | None, public_key: Path | None) -> dict[str, Any]:

@@ -40,6 +40,24 @@ POLICY_STATUS: Final[dict[str, ConsentStatus]] = {
 
 
 @dataclass(frozen=True)
+class ConsentQuery:
+    """What one request needs consent for: the parties, purpose and data of the request, and the
+    subject's pseudonyms (under every key version, so a consent recorded before a key rotation
+    still counts). The one shape in which the exchange asks (``ConsentPort.status``), the
+    consent service checks and a record is matched (:meth:`ConsentRecord.covers`)."""
+
+    from_party: str
+    """The party that holds the data and would share it."""
+    to_party: str
+    """The party asking for it."""
+    purpose: str
+    dataset: str
+    document_type: str | None = None
+    subject_pseudonyms: tuple[str, ...] = ()
+    """Empty where the records are already narrowed to the subject (:func:`evaluate`)."""
+
+
+@dataclass(frozen=True)
 class ConsentRecord:
     """One consent as stored. Times are UTC milliseconds since the epoch."""
 
@@ -73,24 +91,17 @@ class ConsentRecord:
     withdrawn_by_client: str | None = None
     withdrawal_reason: str | None = None
 
-    def covers(
-        self,
-        *,
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        document_type: str | None = None,
-    ) -> bool:
-        """Actors, purpose and data match (status and period are not looked at)."""
-        if (self.from_party, self.to_party, self.purpose) != (from_party, to_party, purpose):
+    def covers(self, query: ConsentQuery) -> bool:
+        """Actors, purpose and data match (subject, status and period are not looked at)."""
+        asked = (query.from_party, query.to_party, query.purpose)
+        if (self.from_party, self.to_party, self.purpose) != asked:
             return False
-        if dataset not in self.datasets:
+        if query.dataset not in self.datasets:
             return False
         if self.document_types:
             # A consent narrowed to some document types covers a request only when it names one
             # of them: an unnamed type could be any document (fail closed).
-            return document_type is not None and document_type in self.document_types
+            return query.document_type is not None and query.document_type in self.document_types
         return True
 
     def state_at(self, now_ms: int) -> ConsentState:
@@ -130,26 +141,11 @@ _PRECEDENCE: Final[tuple[ConsentState, ...]] = (
 )
 
 
-def evaluate(
-    records: Iterable[ConsentRecord],
-    *,
-    from_party: str,
-    to_party: str,
-    purpose: str,
-    dataset: str,
-    now_ms: int,
-    document_type: str | None = None,
-) -> ConsentCheck:
-    """The consent condition over ``records`` (already narrowed to the subject)."""
+def evaluate(records: Iterable[ConsentRecord], query: ConsentQuery, *, now_ms: int) -> ConsentCheck:
+    """The consent condition for ``query`` over ``records`` (already narrowed to the subject)."""
     best: ConsentCheck = ConsentCheck("none")
     for record in records:
-        if not record.covers(
-            from_party=from_party,
-            to_party=to_party,
-            purpose=purpose,
-            dataset=dataset,
-            document_type=document_type,
-        ):
+        if not record.covers(query):
             continue
         state = record.state_at(now_ms)
         if _PRECEDENCE.index(state) < _PRECEDENCE.index(best.state):

@@ -13,6 +13,7 @@ it at once (nothing is cached). Ordering, so that failures fail closed:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from broker.consent.model import (
     PERSONAL_IDENTIFIERS,
     CollectionMethod,
     ConsentCheck,
+    ConsentQuery,
     ConsentRecord,
     evaluate,
 )
@@ -311,59 +313,22 @@ class ConsentService:
 
     # --- the port for the exchange pipeline --------------------------------------------------
 
-    def check(
-        self,
-        subject_pseudonym: str | Sequence[str],
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-        document_type: str | None = None,
-    ) -> ConsentCheck:
-        """The consent state for one request (see :func:`broker.consent.model.evaluate`).
-
-        ``subject_pseudonym`` is the subject's pseudonym, or its pseudonyms under every key
-        version. Raises ConsentStoreUnavailable (fail closed) when the store cannot be read.
+    def check(self, query: ConsentQuery, now: dt.datetime) -> ConsentCheck:
+        """The consent state for one request (see :func:`broker.consent.model.evaluate`), over
+        the records of ``query.subject_pseudonyms``. Raises ConsentStoreUnavailable (fail
+        closed) when the store cannot be read.
         """
-        pseudonyms = (
-            [subject_pseudonym] if isinstance(subject_pseudonym, str) else list(subject_pseudonym)
-        )
-        return evaluate(
-            self.store.for_subject(pseudonyms),
-            from_party=from_party,
-            to_party=to_party,
-            purpose=purpose,
-            dataset=dataset,
-            now_ms=_ms(now),
-            document_type=document_type,
-        )
+        records = self.store.for_subject(query.subject_pseudonyms)
+        return evaluate(records, query, now_ms=_ms(now))
 
     def check_subject(
-        self,
-        subject: SubjectId,
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-        document_type: str | None = None,
+        self, subject: SubjectId, query: ConsentQuery, now: dt.datetime
     ) -> ConsentCheck:
         """:meth:`check` for an identifier, pseudonymised here under every key version."""
-        pseudonyms = [p.value for p in self.pseudonyms.all_pseudonyms(subject.type, subject.value)]
-        return self.check(pseudonyms, from_party, to_party, purpose, dataset, now, document_type)
+        pseudonyms = self.pseudonyms.all_pseudonyms(subject.type, subject.value)
+        every_version = tuple(p.value for p in pseudonyms)
+        return self.check(dataclasses.replace(query, subject_pseudonyms=every_version), now)
 
-    def status(
-        self,
-        subject_pseudonym: str | Sequence[str],
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-        document_type: str | None = None,
-    ) -> ConsentStatus:
+    def status(self, query: ConsentQuery, now: dt.datetime) -> ConsentStatus:
         """``PolicyRequest.consent`` for one request: ``given`` only for a consent in force."""
-        return self.check(
-            subject_pseudonym, from_party, to_party, purpose, dataset, now, document_type
-        ).policy_status
+        return self.check(query, now).policy_status

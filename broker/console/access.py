@@ -1,7 +1,7 @@
 """Who may do what in the console, and which part of the log each officer sees. Pure.
 
 Permissions follow the API's scopes: a party's governance officer sees exchanges made by its
-party or under an agreement its party is in (:class:`broker.audit.search.Scope`); oversight and
+party or under an agreement its party is in (:class:`broker.audit.search.AuditScope`); oversight and
 auditors see everything; agreement admins see agreements and their figures, never an exchange
 record about a person.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from broker.agreements.loader import VerifiedAgreement
-from broker.audit.search import Scope
+from broker.agreements.loader import VerifiedAgreement, agreement_ids_of_party
+from broker.audit.search import AuditScope
 from broker.console.accounts import Account, Role
 
 
@@ -59,15 +59,9 @@ def visible_agreements(
     return out
 
 
-def audit_scope(account: Account, agreements: Iterable[VerifiedAgreement]) -> Scope | None:
+def audit_scope(account: Account, agreements: Iterable[VerifiedAgreement]) -> AuditScope | None:
     """The search scope for this officer; None means the whole log."""
     if party_wide(account):
         return None
-    ids = sorted(
-        {
-            a.status.agreement_id
-            for a in visible_agreements(account, agreements)
-            if a.status.agreement_id is not None
-        }
-    )
-    return Scope(account.party_id, tuple(ids))
+    ids = agreement_ids_of_party(account.party_id, agreements)
+    return AuditScope(account.party_id, tuple(ids))

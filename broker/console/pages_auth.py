@@ -39,14 +39,8 @@ def _safe_next(target: str | None) -> str:
     return PREFIX + "/"
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, console: ConsoleDep, next: str | None = None) -> Response:
-    token = secrets.token_urlsafe(32)
-    response = render(
-        request,
-        "login.html",
-        {"login_csrf": token, "next": _safe_next(next), "oidc": console.oidc is not None},
-    )
+def _set_login_csrf(response: Response, token: str, console: ConsoleDep) -> None:
+    """The login form's CSRF cookie (double submit): the form and the cookie must agree."""
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
@@ -56,6 +50,17 @@ def login_page(request: Request, console: ConsoleDep, next: str | None = None) -
         samesite="strict",
         secure=console.secure_cookies,
     )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, console: ConsoleDep, next: str | None = None) -> Response:
+    token = secrets.token_urlsafe(32)
+    response = render(
+        request,
+        "login.html",
+        {"login_csrf": token, "next": _safe_next(next), "oidc": console.oidc is not None},
+    )
+    _set_login_csrf(response, token, console)
     return response
 
 
@@ -87,15 +92,7 @@ def login(
             },
             status_code=401,
         )
-        response.set_cookie(
-            LOGIN_CSRF_COOKIE,
-            token,
-            max_age=1800,
-            path=PREFIX,
-            httponly=True,
-            samesite="strict",
-            secure=console.secure_cookies,
-        )
+        _set_login_csrf(response, token, console)
         return response
     return _signed_in(console, account, _safe_next(next), "password")
 

@@ -60,6 +60,24 @@ def _figures(
     return queries.monthly_figures(console.engine, ids, months)
 
 
+def _read_figures(
+    console: ConsoleDep,
+    session: Session,
+    what: str,
+    agreement: str | None,
+    start: str | None,
+    end: str | None,
+) -> tuple[list[dt.date], dict[str, queries.AgreementFigures]]:
+    """The months asked for and their figures, the read logged first (as ``what``)."""
+    months = period(start, end)
+    console.record_read(
+        session.account,
+        what,
+        {"agreement": agreement, "start": months[0].isoformat(), "end": months[-1].isoformat()},
+    )
+    return months, _figures(console, session, agreement, months)
+
+
 @router.get("/reports", response_class=HTMLResponse)
 def report(
     request: Request,
@@ -69,13 +87,7 @@ def report(
     start: str | None = None,
     end: str | None = None,
 ) -> Response:
-    months = period(start, end)
-    console.record_read(
-        session.account,
-        "report",
-        {"agreement": agreement, "start": months[0].isoformat(), "end": months[-1].isoformat()},
-    )
-    figures = _figures(console, session, agreement, months)
+    months, figures = _read_figures(console, session, "report", agreement, start, end)
     totals = [queries.MonthFigures(m) for m in months]
     for f in figures.values():
         for total, month in zip(totals, f.months, strict=True):
@@ -123,13 +135,7 @@ def report_csv(
     start: str | None = None,
     end: str | None = None,
 ) -> Response:
-    months = period(start, end)
-    console.record_read(
-        session.account,
-        "report.csv",
-        {"agreement": agreement, "start": months[0].isoformat(), "end": months[-1].isoformat()},
-    )
-    figures = _figures(console, session, agreement, months)
+    months, figures = _read_figures(console, session, "report.csv", agreement, start, end)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(

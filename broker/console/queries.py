@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, case, func, literal, select
 
 from broker.audit import store
 from broker.audit.entry import parse_leaf
-from broker.audit.search import Scope, decode_cursor, encode_cursor, entry_view
+from broker.audit.search import AuditScope, decode_cursor, encode_cursor, entry_view
 from broker.audit.tables import audit_entries
 from broker.console.tables import console_reviews
 
@@ -174,7 +174,7 @@ def break_glass_queue(
     engine: Engine,
     *,
     status: str = "pending",
-    scope: Scope | None = None,
+    scope: AuditScope | None = None,
     cursor: str | None = None,
     limit: int = 25,
 ) -> QueuePage:
@@ -223,7 +223,7 @@ def review_of(engine: Engine, exchange_id: str) -> Review | None:
 
 
 def subject_exchanges(
-    engine: Engine, pseudonyms: Sequence[str], *, scope: Scope | None = None, limit: int = 1000
+    engine: Engine, pseudonyms: Sequence[str], *, scope: AuditScope | None = None, limit: int = 1000
 ) -> list[dict[str, object]]:
     """Every exchange about the subject with one of ``pseudonyms``, newest first."""
     c = audit_entries.c
@@ -236,7 +236,7 @@ def subject_exchanges(
     return [entry_view(r) for r in rows]
 
 
-def count_pending_break_glass(engine: Engine, scope: Scope | None = None) -> int:
+def count_pending_break_glass(engine: Engine, scope: AuditScope | None = None) -> int:
     c, r = audit_entries.c, console_reviews.c
     query = (
         select(func.count())

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from broker.agreements.loader import VerifiedAgreement
 from broker.audit.entry import AuditEntry
-from broker.audit.search import Scope, audit_read_entry
+from broker.audit.search import AuditScope, audit_read_entry
 from broker.console.access import audit_scope, visible_agreements
 from broker.console.accounts import Account, Accounts
 from broker.console.oidc import OidcConfig, OidcSignIn
@@ -78,7 +78,7 @@ class Console:
         ids = {a.status.agreement_id for a in self.visible_agreements(account)}
         return sorted(i for i in ids if i is not None)
 
-    def scope(self, account: Account) -> Scope | None:
+    def scope(self, account: Account) -> AuditScope | None:
         return audit_scope(account, self.agreements())
 
     def party_name(self, party_id: object) -> str:

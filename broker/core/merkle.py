@@ -162,6 +162,16 @@ def root_hash(size: int, read: NodeReader) -> bytes:
     return fold_right(list(read(nodes)))
 
 
+def _climb_right_edge(fn: int, sn: int) -> tuple[int, int]:
+    """The step both proof checks of RFC 9162 (2.1.3.2, 2.1.4.2) take after hashing a sibling
+    in from the left: shift ``fn`` and ``sn`` right until ``fn``'s lowest bit is set or it is 0."""
+    while True:
+        fn >>= 1
+        sn >>= 1
+        if fn & 1 or fn == 0:
+            return fn, sn
+
+
 def root_from_inclusion_proof(
     index: int, size: int, leaf: bytes, proof: Sequence[bytes]
 ) -> bytes | None:
@@ -176,11 +186,7 @@ def root_from_inclusion_proof(
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
             if not fn & 1:
-                while True:
-                    fn >>= 1
-                    sn >>= 1
-                    if fn & 1 or fn == 0:
-                        break
+                fn, sn = _climb_right_edge(fn, sn)
         else:
             r = node_hash(r, p)
         fn >>= 1
@@ -227,11 +233,7 @@ def verify_consistency(
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
             if not fn & 1:
-                while True:
-                    fn >>= 1
-                    sn >>= 1
-                    if fn & 1 or fn == 0:
-                        break
+                fn, sn = _climb_right_edge(fn, sn)
         else:
             sr = node_hash(sr, c)
         fn >>= 1

@@ -18,6 +18,7 @@ from broker.attestation.statement import Attestation, DocumentFacts
 from broker.audit.port import Appended as Appended
 from broker.audit.port import AuditSink
 from broker.audit.port import ExtraRowsWriter as ExtraRowsWriter
+from broker.consent.model import ConsentQuery
 from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym
 from broker.notify.notice import ProviderNotice
@@ -75,16 +76,7 @@ class SourcesPort(Protocol):
 class ConsentPort(Protocol):
     """What the exchange pipeline asks before it asks the policy."""
 
-    def status(
-        self,
-        subject_pseudonym: str | Sequence[str],
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-        document_type: str | None = None,
-    ) -> ConsentStatus:
+    def status(self, query: ConsentQuery, now: dt.datetime) -> ConsentStatus:
         """``given`` | ``withdrawn`` | ``none`` for ``PolicyRequest.consent``."""
         ...
 
@@ -92,16 +84,7 @@ class ConsentPort(Protocol):
 class NoConsents:
     """A port that finds no consent: consent-required flows deny (tests without consents)."""
 
-    def status(
-        self,
-        subject_pseudonym: str | Sequence[str],
-        from_party: str,
-        to_party: str,
-        purpose: str,
-        dataset: str,
-        now: dt.datetime,
-        document_type: str | None = None,
-    ) -> ConsentStatus:
+    def status(self, query: ConsentQuery, now: dt.datetime) -> ConsentStatus:
         return "none"
 
 

@@ -25,6 +25,7 @@ from anyio import to_thread
 from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
 from broker.audit.entry import AgreementRef, AuditEntry, ReleasedDigest, digest_released_record
 from broker.audit.errors import AuditEntryError
+from broker.consent.model import ConsentQuery
 from broker.core.errors import BrokerError, ConfigurationError, Refused, Unavailable
 from broker.core.identifiers import Caller, SubjectId
 from broker.core.projection import project
@@ -274,12 +275,17 @@ class ExchangeService:
         if facts is not None and (
             request.agreement_id is None or request.agreement_id in facts.consent_agreements
         ):
-            every_version = [
+            every_version = tuple(
                 p.value for p in self._pseudonyms.all_pseudonyms(subject.type, subject.value)
-            ]
-            consent = self._consents.status(
-                every_version, facts.owner, caller.party_id, request.purpose, request.dataset, now
             )
+            query = ConsentQuery(
+                facts.owner,
+                caller.party_id,
+                request.purpose,
+                request.dataset,
+                subject_pseudonyms=every_version,
+            )
+            consent = self._consents.status(query, now)
         policy_input = build_input(
             PolicyRequest(
                 client_id=caller.client_id,

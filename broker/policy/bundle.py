@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from broker.core.signing_key import SigningKey
 from broker.policy.errors import BundleError
 
 MANIFEST = ".manifest"
@@ -61,15 +62,6 @@ class PolicyBundle:
     """Every file of the tar, by name, as written."""
     signed_by: str | None = None
     """The ``kid`` that signed it, or ``None`` for an unsigned bundle."""
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    """A private key (PEM) with the key id OPA is configured to trust it under."""
-
-    pem: bytes
-    kid: str
-    algorithm: str = "RS256"
 
 
 @dataclass(frozen=True)

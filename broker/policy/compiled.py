@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from broker.core.fields import FieldPatternError
+from broker.core.fields import expand_fields as core_expand_fields
 from broker.policy.errors import PolicyCompileError
 
 _STRICT = ConfigDict(extra="forbid")
@@ -156,30 +158,16 @@ class PolicyData:
 
 
 def expand_fields(patterns: Iterable[str], catalogue: Iterable[str], *, where: str) -> list[str]:
-    """Concrete catalogue names matched by ``patterns`` (exact names or ``prefix.*``), sorted.
+    """Concrete catalogue names matched by ``patterns``, sorted, by the one rule of
+    ``broker/core/fields.py`` (exact names or ``prefix.*``; a pattern matching nothing is refused).
 
-    Raises :class:`PolicyCompileError` for a name not in the catalogue or a wildcard matching
-    nothing:
-    a typo must never silently narrow or widen what an agreement means.
+    Raises :class:`PolicyCompileError` naming ``where``: a typo must never silently narrow or
+    widen what an agreement means.
     """
-    names = set(catalogue)
-    out: set[str] = set()
-    for pattern in patterns:
-        if pattern.endswith(".*"):
-            prefix = pattern[:-1]
-            matched = {n for n in names if n.startswith(prefix)}
-            if not matched:
-                raise PolicyCompileError(
-                    f"{where}: wildcard {pattern!r} matches no catalogue field"
-                )
-            out |= matched
-        elif "*" in pattern:
-            raise PolicyCompileError(f"{where}: {pattern!r}: only a trailing '.*' is a wildcard")
-        elif pattern in names:
-            out.add(pattern)
-        else:
-            raise PolicyCompileError(f"{where}: field {pattern!r} is not in the catalogue")
-    return sorted(out)
+    try:
+        return sorted(core_expand_fields(patterns, tuple(catalogue)))
+    except FieldPatternError as e:
+        raise PolicyCompileError(f"{where}: {e}") from e
 
 
 def day_start_ns(day: dt.date) -> int:

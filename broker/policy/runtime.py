@@ -30,7 +30,8 @@ from broker.agreements.parsing import DocumentError, parse_document_with_lines
 from broker.agreements.signing import verify_detached
 from broker.agreements.store import AgreementStateStore
 from broker.core.errors import BrokerError
-from broker.policy.bundle import SigningKey, build_bundle, policy_modules
+from broker.core.signing_key import SigningKey
+from broker.policy.bundle import build_bundle, policy_modules
 from broker.policy.compiled import compile_data
 from broker.policy.from_agreements import policy_data, revoked_ids
 from broker.policy.holder import PolicyHolder

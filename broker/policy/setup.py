@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 from broker.agreements.store import SqlAgreementStore, import_party_keys
 from broker.auth.registry import Registry
 from broker.core.errors import ConfigurationError
-from broker.policy.bundle import SigningKey, VerificationKey
+from broker.core.signing_key import SigningKey
+from broker.policy.bundle import VerificationKey
 from broker.policy.embedded import EmbeddedEngine
 from broker.policy.holder import EngineFactory, PolicyHolder, opa_factory
 from broker.policy.opa import OpaEngine

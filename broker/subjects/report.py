@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from broker.agreements.loader import VerifiedAgreement
 from broker.audit.entry import format_time_ms, parse_time_ms
-from broker.audit.search import Scope, SearchFilters, search
+from broker.audit.search import AuditScope, SearchFilters, search
 from broker.consent.model import PERSONAL_IDENTIFIERS
 from broker.core.errors import FieldProblem, InvalidInput
 
@@ -119,7 +119,7 @@ def build_report(
     view: View,
     holds: HoldRules,
     now_ms: int,
-    scope: Scope | None = None,
+    scope: AuditScope | None = None,
     party_names: Mapping[str, str] | None = None,
 ) -> AccessReport:
     """The report for the subject with these pseudonyms, in time order (oldest first).

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from adapters import fhirpath
 from adapters.bindings import DatasetBinding, SourceConfig
 from adapters.errors import SourceBadData
-from adapters.records import claims_hold, flatten, nest, project
+from adapters.records import claims_hold
 from adapters.values import to_catalogue
+from broker.core.projection import flatten, nest, project
 
 PATIENT: dict[str, Any] = {
     "resourceType": "Patient",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from broker.agreements.loader import LoadResult, load_directory
-from broker.agreements.signing import SigningKey, TrustedKey, load_private_key, thumbprint
+from broker.agreements.signing import PartyKey, TrustedKey, load_private_key, thumbprint
 from broker.agreements.store import MemoryAgreementStore, read_jwks_dir
 from demo.parties import DEMO_PARTIES
 
@@ -42,7 +42,7 @@ def store() -> MemoryAgreementStore:
     return demo_store()
 
 
-def demo_key(party: str) -> SigningKey:
+def demo_key(party: str) -> PartyKey:
     return load_private_key((DEMO_KEYS / f"{party}.pem").read_bytes())
 
 

@@ -11,9 +11,10 @@ from broker.agreements.authoring import validate_file
 from broker.agreements.loader import load_register
 from broker.agreements.model import Agreement
 from broker.agreements.parsing import parse_document
-from broker.agreements.register import DatasetEntry, expand_fields
+from broker.agreements.register import DatasetEntry
 from broker.agreements.signing import TrustSnapshot
 from broker.agreements.validation import check_unique_datasets, check_unique_versions
+from broker.core.fields import fields_matching as expand_fields
 from tests.agreements.conftest import EXAMPLES, KNOWN_PARTIES
 
 ISA = (EXAMPLES / "isa" / "ISA-SAFEGUARDING-CHILDREN.yaml").read_text()

@@ -19,6 +19,7 @@ from broker.attestation.statement import document_facts
 from broker.audit.search import SearchFilters, search
 from broker.cli.main import app as cli
 from broker.consent.fhir import from_fhir
+from broker.consent.model import ConsentQuery
 from broker.core.identifiers import SubjectId
 from broker.core.nhs_number import test_number as synthetic_nhs
 from broker.policy.input import PolicyRequest, build_input
@@ -67,8 +68,9 @@ def now(live: LiveBroker) -> dt.datetime:
 
 
 def status(live: LiveBroker, nhs: str, document_type: str | None = "income") -> str:
+    query = ConsentQuery(COUNCIL, COUNCIL, PURPOSE, DATASET, document_type)
     return live.services.subjects.consents.check_subject(
-        SubjectId("nhs_number", nhs), COUNCIL, COUNCIL, PURPOSE, DATASET, now(live), document_type
+        SubjectId("nhs_number", nhs), query, now(live)
     ).state
 
 
@@ -142,12 +144,15 @@ def test_a_consent_expires_at_the_end_of_its_period(demo: LiveBroker) -> None:
     demo.clock.offset += 8 * 86400
     try:
         assert status(demo, nhs) == "expired"
+        every_version = demo.services.subjects.pseudonyms.all_pseudonyms("nhs_number", nhs)
         policy = demo.services.subjects.consents.status(
-            [p.value for p in demo.services.subjects.pseudonyms.all_pseudonyms("nhs_number", nhs)],
-            COUNCIL,
-            COUNCIL,
-            PURPOSE,
-            DATASET,
+            ConsentQuery(
+                COUNCIL,
+                COUNCIL,
+                PURPOSE,
+                DATASET,
+                subject_pseudonyms=tuple(p.value for p in every_version),
+            ),
             now(demo),
         )
         assert policy == "none"
@@ -243,7 +248,8 @@ def test_the_live_policy_allows_with_consent_and_denies_at_once_after_withdrawal
     def decide() -> tuple[bool, tuple[str, ...]]:
         when = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)  # a Monday, office hours
         consent = demo.services.subjects.consents.status(
-            pseudonyms, COUNCIL, COUNCIL, PURPOSE, DATASET, when
+            ConsentQuery(COUNCIL, COUNCIL, PURPOSE, DATASET, subject_pseudonyms=tuple(pseudonyms)),
+            when,
         )
         request = PolicyRequest(
             client_id="ccc-housing-options",

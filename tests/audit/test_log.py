@@ -35,7 +35,8 @@ from broker.audit.export import export
 from broker.audit.log import AuditLog, LogSigner
 from broker.audit.receipts import check_receipt
 from broker.audit.redact import redact_before, redact_by_retention
-from broker.audit.search import Scope, SearchFilters, audit_read_entry, get_exchange, search
+from broker.audit.search import AuditScope as Scope
+from broker.audit.search import SearchFilters, audit_read_entry, get_exchange, search
 from broker.audit.store import CheckpointPolicy
 from broker.audit.verify import verify_log
 from broker.core import merkle

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.consent.model import ConsentRecord, evaluate
+from broker.consent.model import ConsentQuery, ConsentRecord, evaluate
 from tests.consent.factories import COUNCIL, DAY_MS, T0, record
 
 ASK = {
@@ -72,7 +72,7 @@ ASK = {
 def test_one_record(
     consent: ConsentRecord, now_ms: int, ask: dict[str, str], state: str, policy: str
 ) -> None:
-    check = evaluate([consent], now_ms=now_ms, **{**ASK, **ask})
+    check = evaluate([consent], ConsentQuery(**{**ASK, **ask}), now_ms=now_ms)
     assert check.state == state
     assert check.policy_status == policy
     assert (check.consent_id == consent.id) == (state == "granted")
@@ -81,12 +81,12 @@ def test_one_record(
 def test_a_fresh_consent_after_a_withdrawal_grants_again() -> None:
     old = record(id="old", status="inactive", withdrawn_at_ms=T0 + 1)
     new = record(id="new", period_start_ms=T0 + 2)
-    check = evaluate([old, new], now_ms=T0 + 3, **ASK)
+    check = evaluate([old, new], ConsentQuery(**ASK), now_ms=T0 + 3)
     assert (check.state, check.consent_id) == ("granted", "new")
 
 
 def test_no_records_is_none() -> None:
-    assert evaluate([], now_ms=T0, **ASK).policy_status == "none"
+    assert evaluate([], ConsentQuery(**ASK), now_ms=T0).policy_status == "none"
 
 
 @given(
@@ -99,5 +99,5 @@ def test_a_withdrawn_consent_never_grants_after_withdrawal(
     consent = dataclasses.replace(
         record(), status="inactive", withdrawn_at_ms=T0 + withdrawn_offset
     )
-    check = evaluate([consent], now_ms=T0 + now_offset, **ASK)
+    check = evaluate([consent], ConsentQuery(**ASK), now_ms=T0 + now_offset)
     assert check.policy_status != "given"

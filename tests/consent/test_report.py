@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from broker.audit.entry import AgreementRef, AuditEntry
 from broker.audit.log import AuditLog, LogSigner
-from broker.audit.search import Scope
+from broker.audit.search import AuditScope as Scope
 from broker.core.pseudonym import Pseudonym
 from broker.db import migrate
 from broker.subjects.report import DAY_MS, HoldRules, build_report

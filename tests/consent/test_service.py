@@ -11,6 +11,7 @@ import pytest
 from broker.attestation.keys import load_or_create_attestation_key
 from broker.audit.errors import AuditUnavailableError
 from broker.audit.memory import MemoryAuditLog
+from broker.consent.model import ConsentQuery
 from broker.consent.rules import RecorderForbidden
 from broker.consent.service import ConsentService
 from broker.consent.store import MemoryConsentStore
@@ -56,7 +57,14 @@ def record(service: ConsentService) -> str:
 def ask(port: ConsentPort, service: ConsentService, when: dt.datetime) -> str:
     pseudonyms = [p.value for p in service.pseudonyms.all_pseudonyms("person_id", "P0001234")]
     return port.status(
-        pseudonyms, COUNCIL, COUNCIL, "homelessness-assessment", "ccc.proof-documents", when
+        ConsentQuery(
+            COUNCIL,
+            COUNCIL,
+            "homelessness-assessment",
+            "ccc.proof-documents",
+            subject_pseudonyms=tuple(pseudonyms),
+        ),
+        when,
     )
 
 

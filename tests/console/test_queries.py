@@ -17,7 +17,8 @@ from sqlalchemy import Engine, create_engine, insert, text
 from broker.audit import store
 from broker.audit.entry import AgreementRef, AuditEntry, seal
 from broker.audit.log import AuditLog, LogSigner
-from broker.audit.search import Scope, SearchFilters, search
+from broker.audit.search import AuditScope as Scope
+from broker.audit.search import SearchFilters, search
 from broker.console import queries
 from broker.console.tables import console_reviews
 from broker.db.engine import build_engine, normalise_url

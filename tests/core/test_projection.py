@@ -68,3 +68,19 @@ def test_no_leaf_outside_the_released_fields_is_ever_released(
     for path, value in released.items():
         assert any(path == f or path.startswith(f + ".") for f in fields), path
         assert flatten(record).get(path, value) == value
+
+
+def test_a_repeating_group_is_projected_element_by_element() -> None:
+    record = {
+        "document": [
+            {"type": "identity", "sha256": "a", "content": "secret"},
+            {"sha256": "b"},
+            "not a record",
+        ],
+        "tags": ["x", "y"],
+    }
+    assert project(record, ["document.type", "tags"]) == {
+        "document": [{"type": "identity"}],
+        "tags": ["x", "y"],
+    }
+    assert project(record, ["document.issuer"]) == {}

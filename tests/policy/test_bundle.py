@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from joserfc import jws
 from joserfc.jwk import ECKey, RSAKey
 
+from broker.core.signing_key import SigningKey
 from broker.policy.bundle import (
     DATA,
     MANIFEST,
     SIGNATURES,
-    SigningKey,
     VerificationKey,
     build_bundle,
     file_hash,
