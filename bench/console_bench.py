@@ -28,11 +28,11 @@ from broker.app import create_app
 from broker.audit import store
 from broker.audit.entry import AgreementRef, AuditEntry, digest_released_record, seal
 from broker.audit.log import AuditLog
-from broker.console.service import load_pseudonyms
 from broker.container import build_services
 from broker.core.nhs_number import test_number
 from broker.core.pseudonym import PseudonymKeyring
 from broker.observability import configure_logging
+from broker.pseudonym_keys import load_pseudonym_keys
 from broker.settings import Settings
 from demo import bootstrap
 from demo.parties import COUNCIL, HOSPITAL
@@ -126,7 +126,7 @@ def main() -> None:
         bootstrap.prepare(settings, tmp / "demo-keys")
         services = build_services(settings)
         services.policy_runtime.refresh()
-        keyring = load_pseudonyms(settings.pseudonym_key_file)
+        keyring = load_pseudonym_keys(settings.pseudonym_key_file)
         t0 = time.perf_counter()
         fill(services.audit, args.entries, keyring)
         print(f"appended {args.entries} entries in {time.perf_counter() - t0:.1f} s")

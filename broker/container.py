@@ -20,7 +20,7 @@ from broker.auth.registry import Registry
 from broker.auth.replay import ReplayStore, SqlReplayStore
 from broker.auth.tokens import TokenService
 from broker.core.errors import NotFound
-from broker.core.pseudonym import PseudonymKeyring, load_key_file
+from broker.core.pseudonym import PseudonymKeyring
 from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
@@ -34,6 +34,7 @@ from broker.observability import Metrics, build_metrics
 from broker.policy.holder import PolicyHolder
 from broker.policy.runtime import PolicyRuntime
 from broker.policy.setup import build_policy
+from broker.pseudonym_keys import load_pseudonym_keys
 from broker.secrets_check import check_secrets
 from broker.settings import Settings
 from broker.subjects.wiring import SubjectServices, build_subject_services
@@ -122,7 +123,7 @@ def build_services(
             settings.audit_checkpoint_every_entries, settings.audit_checkpoint_every_seconds
         ),
     )
-    pseudonyms = load_key_file(settings.pseudonym_key_file)
+    pseudonyms = load_pseudonym_keys(settings.pseudonym_key_file)
     if bindings is None and settings.bindings_file is not None:
         bindings = load_bindings(settings.bindings_file)
     subjects = build_subject_services(settings, engine, audit, runtime, clock)

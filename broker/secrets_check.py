@@ -13,7 +13,7 @@ from joserfc.jwk import ECKey
 
 from broker.auth.keyring import KeyRing, create_token_key
 from broker.core.errors import ConfigurationError
-from broker.core.pseudonym import generate_key_file, load_key_file
+from broker.pseudonym_keys import generate_key_file, load_pseudonym_keys
 from broker.settings import MIN_SECRET_BYTES, PLACEHOLDER_SECRETS, Settings
 
 
@@ -58,7 +58,7 @@ def check_secrets(settings: Settings) -> None:
     """Raise ConfigurationError unless every secret the broker needs is present and real."""
     KeyRing.load(settings.keys_dir)
     read_secret_file(settings.pseudonym_key_file, "pseudonym key")
-    load_key_file(settings.pseudonym_key_file)
+    load_pseudonym_keys(settings.pseudonym_key_file)
     load_bundle_key(settings.keys_dir)
 
 

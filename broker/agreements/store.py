@@ -28,7 +28,7 @@ from broker.agreements.errors import (
 from broker.agreements.signing import TrustedKey, TrustSnapshot, thumbprint
 from broker.agreements.status import RevocationRecord, VersionSeen
 from broker.agreements.tables import agreement_revocations, agreement_versions, party_keys
-from broker.db.tables import admin_events, parties
+from broker.db.tables import log_admin_event, parties
 
 
 class AgreementStateStore(Protocol):
@@ -301,19 +301,13 @@ def _import(
                     imported_by=actor,
                 )
             )
-            conn.execute(
-                insert(admin_events).values(
-                    at=now,
-                    actor=actor,
-                    action="parties.import-key",
-                    target=party,
-                    details={
-                        "kid": kid,
-                        "file": file,
-                        "kty": jwk.get("kty"),
-                        "crv": jwk.get("crv"),
-                    },
-                )
+            log_admin_event(
+                conn,
+                at=now,
+                actor=actor,
+                action="parties.import-key",
+                target=party,
+                details={"kid": kid, "file": file, "kty": jwk.get("kty"), "crv": jwk.get("crv")},
             )
             existing[kid] = party
             results.append(ImportedKey(party, kid, file, "added"))

@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -77,6 +78,17 @@ def handled() -> Iterator[None]:
         fail(e.detail, EXIT_CHECK_FAILED)
     except BrokerError as e:
         fail(e.detail, EXIT_CHECK_FAILED)
+
+
+def read_jwks_file(path: Path) -> dict[str, Any]:
+    """A JSON key set read from ``path``; a usage failure when unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        fail(f"{path}: not a readable JSON key set ({e})", EXIT_USAGE)
+    if not isinstance(value, dict):
+        fail(f"{path}: not a JSON key set", EXIT_USAGE)
+    return value
 
 
 def print_json(value: Any) -> None:

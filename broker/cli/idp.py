@@ -6,15 +6,23 @@ Every change is a logged admin action.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from broker.cli.common import EXIT_USAGE, actor, console, fail, handled, print_json, settings
+from broker.cli.common import (
+    EXIT_USAGE,
+    actor,
+    console,
+    fail,
+    handled,
+    print_json,
+    read_jwks_file,
+    settings,
+)
 from broker.core.published_keys import PUBLISHED_KEY_THUMBPRINTS
 from broker.db import migrate
 from broker.db.engine import build_engine
@@ -46,16 +54,6 @@ def _audiences(pairs: list[str]) -> dict[str, str]:
     return found
 
 
-def _jwks_file(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        fail(f"{path}: not a readable JSON key set ({e})", EXIT_USAGE)
-    if not isinstance(value, dict):
-        fail(f"{path}: not a JSON key set", EXIT_USAGE)
-    return value
-
-
 @app.command("add")
 def add(
     party: Party,
@@ -74,7 +72,7 @@ def add(
     require: Annotated[bool, typer.Option("--require", help="every request needs one")] = False,
 ) -> None:
     """Register a party's identity provider."""
-    key_set = None if jwks is None else _jwks_file(jwks)
+    key_set = None if jwks is None else read_jwks_file(jwks)
     with handled(), _store() as store:
         provider = store.add(
             party,

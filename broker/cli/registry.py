@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from broker.cli.common import (
     fail,
     handled,
     print_json,
+    read_jwks_file,
     registry,
     settings,
 )
@@ -72,13 +72,7 @@ def _load_jwks(jwks_file: Path | None, public_key: Path | None) -> dict[str, Any
     if public_key is not None:
         return {"keys": [public_jwk_from_pem(public_key)]}
     assert jwks_file is not None
-    try:
-        value = json.loads(jwks_file.read_text())
-    except (OSError, ValueError) as e:
-        fail(f"{jwks_file}: not a readable JSON key set ({e})", EXIT_USAGE)
-    if not isinstance(value, dict):
-        fail(f"{jwks_file}: not a JSON key set", EXIT_USAGE)
-    return value
+    return read_jwks_file(jwks_file)
 
 
 @clients_app.command("add")

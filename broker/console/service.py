@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -23,9 +22,8 @@ from broker.console.oidc import OidcConfig, OidcSignIn
 from broker.console.throttle import AddressThrottle
 from broker.console.verification import Verifier
 from broker.container import Services
-from broker.core.errors import ConfigurationError
-from broker.core.pseudonym import PseudonymKey, PseudonymKeyring, load_key_file
-from broker.secrets_check import read_secret_file
+from broker.core.pseudonym import PseudonymKeyring
+from broker.pseudonym_keys import load_pseudonym_keys
 from broker.settings import Settings
 
 
@@ -89,20 +87,6 @@ class Console:
         return self._party_names.get(party_id, party_id)
 
 
-def load_pseudonyms(path: Path) -> PseudonymKeyring:
-    """The pseudonym keyring: the versioned key file format, or (as ``broker secrets init``
-    writes it today) one bare secret, taken as key ``v1``. Raises ConfigurationError.
-
-    The exchange pipeline must pseudonymise with the same keyring, or subject searches find
-    nothing: the lead should pass the pipeline's keyring to :func:`build_console`.
-    """
-    try:
-        return load_key_file(path)
-    except ConfigurationError:
-        secret = read_secret_file(path, "pseudonym key")
-        return PseudonymKeyring((PseudonymKey("v1", secret),))
-
-
 def build_console(services: Services, pseudonyms: PseudonymKeyring | None = None) -> Console:
     """The console for these services. Raises ConfigurationError when the pseudonym key is
     unreadable (subject searches would be impossible)."""
@@ -114,7 +98,7 @@ def build_console(services: Services, pseudonyms: PseudonymKeyring | None = None
             idle_seconds=settings.console_session_idle_seconds,
             max_seconds=settings.console_session_max_seconds,
         ),
-        pseudonyms=pseudonyms or load_pseudonyms(settings.pseudonym_key_file),
+        pseudonyms=pseudonyms or load_pseudonym_keys(settings.pseudonym_key_file),
         verifier=Verifier(services.engine, services.audit),
         secure_cookies=settings.public_url.startswith("https://"),
         oidc=_oidc(settings, services.engine),

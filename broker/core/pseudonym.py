@@ -11,7 +11,9 @@ Key file format (text, one key per line, the last line is the current key)::
     v2:<base64url key>
 
 Older lines stay so that pseudonyms made before a rotation can still be searched for
-(:meth:`PseudonymKeyring.all_pseudonyms`). The loaders are the only I/O here.
+(:meth:`PseudonymKeyring.all_pseudonyms`). The older format, one line of hex as ``broker secrets
+init`` once wrote it, is read as key version ``v1`` (:func:`parse_pseudonym_keys`). Everything here
+is values in, values out: :mod:`broker.pseudonym_keys` reads and writes the file.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 
 from broker.core.errors import ConfigurationError, InvalidInput
 
@@ -134,12 +134,22 @@ def parse_key_file(text: str) -> PseudonymKeyring:
     return PseudonymKeyring(tuple(keys))
 
 
-def load_key_file(path: Path) -> PseudonymKeyring:
-    """Read a key file. Raises :class:`ConfigurationError` when missing, unreadable or weak."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigurationError(f"cannot read pseudonym key file {path}: {e}") from e
+#: The key version given to the one secret of the older, hex-only key file format.
+LEGACY_VERSION = "v1"
+
+
+def parse_pseudonym_keys(text: str) -> PseudonymKeyring:
+    """Parse a key file in either format: the versioned one above, or the older one of a single
+    line of hex (a line that is not hex is taken as its UTF-8 bytes), read as key version
+    :data:`LEGACY_VERSION`. Raises :class:`ConfigurationError`."""
+    lines = [line for line in (raw.strip() for raw in text.splitlines()) if line]
+    lines = [line for line in lines if not line.startswith("#")]
+    if len(lines) == 1 and ":" not in lines[0]:
+        try:
+            secret = bytes.fromhex(lines[0])
+        except ValueError:
+            secret = lines[0].encode("utf-8")
+        return PseudonymKeyring((PseudonymKey(LEGACY_VERSION, secret),))
     return parse_key_file(text)
 
 
@@ -151,31 +161,3 @@ def format_key(key: PseudonymKey) -> str:
 def generate_key(version: str = "v1") -> PseudonymKey:
     """A fresh random 32-byte key."""
     return PseudonymKey(version, secrets.token_bytes(MIN_KEY_BYTES))
-
-
-def generate_key_file(path: Path, version: str = "v1") -> PseudonymKeyring:
-    """Create a key file with one new key, readable by its owner only.
-
-    Refuses to overwrite an existing file (:class:`ConfigurationError`); rotate with
-    :func:`add_key_version` instead.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = generate_key(version)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as e:
-        raise ConfigurationError(f"pseudonym key file {path} exists already") from e
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("# broker pseudonym keys: keep secret, outside the database\n")
-        f.write(format_key(key) + "\n")
-    return PseudonymKeyring((key,))
-
-
-def add_key_version(path: Path, version: str) -> PseudonymKeyring:
-    """Append a new current key to an existing key file (rotation); returns the new keyring."""
-    ring = load_key_file(path)
-    key = generate_key(version)
-    ring = PseudonymKeyring((*ring.keys, key))
-    with path.open("a", encoding="utf-8") as f:
-        f.write(format_key(key) + "\n")
-    return ring

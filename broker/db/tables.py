@@ -8,7 +8,7 @@ before a row is built. Each table model's Core table is also exported under the 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,7 +23,9 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    insert,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -112,3 +114,20 @@ class AdminEventRow(TableModel, table=True):
 
 
 admin_events = table_of(AdminEventRow)
+
+
+def log_admin_event(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    details: dict[str, Any],
+    at: datetime | None = None,
+) -> None:
+    """Write one ``admin_events`` row in ``conn``'s transaction (``at`` is now unless given)."""
+    conn.execute(
+        insert(admin_events).values(
+            at=at or datetime.now(UTC), actor=actor, action=action, target=target, details=details
+        )
+    )

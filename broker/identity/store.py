@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
@@ -19,7 +18,7 @@ from sqlalchemy import Engine, delete, insert, select
 from broker.auth.jose import CLIENT_ASSERTION_ALGORITHMS
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.core.urls import check_admin_url
-from broker.db.tables import admin_events, parties
+from broker.db.tables import log_admin_event, parties
 from broker.identity.jwks import parse_jwks
 from broker.identity.tables import identity_providers
 
@@ -170,15 +169,7 @@ class IdentityProviderStore:
             conn.execute(insert(identity_providers).values(**values))
             details = {k: v for k, v in values.items() if k not in ("jwks", "party_id")}
             details["jwks_inline"] = jwks is not None
-            conn.execute(
-                insert(admin_events).values(
-                    at=datetime.now(UTC),
-                    actor=actor,
-                    action="idp.add",
-                    target=party_id,
-                    details=details,
-                )
-            )
+            log_admin_event(conn, actor=actor, action="idp.add", target=party_id, details=details)
         self.invalidate()
         found = self.get(party_id)
         assert found is not None
@@ -192,15 +183,7 @@ class IdentityProviderStore:
             )
             if result.rowcount == 0:
                 raise NotFound(f"party {party_id!r} has no identity provider")
-            conn.execute(
-                insert(admin_events).values(
-                    at=datetime.now(UTC),
-                    actor=actor,
-                    action="idp.remove",
-                    target=party_id,
-                    details={},
-                )
-            )
+            log_admin_event(conn, actor=actor, action="idp.remove", target=party_id, details={})
         self.invalidate()
 
     def invalidate(self) -> None:

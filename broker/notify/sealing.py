@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from broker.core.errors import ConfigurationError
 from broker.core.identifiers import SubjectId, parse_subject
-from broker.core.pseudonym import PseudonymKey, PseudonymKeyring, load_key_file
+from broker.core.pseudonym import PseudonymKey, PseudonymKeyring
+from broker.pseudonym_keys import load_pseudonym_keys
 
 _INFO = b"broker outbox subject sealing v1"
 _NONCE_BYTES = 12
@@ -69,14 +69,6 @@ class SubjectSealer:
 
 
 def load_sealer(path: Path) -> SubjectSealer:
-    """The sealer keyed by the pseudonym key file: the versioned format of
-    :mod:`broker.core.pseudonym`, or a single raw secret (what ``broker secrets init`` writes),
-    taken as version ``raw``. Raises ConfigurationError."""
-    try:
-        return SubjectSealer(load_key_file(path))
-    except ConfigurationError:
-        try:
-            raw = path.read_bytes().strip()
-        except OSError as e:
-            raise ConfigurationError(f"cannot read pseudonym key file {path}: {e}") from e
-        return SubjectSealer(PseudonymKeyring((PseudonymKey("raw", raw),)))
+    """The sealer keyed by the pseudonym key file (either format, read by
+    :func:`broker.pseudonym_keys.load_pseudonym_keys`). Raises ConfigurationError."""
+    return SubjectSealer(load_pseudonym_keys(path))

@@ -11,14 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from broker.core.errors import Conflict, NotFound
 from broker.core.urls import check_admin_url
-from broker.db.tables import admin_events, parties
+from broker.db.tables import log_admin_event, parties
 from broker.notify.signing import new_secret
 from broker.notify.tables import webhooks
 
@@ -40,14 +39,6 @@ def check_url(url: str) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _log(conn: Connection, actor: str, action: str, party_id: str, details: dict[str, Any]) -> None:
-    conn.execute(
-        insert(admin_events).values(
-            at=datetime.now(UTC), actor=actor, action=action, target=party_id, details=details
-        )
-    )
 
 
 def _from_row(r: Any) -> Webhook:
@@ -90,7 +81,9 @@ class WebhookRegistry:
                     updated_ms=now,
                 )
             )
-            _log(conn, actor, "webhooks.add", party_id, {"url": url})
+            log_admin_event(
+                conn, actor=actor, action="webhooks.add", target=party_id, details={"url": url}
+            )
         return hook
 
     def remove(self, party_id: str, *, actor: str) -> None:
@@ -99,7 +92,9 @@ class WebhookRegistry:
             result = conn.execute(delete(webhooks).where(webhooks.c.party_id == party_id))
             if result.rowcount == 0:
                 raise NotFound(f"party {party_id!r} has no webhook")
-            _log(conn, actor, "webhooks.remove", party_id, {})
+            log_admin_event(
+                conn, actor=actor, action="webhooks.remove", target=party_id, details={}
+            )
 
     def set_active(self, party_id: str, active: bool, *, actor: str) -> None:
         """Pause or resume deliveries to a party. Raises NotFound."""
@@ -126,7 +121,7 @@ class WebhookRegistry:
             if result.rowcount == 0:
                 raise NotFound(f"party {party_id!r} has no webhook")
             details = {k: v for k, v in values.items() if k != "secret"}
-            _log(conn, actor, action, party_id, details)
+            log_admin_event(conn, actor=actor, action=action, target=party_id, details=details)
 
     def get(self, party_id: str) -> Webhook | None:
         with self._engine.connect() as conn:

@@ -21,9 +21,9 @@ from broker.consent.service import ConsentService
 from broker.consent.store import SqlConsentStore
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.policy.runtime import PolicyRuntime
+from broker.pseudonym_keys import load_pseudonym_keys
 from broker.settings import Settings
 from broker.subjects.preview import PreviewService
-from broker.subjects.pseudonyms import load_pseudonym_keys
 from broker.subjects.report import HoldRules
 
 

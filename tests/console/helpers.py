@@ -14,9 +14,9 @@ import httpx
 
 from broker.audit.entry import AgreementRef, AuditEntry, digest_released_record
 from broker.audit.log import AuditLog
-from broker.console.service import load_pseudonyms
 from broker.core.projection import WithheldField
 from broker.core.pseudonym import PseudonymKeyring
+from broker.pseudonym_keys import load_pseudonym_keys
 from demo.parties import COUNCIL, HOSPITAL
 from tests.support import LiveBroker, live_broker
 
@@ -122,7 +122,7 @@ def console_broker(tmp_path: Path, **extra: object) -> Iterator[tuple[LiveBroker
         deadline = time.monotonic() + 10
         while broker.services.policy_runtime.last is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        keyring = load_pseudonyms(broker.settings.pseudonym_key_file)
+        keyring = load_pseudonym_keys(broker.settings.pseudonym_key_file)
         yield broker, seed(broker.services.audit, keyring)
 
 

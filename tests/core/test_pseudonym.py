@@ -9,13 +9,11 @@ import pytest
 from broker.core.errors import ConfigurationError, InvalidInput
 from broker.core.pseudonym import (
     PseudonymKey,
-    add_key_version,
-    generate_key_file,
-    load_key_file,
     normalise_identifier,
     parse_key_file,
     pseudonymise,
 )
+from broker.pseudonym_keys import add_key_version, generate_key_file, load_pseudonym_keys
 
 KEY = PseudonymKey("v1", b"k" * 32)
 
@@ -67,12 +65,12 @@ def test_key_file_generate_load_and_rotate(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "pseudonym.key"
     ring = generate_key_file(path)
     assert path.stat().st_mode & 0o777 == 0o600
-    loaded = load_key_file(path)
+    loaded = load_pseudonym_keys(path)
     assert loaded.current.secret == ring.current.secret
     with pytest.raises(ConfigurationError, match="exists already"):
         generate_key_file(path)
     rotated = add_key_version(path, "v2")
-    assert load_key_file(path).current.version == "v2"
+    assert load_pseudonym_keys(path).current.version == "v2"
     both = rotated.all_pseudonyms("nhs_number", "9990000018")
     assert [p.key_version for p in both] == ["v1", "v2"]
     assert both[0] == loaded.pseudonymise("nhs_number", "9990000018")
@@ -96,4 +94,4 @@ def test_bad_key_files_are_refused(text: str, message: str) -> None:
 
 def test_missing_key_file_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot read"):
-        load_key_file(tmp_path / "absent.key")
+        load_pseudonym_keys(tmp_path / "absent.key")
