@@ -18,6 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 MAY_IMPORT_DEMO = {"broker.cli", "broker.__main__", "broker.__init__"}
 
 
+def _broker_children() -> set[str]:
+    """``broker.<name>`` for every module and package directly in ``broker``."""
+    return {
+        f"broker.{path.stem}"
+        for path in (ROOT / "broker").iterdir()
+        if (path.suffix == ".py" or (path / "__init__.py").exists())
+    }
+
+
 def _contracts() -> list[dict[str, object]]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     contracts: list[dict[str, object]] = config["tool"]["importlinter"]["contracts"]
@@ -28,11 +37,7 @@ def test_every_part_of_broker_but_the_cli_is_kept_from_the_demo_wing() -> None:
     (rule,) = [
         c for c in _contracts() if c["type"] == "forbidden" and c["forbidden_modules"] == ["demo"]
     ]
-    children = {
-        f"broker.{path.stem}"
-        for path in (ROOT / "broker").iterdir()
-        if (path.suffix == ".py" or (path / "__init__.py").exists())
-    }
+    children = _broker_children()
     assert set(rule["source_modules"]) | MAY_IMPORT_DEMO == children | {"adapters"}
 
 
@@ -40,11 +45,7 @@ def test_the_adapters_are_kept_from_all_of_broker_but_the_core() -> None:
     (rule,) = [
         c for c in _contracts() if c["type"] == "forbidden" and c["source_modules"] == ["adapters"]
     ]
-    children = {
-        f"broker.{path.stem}"
-        for path in (ROOT / "broker").iterdir()
-        if (path.suffix == ".py" or (path / "__init__.py").exists())
-    }
+    children = _broker_children()
     assert (
         set(rule["forbidden_modules"]) | {"broker.core", "broker.__main__", "broker.__init__"}
         == children
@@ -62,11 +63,7 @@ def test_every_part_of_broker_has_its_layer() -> None:
     layers = rule["layers"]
     assert isinstance(layers, list)
     named = {name.strip() for layer in layers for name in str(layer).split(":")}
-    children = {
-        f"broker.{path.stem}"
-        for path in (ROOT / "broker").iterdir()
-        if (path.suffix == ".py" or (path / "__init__.py").exists())
-    }
+    children = _broker_children()
     assert children - {"broker.__main__", "broker.__init__"} <= named
     assert {"adapters", "demo"} <= named
 
