@@ -6,6 +6,9 @@
   never deleted.
 - ``preview_holds`` (SQLAlchemy Core, on the exchange path): exchanges held for the citizen's
   preview (the 202 flow): status ``held`` -> ``approved`` | ``refused`` | ``expired``.
+  ``requester_client`` and ``requester_user`` (migration 0008) name the system and the user that
+  made the held request: an approval is released to them only. Holds made before 0008 have NULL
+  there and are never released (see ``broker/exchange/preview_gate.py``).
 """
 
 from __future__ import annotations
@@ -78,5 +81,7 @@ preview_holds = Table(
     Column("expires_at_ms", BigInteger, nullable=False),
     Column("decided_at_ms", BigInteger, nullable=True),
     Column("decided_by_client", String(100), nullable=True),
+    Column("requester_client", String(100), nullable=True),
+    Column("requester_user", Text, nullable=True),
     Index("ix_preview_holds_subject", "subject_pseudonym"),
 )

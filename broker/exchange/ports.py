@@ -94,6 +94,10 @@ class HeldPreview(Protocol):
     @property
     def requester_party(self) -> str: ...
     @property
+    def requester_client(self) -> str | None: ...
+    @property
+    def requester_user(self) -> str | None: ...
+    @property
     def agreement_id(self) -> str: ...
     @property
     def dataset(self) -> str: ...
@@ -116,6 +120,8 @@ class PreviewPort(Protocol):
         exchange_id: str,
         subject: Pseudonym,
         requester_party: str,
+        requester_client: str,
+        requester_user: str,
         agreement_id: str,
         dataset: str,
         purpose: str,

@@ -1,6 +1,12 @@
 """The citizen preview: on flows whose consent asks for it, an allowed exchange is first held
 until the citizen approves it, then let through once when the requester names the approval.
 
+The requester is the system (client id) and the user (verified or asserted) of the held
+request: an approval is released to them only, never to another system of the same party or
+another user of the same system. Such an attempt is refused and logged and leaves the approval
+as it was, for its own requester. A hold that names no requester (made before migration 0008)
+is never released: the requester asks again.
+
 Called by :mod:`broker.exchange.service` after an allow, before any source is asked.
 """
 
@@ -36,6 +42,7 @@ class PreviewGate:
         self,
         *,
         caller: Caller,
+        user_id: str,
         request: ExchangeRequest,
         subject: SubjectId,
         pseudonym: Pseudonym,
@@ -44,8 +51,9 @@ class PreviewGate:
         log_refusal: Callable[[AuditEntry], Awaitable[Appended]],
     ) -> HeldPreview | None:
         """Hold a new request for the citizen (returns the hold), or let through a request that
-        names an approval the citizen gave for exactly this (returns None; spends it).
-        Raises Refused (logged through ``log_refusal``) for anything else."""
+        names an approval the citizen gave for exactly this, from the same system and user
+        (returns None; spends it). ``user_id`` is the person behind the request, verified or
+        asserted. Raises Refused (logged through ``log_refusal``) for anything else."""
         previews = self._previews
         matched = decision.matched
         if previews is None or matched is None:
@@ -56,6 +64,8 @@ class PreviewGate:
                     exchange_id=entry.exchange_id,
                     subject=pseudonym,
                     requester_party=caller.party_id,
+                    requester_client=caller.client_id,
+                    requester_user=user_id,
                     agreement_id=matched.agreement_id,
                     dataset=request.dataset,
                     purpose=request.purpose,
@@ -73,9 +83,19 @@ class PreviewGate:
             reason = f"no held exchange {preview_id}"
         if held is not None:
             mine = {p.value for p in self._pseudonyms.all_pseudonyms(subject.type, subject.value)}
-            if (
-                held.requester_party != caller.party_id
-                or held.agreement_id != matched.agreement_id
+            if held.requester_party != caller.party_id:
+                reason = f"preview {preview_id} was for another request"
+            elif held.requester_client is None or held.requester_user is None:
+                reason = (
+                    f"preview {preview_id} does not record the system and user that asked "
+                    "(held before the broker recorded them): ask again for a new preview"
+                )
+            elif held.requester_client != caller.client_id:
+                reason = f"preview {preview_id} was asked for by another system: only it may use it"
+            elif held.requester_user != user_id:
+                reason = f"preview {preview_id} was asked for by another user: only they may use it"
+            elif (
+                held.agreement_id != matched.agreement_id
                 or held.dataset != request.dataset
                 or held.purpose != request.purpose
                 or held.subject_pseudonym not in mine

@@ -155,6 +155,7 @@ class ExchangeService:
         if matched is not None and self._preview_required(matched.agreement_id, matched.flow_id):
             held = await self._preview.check(
                 caller=caller,
+                user_id=prepared.person.user_id,
                 request=request,
                 subject=prepared.subject,
                 pseudonym=prepared.pseudonym,

@@ -57,6 +57,10 @@ class HeldExchange:
     expires_at_ms: int
     decided_at_ms: int | None = None
     decided_by_client: str | None = None
+    requester_client: str | None = None
+    """The system that made the held request (None on holds made before migration 0008)."""
+    requester_user: str | None = None
+    """The user the held request carried, verified or asserted (None as above)."""
 
     def to_json(self) -> dict[str, Any]:
         """What the portal and the requester see (no subject pseudonym)."""
@@ -65,6 +69,7 @@ class HeldExchange:
             "exchange_id": self.exchange_id,
             "status": self.status,
             "requester_party": self.requester_party,
+            "requester_client": self.requester_client,
             "agreement_id": self.agreement_id,
             "dataset": self.dataset,
             "purpose": self.purpose,
@@ -96,13 +101,16 @@ class PreviewService:
         exchange_id: str,
         subject: Pseudonym,
         requester_party: str,
+        requester_client: str,
+        requester_user: str,
         agreement_id: str,
         dataset: str,
         purpose: str,
         fields: Sequence[str],
         ttl_seconds: int,
     ) -> HeldExchange:
-        """Hold an exchange for the citizen's preview. Raises PreviewUnavailable."""
+        """Hold an exchange for the citizen's preview; an approval will be released only to
+        ``requester_client`` asking for ``requester_user``. Raises PreviewUnavailable."""
         now = self._now_ms()
         held = HeldExchange(
             id=str(uuid.uuid4()),
@@ -111,6 +119,8 @@ class PreviewService:
             subject_pseudonym=subject.value,
             subject_key_version=subject.key_version,
             requester_party=requester_party,
+            requester_client=requester_client,
+            requester_user=requester_user,
             agreement_id=agreement_id,
             dataset=dataset,
             purpose=purpose,

@@ -189,6 +189,8 @@ def hold(live: LiveBroker, exchange_id: str) -> str:
         exchange_id=exchange_id,
         subject=live.services.subjects.pseudonyms.pseudonymise("nhs_number", CITIZEN),
         requester_party="calderbridge-city-council",
+        requester_client="ccc-housing-options",
+        requester_user="housing-officer-12",
         agreement_id="ISA-PROOF-REUSE",
         dataset="ccc.proof-documents",
         purpose="homelessness-assessment",

@@ -34,6 +34,8 @@ def hold(service: PreviewService, exchange_id: str) -> str:
         exchange_id=exchange_id,
         subject=ME,
         requester_party="calderbridge-city-council",
+        requester_client="ccc-housing-options",
+        requester_user="housing-officer-12",
         agreement_id="ISA-PROOF-REUSE",
         dataset="ccc.proof-documents",
         purpose="homelessness-assessment",
