@@ -12,6 +12,7 @@ identifiers in paths or query strings never reach logs or metric labels.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import secrets
@@ -87,6 +88,20 @@ def json_charset_problem(content_type: str | None) -> tuple[bool, str | None]:
     return True, None
 
 
+def _utf8(decoder: codecs.IncrementalDecoder | None, chunk: bytes, *, final: bool) -> bool:
+    """Whether the body so far is UTF-8. A raw NUL counts as not: JSON text never holds one, and
+    UTF-16 or UTF-32 JSON always does."""
+    if decoder is None:
+        return True
+    if b"\x00" in chunk:
+        return False
+    try:
+        decoder.decode(chunk, final=final)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class _BodyRefused(Exception):
     pass
 
@@ -126,6 +141,7 @@ class RequestContextMiddleware:
             return
 
         received = 0
+        decoder = codecs.getincrementaldecoder("utf-8")() if is_json else None
 
         async def limited_receive() -> Message:
             nonlocal received, refusal
@@ -136,7 +152,7 @@ class RequestContextMiddleware:
                 if received > self.max_body_bytes:
                     refusal = _too_large(request_id, self.max_body_bytes)
                     raise _BodyRefused
-                if is_json and b"\x00" in chunk:  # UTF-16 or UTF-32: JSON text has no raw NUL
+                if is_json and not _utf8(decoder, chunk, final=not message.get("more_body")):
                     refusal = _not_utf8(
                         request_id, "JSON bodies must be UTF-8 (RFC 8259): this one is not"
                     )
