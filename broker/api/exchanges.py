@@ -113,14 +113,17 @@ async def preview_status(
 
 
 def receipt_json(appended: Appended) -> dict[str, object]:
-    """The receipt part of an exchange answer (complete it later with ``GET /v1/audit/receipt``)."""
+    """The receipt part of an exchange answer: ``broker audit check-receipt`` checks it offline
+    as it is when the checkpoint is there, and says what to fetch while it is pending."""
     salt = appended.record_salt
+    proof = appended.inclusion_proof
     return {
         "exchange_id": appended.exchange_id,
         "leaf_index": appended.leaf_index,
         "leaf_hash": appended.leaf_hash.hex(),
         "record_salt": None if salt is None else base64.b64encode(salt).decode(),
         "checkpoint": None if appended.checkpoint is None else appended.checkpoint.note,
+        "inclusion_proof": None if proof is None else [h.hex() for h in proof],
         "pending": {
             "checkpoint_url": "/v1/audit/checkpoint",
             "inclusion_proof_url": f"/v1/audit/proof/inclusion?exchange_id={appended.exchange_id}",

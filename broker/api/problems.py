@@ -110,6 +110,11 @@ def _location(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "request"
 
 
+def retry_after_header(exc: TooManyRequests) -> dict[str, str]:
+    """Every 429 says when to try again (RFC 9110 §10.2.3), in whole seconds, at least 1."""
+    return {"Retry-After": str(max(1, exc.retry_after_seconds))}
+
+
 def problem_body(exc: BrokerError, request_id: str) -> tuple[int, dict[str, Any]]:
     """Status and RFC 9457 body for a domain error (also what an idempotent retry gets)."""
     status = status_for(exc)
@@ -136,8 +141,8 @@ async def _on_broker_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
     elif status == 403 and isinstance(exc, Forbidden):
         headers = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
-    elif isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after_seconds)}
+    elif isinstance(exc, TooManyRequests):
+        headers = retry_after_header(exc)
     if status >= 500:
         log.error("request failed", error=type(exc).__name__, detail=exc.detail)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)

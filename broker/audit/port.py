@@ -29,6 +29,8 @@ class Appended:
     """A checkpoint made in the same commit (it covers the entry), else None."""
     next_checkpoint_size: int
     """Otherwise a checkpoint of at most this size will cover it (or the next timed one)."""
+    inclusion_proof: tuple[bytes, ...] | None = None
+    """With ``checkpoint``: the RFC 9162 inclusion proof of the entry into it."""
 
 
 class AuditSink(Protocol):

@@ -287,6 +287,14 @@ def _snapshot(conn: Connection) -> None:
         conn.execution_options(isolation_level="REPEATABLE READ")
 
 
+def stored_origin(engine: Engine) -> str | None:
+    """The origin the log names itself by: that of its oldest stored checkpoint (None before the
+    first). ``verify_log`` then checks every checkpoint's signature and origin against it."""
+    with engine.connect() as conn:
+        stored = store.all_checkpoints(conn)
+    return stored[0].origin if stored else None
+
+
 def verify_log(
     engine: Engine,
     public: Ed25519PublicKey,

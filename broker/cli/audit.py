@@ -20,9 +20,10 @@ from broker.audit.errors import AuditError, ReceiptError
 from broker.audit.export import Format
 from broker.audit.export import export as export_entries
 from broker.audit.factory import log_origin, open_log, public_log_key
+from broker.audit.receipts import ReceiptPending
 from broker.audit.receipts import check_receipt as check_receipt_offline
 from broker.audit.redact import redact_before
-from broker.audit.verify import VerifyReport, read_checkpoint_files, verify_log
+from broker.audit.verify import VerifyReport, read_checkpoint_files, stored_origin, verify_log
 from broker.core.errors import BrokerError
 from broker.db.engine import build_engine
 from broker.settings import load_settings
@@ -48,10 +49,11 @@ def parse_date_ms(text: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def _print_report(report: VerifyReport, as_json: bool) -> None:
+def _print_report(report: VerifyReport, as_json: bool, origin: str, source: str) -> None:
     if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
+        typer.echo(json.dumps({**report.to_json(), "origin": origin}, indent=2))
         return
+    typer.echo(f"log origin checked: {origin} (from {source})")
     if report.ok:
         typer.echo(
             f"intact: {report.entries_checked} entries, {report.checkpoints_checked} checkpoints,"
@@ -76,6 +78,14 @@ def verify(
     log_key: Annotated[
         Path | None, typer.Option("--log-key", help="The log's public key PEM.")
     ] = None,
+    origin: Annotated[
+        str | None,
+        typer.Option(
+            "--origin",
+            help="The log's origin to check checkpoints against (default: the one stored with"
+            " the log, in its first checkpoint).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Re-verify the whole log: exit 0 intact, 1 with the first bad entry."""
@@ -88,6 +98,15 @@ def verify(
         raise _fail_environment(str(e)) from e
     engine = build_engine(settings.database_url, pooled=False)
     try:
+        if origin is not None:
+            checked, source = origin, "--origin"
+        elif (kept := stored_origin(engine)) is not None:
+            checked, source = kept, "the log's first checkpoint"
+        else:
+            checked, source = (
+                log_origin(settings.public_url),
+                "BROKER_PUBLIC_URL (no checkpoint yet)",
+            )
         with Progress(
             TextColumn("verifying"),
             BarColumn(),
@@ -105,7 +124,7 @@ def verify(
             report = verify_log(
                 engine,
                 public,
-                origin=log_origin(settings.public_url),
+                origin=checked,
                 against=held,
                 progress=step,
             )
@@ -113,7 +132,7 @@ def verify(
         raise _fail_environment(f"cannot read the log: {e}") from e
     finally:
         engine.dispose()
-    _print_report(report, as_json)
+    _print_report(report, as_json, checked, source)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -170,12 +189,50 @@ def redact(
         )
 
 
+def _read_checkpoint_file(path: Path) -> str:
+    """A signed note as ``broker audit checkpoint`` prints it, or the JSON of
+    ``GET /v1/audit/checkpoint`` (its ``note``)."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        note = json.loads(text).get("note")
+        if not isinstance(note, str):
+            raise ValueError(f"{path} holds no checkpoint note")
+        return note
+    return text
+
+
+def _read_proof_file(path: Path) -> tuple[list[str], int | None]:
+    """The JSON of ``GET /v1/audit/proof/inclusion``: its hashes and the tree size it is for."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    hashes = doc.get("proof") if isinstance(doc, dict) else None
+    if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+        raise ValueError(f"{path} holds no inclusion proof (a 'proof' list of hex hashes)")
+    size = doc.get("tree_size")
+    return hashes, size if isinstance(size, int) else None
+
+
 @app.command("check-receipt")
 def check_receipt(
     file: Annotated[Path, typer.Argument(help="A receipt (JSON).")],
     log_key: Annotated[Path, typer.Option("--log-key", help="The log's public key PEM.")],
     record: Annotated[
         Path | None, typer.Option("--record", help="The record received (JSON), to check too.")
+    ] = None,
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="For a pending receipt: the signed checkpoint (note, or checkpoint JSON).",
+        ),
+    ] = None,
+    proof_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--proof", help="For a pending receipt: its inclusion proof (the proof URL's JSON)."
+        ),
+    ] = None,
+    origin: Annotated[
+        str | None, typer.Option("--origin", help="The log's origin the checkpoint must name.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -184,6 +241,8 @@ def check_receipt(
         public = load_public_key(log_key)
         receipt = json.loads(file.read_text(encoding="utf-8"))
         received = json.loads(record.read_text(encoding="utf-8")) if record else None
+        note = _read_checkpoint_file(checkpoint_file) if checkpoint_file else None
+        hashes, proof_size = _read_proof_file(proof_file) if proof_file else (None, None)
     except (BrokerError, OSError, ValueError) as e:
         raise _fail_environment(str(e)) from e
     if isinstance(receipt, dict) and isinstance(receipt.get("receipt"), dict):
@@ -191,21 +250,34 @@ def check_receipt(
     try:
         if not isinstance(receipt, dict):
             raise ReceiptError("the file does not hold a receipt object")
-        result = check_receipt_offline(receipt, public, record=received)
+        result = check_receipt_offline(
+            receipt,
+            public,
+            origin=origin,
+            record=received,
+            checkpoint=note,
+            inclusion_proof=hashes,
+            proof_tree_size=proof_size,
+        )
     except AuditError as e:
         if as_json:
             typer.echo(json.dumps({"ok": False, "reason": e.detail}))
         else:
-            typer.echo(f"INVALID: {e.detail}")
+            typer.echo(f"{'PENDING' if isinstance(e, ReceiptPending) else 'INVALID'}: {e.detail}")
         raise typer.Exit(1) from e
     if as_json:
         typer.echo(json.dumps(result.to_json()))
-    else:
-        typer.echo(
-            f"valid: exchange {result.exchange_id} is entry {result.leaf_index} of the signed"
-            f" tree of size {result.tree_size}"
-            + (", and the record matches its digest" if result.record_checked else "")
-        )
+        return
+    what = (
+        f"exchange {result.exchange_id} is entry {result.leaf_index}"
+        if result.leaf_checked
+        else f"entry {result.leaf_index} (leaf hash {result.leaf_hash}, exchange"
+        f" {result.exchange_id})"
+    )
+    typer.echo(
+        f"valid: {what} of the signed tree of size {result.tree_size} of log {result.origin}"
+        + (", and the record matches its digest" if result.record_checked else "")
+    )
 
 
 @app.command()

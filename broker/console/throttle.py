@@ -7,6 +7,7 @@ server processes each holds a share of the limit (``build_console`` divides it b
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -46,7 +47,11 @@ class AddressThrottle:
             while times and now - times[0] > self._window:
                 times.popleft()
             if len(times) >= self._attempts:
-                raise TooManyAttempts("too many sign-in attempts from your address: wait a while")
+                wait = times[-self._attempts] + self._window - now
+                raise TooManyAttempts(
+                    "too many sign-in attempts from your address: wait a while",
+                    max(1, math.ceil(wait)),
+                )
             times.append(now)
 
     def _forget_idle(self, now: float) -> None:

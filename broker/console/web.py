@@ -9,6 +9,7 @@ mapping) and are shown as an HTML page; a GET without a session is sent to sign 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 import structlog
@@ -16,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from broker.api.problems import problem_body
+from broker.api.problems import problem_body, retry_after_header
 from broker.console import (
     pages_agreements,
     pages_auth,
@@ -28,7 +29,7 @@ from broker.console.deps import HERE, PREFIX, build_templates, render
 from broker.console.errors import SessionRequired
 from broker.console.service import build_console
 from broker.container import Services
-from broker.core.errors import BrokerError
+from broker.core.errors import BrokerError, TooManyRequests
 
 log = structlog.get_logger("broker.console")
 
@@ -48,6 +49,15 @@ def _error_page(request: Request, status: int, title: str, detail: str) -> HTMLR
     return render(request, "error.html", {"title": title, "detail": detail}, status_code=status)
 
 
+def _error_response(
+    request: Request, exc: BrokerError, status: int, body: dict[str, Any]
+) -> Response:
+    page = _error_page(request, status, body["title"], body["detail"])
+    if isinstance(exc, TooManyRequests):
+        page.headers.update(retry_after_header(exc))
+    return page
+
+
 def install_errors(app: FastAPI) -> None:
     async def broker_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BrokerError)
@@ -59,7 +69,7 @@ def install_errors(app: FastAPI) -> None:
         status, body = problem_body(exc, "")
         if status >= 500:
             log.error("console request failed", error=type(exc).__name__, detail=exc.detail)
-        return _error_page(request, status, body["title"], body["detail"])
+        return _error_response(request, exc, status, body)
 
     app.add_exception_handler(BrokerError, broker_error)
 

@@ -78,7 +78,13 @@ class Refused(BrokerError):
 
 
 class TooManyRequests(BrokerError):
+    """Over a limit. ``retry_after_seconds`` (at least 1) becomes the ``Retry-After`` header."""
+
     title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_seconds: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
 
 
 class AuthError(BrokerError):

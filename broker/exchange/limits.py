@@ -19,18 +19,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func, insert, select
 
-from broker.core.errors import BrokerError
+from broker.core.errors import TooManyRequests
 from broker.exchange.tables import verification_attempts
 
 
-class RateLimited(BrokerError):
+class RateLimited(TooManyRequests):
     """Over a limit: 429 with ``retry_after_seconds``. Counted, never logged as an exchange."""
 
-    title = "Too many requests"
-
     def __init__(self, detail: str, retry_after_seconds: int) -> None:
-        super().__init__(detail)
-        self.retry_after_seconds = retry_after_seconds
+        super().__init__(detail, retry_after_seconds)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import SubjectId, parse_subject
@@ -43,7 +43,7 @@ class ExchangeRequest(Strict):
     requested_by: RequestedBy
     case_reference: str | None = Field(default=None, min_length=1, max_length=100)
     justification: str | None = Field(default=None, min_length=1, max_length=2000)
-    break_glass: bool = False
+    break_glass: StrictBool = False
     mode: Literal["fetch", "verify", "attest", "document"] = "fetch"
     """``attest``: signed attestations that the subject's proof documents were verified (who,
     when, how, the document's hash), instead of the documents: the minimum a service needs."""

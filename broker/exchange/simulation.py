@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from anyio import to_thread
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from broker.audit.entry import AuditEntry
 from broker.audit.log import AuditLog
@@ -37,8 +37,8 @@ class SimulationRequest(BaseModel):
     role: str = Field(default="officer", min_length=1, max_length=100)
     mode: Literal["fetch", "verify"] = "fetch"
     claims: list[Name] = Field(default_factory=list, max_length=20)
-    case_reference: bool = False
-    break_glass: bool = False
+    case_reference: StrictBool = False
+    break_glass: StrictBool = False
     consent: ConsentStatus = "none"
     at: dt.datetime | None = Field(default=None, description="evaluate at this time (default now)")
 

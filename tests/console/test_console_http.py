@@ -379,3 +379,24 @@ def test_demo_officers_are_refused_outside_demo(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="refused outside --demo"):
         create_demo_officers(Settings(demo=False), engine)
     engine.dispose()
+
+
+def test_the_sign_in_throttle_says_when_to_try_again(tmp_path: Path) -> None:
+    with (
+        console_broker(tmp_path, console_sign_in_attempts_per_window=1) as (broker, _),
+        httpx.Client(base_url=broker.url) as client,
+    ):
+        responses = []
+        for i in range(2):
+            page = client.get("/console/login")
+            responses.append(
+                client.post(
+                    "/console/login",
+                    data={"username": f"guess-{i}", "password": "x", "csrf": csrf_of(page.text)},
+                )
+            )
+    assert [r.status_code for r in responses] == [401, 429]
+    value = responses[1].headers["retry-after"]
+    assert value.isdigit(), value
+    assert 1 <= int(value) <= 300, value
+    assert "retry-after" not in responses[0].headers
