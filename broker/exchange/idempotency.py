@@ -145,7 +145,7 @@ class OnceOnly:
         digest = body_digest(body)
         now_ms = int(self._clock() * 1000)
 
-        def check_then_begin() -> tuple[Caller, StoredAnswer | None | BrokerError]:
+        def check_then_begin() -> tuple[Caller, StoredAnswer | BrokerError | None]:
             caller = who()
             try:
                 return caller, store.begin(client_id, key, digest, now_ms)
