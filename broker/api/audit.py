@@ -96,7 +96,7 @@ async def search_exchanges(
     party: Annotated[str | None, Query(max_length=100)] = None,
     client: Annotated[str | None, Query(max_length=100)] = None,
     dataset: Annotated[str | None, Query(max_length=100)] = None,
-    decision: Annotated[str | None, Query(pattern="^(allow|deny)$")] = None,
+    decision: Annotated[str | None, Query(pattern="^(allow|deny|held|error|not_found)$")] = None,
     time_from: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     time_to: Annotated[str | None, Query(alias="to", max_length=40)] = None,
     break_glass: bool = False,

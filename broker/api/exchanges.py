@@ -24,6 +24,7 @@ from broker.api.problems import PROBLEM_JSON, problem_body
 from broker.core.errors import BrokerError, NotFound
 from broker.core.identifiers import Caller
 from broker.exchange.idempotency import StoredAnswer
+from broker.exchange.limits import RateLimited
 from broker.exchange.ports import Appended, ExchangeResult
 from broker.exchange.request import ExchangeRequest
 from broker.policy.engine import decision_json
@@ -59,7 +60,6 @@ async def create_exchange(
 ) -> Response:
     services = get_services(request)
     client_id = pending.claims.client_id  # verified token; the registry check comes next
-    services.rate_limiter.take(client_id)
 
     def check_caller() -> Caller:
         principal = pending.check()
@@ -68,6 +68,13 @@ async def create_exchange(
             party_id=principal.party_id,
             client_name=principal.client.name,
         )
+
+    try:
+        services.rate_limiter.take(client_id)
+    except RateLimited as e:
+        if body.break_glass:  # a refused break-glass attempt is logged, whatever refused it
+            await services.exchanges.log_refused(check_caller, body, e)
+        raise
 
     # The registry check runs in the exchange's first worker-thread hand-off (before anything
     # else in it); with a key, in the key's claim (it passes before a stored answer is replayed).

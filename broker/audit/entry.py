@@ -40,7 +40,10 @@ SCHEMA_VERSION: Final = 1
 SALT_BYTES: Final = 16
 
 KINDS: Final = frozenset({"exchange", "admin", "simulation", "audit-read", "redaction"})
-DECISIONS: Final = frozenset({"allow", "deny", "held", "error"})
+DECISIONS: Final = frozenset({"allow", "deny", "held", "error", "not_found"})
+"""``not_found``: allowed by the policy, but the source holds no such subject; nothing released.
+Entries written before this value existed say ``allow`` with ``source_outcome`` ``not_found``:
+read both through :func:`outcome_of`."""
 SOURCE_OUTCOMES: Final = frozenset({"ok", "not_found", "error", "timeout", "not_fetched"})
 
 #: The personal fields, committed to by salted hashes; their values and salts are redactable.
@@ -352,6 +355,15 @@ def seal(entry: AuditEntry) -> SealedEntry:
 def leaf_bytes(body: bytes, index: int) -> bytes:
     """The leaf: RFC 8785 form of ``{"entry": body, "index": index}``."""
     return b'{"entry":' + body + b',"index":' + str(index).encode() + b"}"
+
+
+def outcome_of(body: Mapping[str, JsonValue]) -> str | None:
+    """What happened, as every reader shows it: the decision, except that a subject not found
+    at the source is ``not_found`` (also in entries that logged it as ``allow``)."""
+    if body.get("decision") == "allow" and body.get("source_outcome") == "not_found":
+        return "not_found"
+    decision = body.get("decision")
+    return None if decision is None else str(decision)
 
 
 def parse_leaf(leaf: bytes) -> tuple[int, dict[str, JsonValue]]:

@@ -18,7 +18,7 @@ from typing import Any, Literal, TextIO
 from sqlalchemy import select
 
 from broker.audit import store
-from broker.audit.entry import PERSONAL_FIELDS, parse_leaf
+from broker.audit.entry import PERSONAL_FIELDS, outcome_of, parse_leaf
 from broker.audit.log import AuditLog
 from broker.audit.tables import audit_entries
 from broker.core import merkle
@@ -124,7 +124,7 @@ def export(
                 item["exchange_id"],
                 body.get("time"),
                 body.get("kind"),
-                body.get("decision"),
+                outcome_of(body),  # not_found, also where an older leaf says allow
                 agreement.get("id"),
                 body.get("party_id"),
                 body.get("client_id"),

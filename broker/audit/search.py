@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, or_, select, union
 
 from broker.audit import store
-from broker.audit.entry import PERSONAL_FIELDS, AuditEntry, parse_leaf
+from broker.audit.entry import PERSONAL_FIELDS, AuditEntry, outcome_of, parse_leaf
 from broker.audit.errors import AuditNotFoundError, AuditQueryError
 from broker.audit.tables import audit_entries
 from broker.core import merkle
@@ -82,8 +82,10 @@ def decode_cursor(cursor: str) -> int:
 
 
 def entry_view(row: Any) -> dict[str, object]:
-    """One entry as governance sees it: the leaf's fields, its index and hash, and the personal
-    values still held (``None`` once redacted)."""
+    """One entry as governance sees it: the leaf's fields, its index and hash, the personal
+    values still held (``None`` once redacted), and ``outcome`` (:func:`outcome_of`: what every
+    reader shows; ``not_found`` for a subject not found at the source, whatever the leaf's
+    ``decision`` says)."""
     leaf = bytes(row.leaf)
     _, body = parse_leaf(leaf)
     personal: dict[str, object] = {}
@@ -95,6 +97,7 @@ def entry_view(row: Any) -> dict[str, object]:
         "leaf_hash": merkle.leaf_hash(leaf).hex(),
         **body,
         **personal,
+        "outcome": outcome_of(body),
         "redacted": all(v is None for v in personal.values()) and row.record_salt is None,
     }
 

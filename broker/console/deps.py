@@ -44,11 +44,17 @@ def _iso_time(text: object) -> Markup:
     return Markup('<time datetime="{}">{}</time>').format(text, shown)
 
 
+def _outcome(value: object) -> str:
+    """An exchange's outcome as officers read it (``not_found`` is never shown as allow)."""
+    return "not found at the source" if value == "not_found" else str(value or "")
+
+
 def build_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
     env.filters["ms_time"] = _time
     env.filters["iso_time"] = _iso_time
+    env.filters["outcome"] = _outcome
     env.globals["prefix"] = PREFIX
     env.globals["Permission"] = Permission
     env.globals["allowed"] = allowed

@@ -22,7 +22,7 @@ router = APIRouter()
 ExchangesSession = Annotated[Session, require(Permission.EXCHANGES)]
 
 FILTER_NAMES = ("agreement", "party", "client", "dataset", "decision", "from", "to")
-DECISIONS = ("allow", "deny", "held", "error")
+DECISIONS = ("allow", "deny", "held", "error", "not_found")
 PAGE_SIZE = 50
 
 
@@ -38,7 +38,7 @@ def filters_from(params: dict[str, str]) -> SearchFilters:
     """Search filters from the query string. Raises InvalidInput."""
     decision = params.get("decision") or None
     if decision is not None and decision not in DECISIONS:
-        raise InvalidInput("decision must be allow, deny, held or error")
+        raise InvalidInput("decision must be allow, deny, held, error or not_found")
     subject = params.get("subject") or ""
     pseudonyms = tuple(p for p in subject.split(",") if p)
     if any(len(p) != 64 or not all(ch in "0123456789abcdef" for ch in p) for p in pseudonyms):

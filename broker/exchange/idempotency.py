@@ -145,11 +145,18 @@ class OnceOnly:
         digest = body_digest(body)
         now_ms = int(self._clock() * 1000)
 
-        def check_then_begin() -> tuple[Caller, StoredAnswer | None]:
+        def check_then_begin() -> tuple[Caller, StoredAnswer | BrokerError | None]:
             caller = who()
-            return caller, store.begin(client_id, key, digest, now_ms)
+            try:
+                return caller, store.begin(client_id, key, digest, now_ms)
+            except (InvalidInput, Conflict) as e:
+                return caller, e
 
         caller, stored = await to_thread.run_sync(check_then_begin)
+        if isinstance(stored, BrokerError):
+            if request.break_glass:  # logged like any refused break-glass attempt
+                await self._exchanges.log_refused(caller, request, stored)
+            raise stored
         if stored is not None:
             return Answered(result=None, answer=stored, replayed=True)
         try:

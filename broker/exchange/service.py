@@ -23,7 +23,7 @@ import structlog
 from anyio import to_thread
 
 from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
-from broker.audit.entry import AgreementRef, AuditEntry, ReleasedDigest, digest_released_record
+from broker.audit.entry import AuditEntry, ReleasedDigest, digest_released_record
 from broker.audit.errors import AuditEntryError
 from broker.consent.model import ConsentQuery
 from broker.core.errors import BrokerError, ConfigurationError, Refused, Unavailable
@@ -31,6 +31,7 @@ from broker.core.identifiers import Caller, SubjectId
 from broker.core.projection import project
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange import modes
+from broker.exchange.entries import Person, exchange_entry, not_found_entry, provider_notice
 from broker.exchange.ports import (
     ATTESTED_FIELDS,
     DOCUMENT_FIELDS,
@@ -50,21 +51,12 @@ from broker.exchange.ports import (
     VerificationLimitPort,
 )
 from broker.exchange.preview_gate import PreviewGate
+from broker.exchange.refusals import refused_entry, subject_pseudonym
 from broker.exchange.request import ExchangeRequest, valid_subject
-from broker.notify.notice import ProviderNotice, default_summary
-from broker.policy.engine import ENGINE_UNAVAILABLE, Decision, obligations_json
+from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
 from broker.policy.input import ConsentStatus, PolicyRequest, build_input
 
 log = structlog.get_logger("broker.exchange")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Person:
-    """The person behind the request, as asserted by the partner system or as verified."""
-
-    user_id: str
-    role: str
-    verified: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +68,15 @@ class Prepared:
     pseudonym: Pseudonym
     person: Person
     decision: Decision
+
+
+@dataclass
+class _Progress:
+    """How far :meth:`ExchangeService._prepare` got: what a refusal's log entry can name."""
+
+    caller: Caller | None = None
+    pseudonym: Pseudonym | None = None
+    person: Person | None = None
 
 
 class ExchangeService:
@@ -134,7 +135,14 @@ class ExchangeService:
         now = self._now()
         # Who asks, the subject, its consent, the decision: every blocking read and the engine
         # in one hand-off to a worker thread.
-        prepared = await to_thread.run_sync(self._prepare, who, request, now)
+        progress = _Progress()
+        try:
+            prepared = await to_thread.run_sync(self._prepare, who, request, now, progress)
+        except BrokerError as e:
+            # A break-glass attempt is logged whatever refused it, once the client is known.
+            if request.break_glass and progress.caller is not None:
+                await self._log_refusal(progress, request, e, now, started)
+            raise
         caller, decision = prepared.caller, prepared.decision
         if decision.allow and request.mode == "attest":
             decision = modes.refuse_partial_attestation(decision, self._attester)
@@ -215,7 +223,7 @@ class ExchangeService:
                 record = project(fetched, decision.released_fields)
                 released_value = record
         except SubjectNotFound as e:
-            appended = await self._append(entry, "not_found", started)
+            appended = await self._append(not_found_entry(entry), "not_found", started)
             e.with_extra(exchange_id=appended.exchange_id)
             raise
         except (SourceError, Unavailable, ConfigurationError) as e:
@@ -241,18 +249,56 @@ class ExchangeService:
             document_sha256=request.document_sha256,
         )
 
+    async def log_refused(
+        self, who: Caller | Callable[[], Caller], request: ExchangeRequest, error: BrokerError
+    ) -> None:
+        """Log a break-glass attempt refused before :meth:`handle` ran (the client's rate, its
+        idempotency key) as a denied exchange; ``error`` gets the entry's ``exchange_id``.
+        Raises what the caller check raises, and Unavailable when the log cannot be written."""
+        started = time.perf_counter()
+        caller = who if isinstance(who, Caller) else await to_thread.run_sync(who)
+        await self._log_refusal(_Progress(caller=caller), request, error, self._now(), started)
+
+    async def _log_refusal(
+        self,
+        progress: _Progress,
+        request: ExchangeRequest,
+        error: BrokerError,
+        now: dt.datetime,
+        started: float,
+    ) -> None:
+        assert progress.caller is not None
+        pseudonym = progress.pseudonym or subject_pseudonym(
+            request, self._pseudonyms, test_range_only=self._test_range_only
+        )
+        entry = refused_entry(
+            caller=progress.caller,
+            request=request,
+            error=error,
+            now=now,
+            pseudonym=pseudonym,
+            person=progress.person,
+        )
+        appended = await self._append(entry, "not_fetched", started)
+        error.with_extra(exchange_id=appended.exchange_id)
+
     def _prepare(
-        self, who: Caller | Callable[[], Caller], request: ExchangeRequest, now: dt.datetime
+        self,
+        who: Caller | Callable[[], Caller],
+        request: ExchangeRequest,
+        now: dt.datetime,
+        progress: _Progress,
     ) -> Prepared:
-        """Everything before the decision, in order. Blocking: runs in a worker thread."""
-        caller = who if isinstance(who, Caller) else who()
+        """Everything before the decision, in order, noting in ``progress`` what is known.
+        Blocking: runs in a worker thread."""
+        caller = progress.caller = who if isinstance(who, Caller) else who()
         subject = valid_subject(
             request, self._datasets(request.dataset), test_range_only=self._test_range_only
         )
-        pseudonym = self._pseudonyms.pseudonymise(subject.type, subject.value)
+        pseudonym = progress.pseudonym = self._pseudonyms.pseudonymise(subject.type, subject.value)
         if request.mode == "verify":
             self._verify_limit.take(caller.client_id, pseudonym.value, int(now.timestamp() * 1000))
-        person = self._person(caller, request, now)
+        person = progress.person = self._person(caller, request, now)
         return Prepared(
             caller=caller,
             subject=subject,
@@ -334,74 +380,28 @@ class ExchangeService:
         self, prepared: Prepared, request: ExchangeRequest, entry: AuditEntry
     ) -> list[ExtraRowsWriter]:
         """The outbox row telling the provider, written in the audit entry's transaction."""
-        caller, decision = prepared.caller, prepared.decision
-        provider = decision.obligations.notify_provider
-        if provider is None or self._notifications is None or decision.matched is None:
-            return []
-        notice = ProviderNotice(
-            exchange_id=entry.exchange_id,
-            provider_party=provider,
-            occurred_at_ms=entry.time_ms,
-            agreement_id=decision.matched.agreement_id,
-            flow_id=decision.matched.flow_id,
-            purpose=request.purpose,
-            dataset=request.dataset,
-            requesting_party=caller.party_id,
-            requesting_client=caller.client_id,
-            requester_role=prepared.person.role,
-            break_glass=request.break_glass,
-            released_fields=decision.released_fields,
-            subject_pseudonym=entry.subject,
-            summary=default_summary(
-                caller.client_name or caller.client_id,
-                self._party_name(caller.party_id),
-                request.dataset,
-            ),
+        caller = prepared.caller
+        notice = provider_notice(
+            entry=entry,
+            caller=caller,
+            person=prepared.person,
+            decision=prepared.decision,
+            request=request,
+            party_name=self._party_name(caller.party_id),
         )
+        if notice is None or self._notifications is None:
+            return []
         # The provider holds the record under this identifier already (see broker.notify).
         return [self._notifications.writer(notice, subject=prepared.subject)]
 
     def _entry(self, prepared: Prepared, request: ExchangeRequest, now: dt.datetime) -> AuditEntry:
-        caller, decision, person = prepared.caller, prepared.decision, prepared.person
-        matched = decision.matched
-        agreement = None
-        if matched is not None:
-            agreement = AgreementRef(
-                matched.agreement_id, str(matched.agreement_version), matched.agreement_digest
-            )
-        elif request.agreement_id is not None:
-            agreement = AgreementRef(request.agreement_id, "", "")
-        # The entry's obligations: one object per obligation that applies, in the order of
-        # obligations_json (the format of every logged entry: it must not change).
-        obligations = tuple(
-            {name: value} for name, value in obligations_json(decision.obligations).items() if value
-        )
-        requested = tuple(request.fields) if request.fields is not None else ()
-        if request.mode == "verify":
-            requested = tuple(sorted(request.claims or {}))
-        return AuditEntry(
-            kind="exchange",
-            time_ms=int(now.timestamp() * 1000),
-            client_id=caller.client_id,
-            party_id=caller.party_id,
-            user_id=person.user_id,
-            user_role=person.role,
-            agreement=agreement,
-            purpose=request.purpose,
-            lawful_basis=matched.lawful_basis if matched else (),
-            dataset=request.dataset,
-            subject=prepared.pseudonym,
-            requested_fields=requested,
-            released_fields=decision.released_fields,
-            withheld_fields=decision.withheld_fields,
-            decision="allow" if decision.allow else "deny",
-            reasons=decision.reasons,
-            break_glass=request.break_glass,
-            justification=request.justification,
-            case_reference=request.case_reference,
-            obligations=obligations,
-            policy_revision=decision.revision,
-            details={"mode": request.mode, "user_verified": person.verified},
+        return exchange_entry(
+            caller=prepared.caller,
+            person=prepared.person,
+            decision=prepared.decision,
+            pseudonym=prepared.pseudonym,
+            request=request,
+            now=now,
         )
 
     async def _append(

@@ -4,7 +4,8 @@ data, when and why").
 Entries are found by the subject's pseudonyms under every key version, so only exchanges that
 named this person by a personal identifier are found (NHS number, person id): a UPRN names a
 household and is refused. Each line holds when, which organisation, which dataset and purpose,
-the released field *names*, the lawful basis and the decision; never the requesting user, the
+the released field *names*, the lawful basis and the decision (``not_found`` where the source
+held no such person: nothing released); never the requesting user, the
 justification, the case reference or any record, so nothing about other people is shown.
 
 Safeguarding flows may set ``subject_access_hold_days``: such exchanges are held back from the
@@ -94,6 +95,7 @@ class AccessReport:
 
 
 def _line(item: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    not_found = "not_found"
     agreement = item.get("agreement") or {}
     return {
         "exchange_id": item["exchange_id"],
@@ -102,8 +104,9 @@ def _line(item: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
         "organisation_name": names.get(str(item["party_id"])),
         "dataset": item["dataset"],
         "purpose": item["purpose"],
-        "decision": item["decision"],
-        "released_fields": list(item["released_fields"]),
+        # "not_found": the source holds no such person, nothing was released (never "allow").
+        "decision": not_found if item.get("outcome") == not_found else item["decision"],
+        "released_fields": [] if item.get("outcome") == not_found else item["released_fields"],
         "lawful_basis": list(item["lawful_basis"]),
         "agreement": {"id": agreement.get("id"), "version": agreement.get("version")}
         if agreement

@@ -220,11 +220,8 @@ def test_subject_not_found_is_404_and_logged(broker: LiveBroker) -> None:
         ),
         pytest.param({"fields": ["Name"]}, "fields.0", id="bad-field-name"),
         pytest.param({"colour": "red"}, "colour", id="unknown-key"),
-        pytest.param(
-            {"break_glass": True, "justification": None},
-            "justification",
-            id="break-glass-without-justification",
-        ),
+        # Break-glass without a justification is refused too, but logged: see
+        # tests/exchange/test_break_glass_refusals.py.
     ],
 )
 def test_malformed_requests_are_422_naming_the_field_and_not_logged(

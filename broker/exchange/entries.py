@@ -1,0 +1,116 @@
+"""The audit entry of one decided exchange (and of a subject not found at the source), and the
+notice to the provider written in its transaction. Pure: the service appends them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from broker.audit.entry import AgreementRef, AuditEntry
+from broker.core.identifiers import Caller
+from broker.core.pseudonym import Pseudonym
+from broker.exchange.request import ExchangeRequest
+from broker.notify.notice import ProviderNotice, default_summary
+from broker.policy.engine import Decision, obligations_json
+
+
+@dataclass(frozen=True, kw_only=True)
+class Person:
+    """The person behind the request, as asserted by the partner system or as verified."""
+
+    user_id: str
+    role: str
+    verified: bool
+
+
+def exchange_entry(
+    *,
+    caller: Caller,
+    person: Person,
+    decision: Decision,
+    pseudonym: Pseudonym,
+    request: ExchangeRequest,
+    now: dt.datetime,
+) -> AuditEntry:
+    """The entry of a decided exchange (its source outcome and digest are added at append)."""
+    matched = decision.matched
+    agreement = None
+    if matched is not None:
+        agreement = AgreementRef(
+            matched.agreement_id, str(matched.agreement_version), matched.agreement_digest
+        )
+    elif request.agreement_id is not None:
+        agreement = AgreementRef(request.agreement_id, "", "")
+    # The entry's obligations: one object per obligation that applies, in the order of
+    # obligations_json (the format of every logged entry: it must not change).
+    obligations = tuple(
+        {name: value} for name, value in obligations_json(decision.obligations).items() if value
+    )
+    return AuditEntry(
+        kind="exchange",
+        time_ms=int(now.timestamp() * 1000),
+        client_id=caller.client_id,
+        party_id=caller.party_id,
+        user_id=person.user_id,
+        user_role=person.role,
+        agreement=agreement,
+        purpose=request.purpose,
+        lawful_basis=matched.lawful_basis if matched else (),
+        dataset=request.dataset,
+        subject=pseudonym,
+        requested_fields=requested_fields(request),
+        released_fields=decision.released_fields,
+        withheld_fields=decision.withheld_fields,
+        decision="allow" if decision.allow else "deny",
+        reasons=decision.reasons,
+        break_glass=request.break_glass,
+        justification=request.justification,
+        case_reference=request.case_reference,
+        obligations=obligations,
+        policy_revision=decision.revision,
+        details={"mode": request.mode, "user_verified": person.verified},
+    )
+
+
+def not_found_entry(entry: AuditEntry) -> AuditEntry:
+    """The source holds no such subject: an outcome of its own, nothing released."""
+    return replace(entry, decision="not_found", released_fields=())
+
+
+def requested_fields(request: ExchangeRequest) -> tuple[str, ...]:
+    if request.mode == "verify":
+        return tuple(sorted(request.claims or {}))
+    return tuple(request.fields) if request.fields is not None else ()
+
+
+def provider_notice(
+    *,
+    entry: AuditEntry,
+    caller: Caller,
+    person: Person,
+    decision: Decision,
+    request: ExchangeRequest,
+    party_name: str,
+) -> ProviderNotice | None:
+    """The notice telling the provider (the flow says to), or None."""
+    provider = decision.obligations.notify_provider
+    if provider is None or decision.matched is None:
+        return None
+    return ProviderNotice(
+        exchange_id=entry.exchange_id,
+        provider_party=provider,
+        occurred_at_ms=entry.time_ms,
+        agreement_id=decision.matched.agreement_id,
+        flow_id=decision.matched.flow_id,
+        purpose=request.purpose,
+        dataset=request.dataset,
+        requesting_party=caller.party_id,
+        requesting_client=caller.client_id,
+        requester_role=person.role,
+        break_glass=request.break_glass,
+        released_fields=decision.released_fields,
+        subject_pseudonym=entry.subject,
+        summary=default_summary(
+            caller.client_name or caller.client_id, party_name, request.dataset
+        ),
+    )
