@@ -167,8 +167,8 @@ def main() -> None:
                 ("access report", "POST", "/console/access-report", {"nhs": test_number(5)}),
             ]
             for who, password in (
-                ("council-dpo", "demo-council-dpo"),
-                ("r9z-caldicott", "demo-r9z-caldicott"),
+                ("council-dpo", "demo-oversight-lantern"),
+                ("r9z-caldicott", "demo-guardian-harbour"),
             ):
                 client.cookies.clear()
                 sign_in(client, who, password)

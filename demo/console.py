@@ -27,28 +27,28 @@ class DemoOfficer:
 
 DEMO_OFFICERS: tuple[DemoOfficer, ...] = (
     DemoOfficer(
-        "council-dpo", COUNCIL, Role.OVERSIGHT, "Priya Natarajan (DPO)", "demo-council-dpo"
+        "council-dpo", COUNCIL, Role.OVERSIGHT, "Priya Natarajan (DPO)", "demo-oversight-lantern"
     ),
     DemoOfficer(
         "r9z-caldicott",
         HOSPITAL,
         Role.GOVERNANCE,
         "Dr Owen Hale (Caldicott Guardian)",
-        "demo-r9z-caldicott",
+        "demo-guardian-harbour",
     ),
     DemoOfficer(
         "council-isa-admin",
         COUNCIL,
         Role.AGREEMENT_ADMIN,
         "Sam Okafor (ISA admin)",
-        "demo-council-isa-admin",
+        "demo-agreements-maple",
     ),
     DemoOfficer(
         "internal-auditor",
         COUNCIL,
         Role.AUDITOR,
         "Jo Whitfield (internal audit)",
-        "demo-internal-auditor",
+        "demo-audit-compass",
     ),
 )
 

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
 from broker.auth.registry import Registry
-from broker.cli.common import EXIT_USAGE, console, fail, settings
+from broker.cli.common import EXIT_USAGE, actor, console, fail, handled, settings
 from broker.console.accounts import Accounts, Role
+from broker.console.enrolment import Enrolment
 from broker.core.errors import BrokerError
 from broker.db import migrate
 from broker.db.engine import build_engine
 
 app = typer.Typer(help="Governance console accounts.", no_args_is_help=True)
+
+Username = Annotated[str, typer.Option(help="the console account's username")]
+Party = Annotated[str, typer.Option(help="the party the account belongs to (yours)")]
+
+
+@contextlib.contextmanager
+def _engine() -> Iterator[Engine]:
+    engine = build_engine(settings().database_url, pooled=False)
+    try:
+        migrate.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @app.command("add-user")
@@ -38,9 +55,12 @@ def add_user(
     try:
         migrate.upgrade(engine)
         accounts = Accounts(engine)
-        if party not in {p.id for p in Registry(engine).list_parties()}:
+        names = {p.id: p.name for p in Registry(engine).list_parties()}
+        if party not in names:
             fail(f"no party {party} in the registry", EXIT_USAGE)
-        accounts.add_user(username, party, role, password, display_name=display_name)
+        accounts.add_user(
+            username, party, role, password, display_name=display_name, context=(names[party],)
+        )
     except BrokerError as e:
         fail(e.detail, EXIT_USAGE)
     finally:
@@ -67,3 +87,75 @@ def list_users(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
         return
     for r in rows:
         console.print(f"{r['username']:<28} {r['role']:<16} {r['party']}", highlight=False)
+
+
+@app.command("link-oidc")
+def link_oidc(
+    username: Username,
+    party: Party,
+    subject: Annotated[str, typer.Option(help="the officer's sub at the identity provider")],
+    issuer: Annotated[
+        str | None, typer.Option(help="the provider (default BROKER_CONSOLE_OIDC_ISSUER)")
+    ] = None,
+) -> None:
+    """Link an account to its one identity-provider issuer and subject (sign-in matches these)."""
+    chosen = issuer or settings().console_oidc_issuer
+    if not chosen:
+        fail("give --issuer (BROKER_CONSOLE_OIDC_ISSUER is not set)", EXIT_USAGE)
+    with handled(), _engine() as engine:
+        Enrolment(engine).link(username, party, chosen, subject, actor())
+    console.print(f"console user {username} linked to {subject} at {chosen}", highlight=False)
+
+
+@app.command("unlink-oidc")
+def unlink_oidc(username: Username, party: Party) -> None:
+    """Remove an account's identity-provider link (password sign-in only)."""
+    with handled(), _engine() as engine:
+        Enrolment(engine).unlink(username, party, actor())
+    console.print(f"console user {username} unlinked", highlight=False)
+
+
+@app.command("suspend-user")
+def suspend_user(username: Username, party: Party) -> None:
+    """Suspend an account: no sign-in by any route, and its sessions end."""
+    with handled(), _engine() as engine:
+        Enrolment(engine).set_active(username, party, False, actor())
+    console.print(f"console user {username} suspended", highlight=False)
+
+
+@app.command("reinstate-user")
+def reinstate_user(username: Username, party: Party) -> None:
+    """Reinstate a suspended account (and clear its sign-in lock)."""
+    with handled(), _engine() as engine:
+        Enrolment(engine).set_active(username, party, True, actor())
+    console.print(f"console user {username} reinstated", highlight=False)
+
+
+@app.command("list-sessions")
+def list_sessions(
+    username: Username, party: Party, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """List an account's sessions (handle, started, last seen)."""
+    with handled(), _engine() as engine:
+        Enrolment(engine).check_party(username, party)
+        found = Accounts(engine).list_sessions(username)
+    rows = [{"handle": s.handle, "created_ms": s.created_ms, "seen_ms": s.seen_ms} for s in found]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        console.print(f"{r['handle']}  {r['created_ms']}  {r['seen_ms']}", highlight=False)
+
+
+@app.command("end-sessions")
+def end_sessions(
+    username: Username,
+    party: Party,
+    session: Annotated[
+        str | None, typer.Option(help="one session's handle (default: all of them)")
+    ] = None,
+) -> None:
+    """End one or all of an account's sessions."""
+    with handled(), _engine() as engine:
+        ended = Enrolment(engine).end_sessions(username, party, actor(), session)
+    console.print(f"{ended} session(s) of {username} ended", highlight=False)

@@ -20,20 +20,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from broker.console.errors import SessionRequired, SignInRefused
+from broker.console.passwords import check_password
 from broker.console.tables import console_sessions, console_users
 from broker.core.errors import Conflict, InvalidInput
 
 FREE_FAILURES = 5
 LOCK_BASE_SECONDS = 30
 LOCK_MAX_SECONDS = 900
-MIN_PASSWORD_CHARS = 12
+#: Sessions one account may hold at once; signing in again ends the oldest beyond these.
+MAX_SESSIONS = 5
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,99}$")
 
 
@@ -80,10 +83,18 @@ def _hash_id(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def check_password_strength(password: str) -> None:
-    """Raises InvalidInput for a password shorter than ``MIN_PASSWORD_CHARS``."""
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise InvalidInput(f"a console password needs at least {MIN_PASSWORD_CHARS} characters")
+@dataclass(frozen=True)
+class SessionInfo:
+    """One of an account's sessions as listed to its officer or administrator: ``handle`` is
+    the first 16 hex digits of the stored hash (never the cookie value)."""
+
+    handle: str
+    created_ms: int
+    seen_ms: int
+
+
+def _account(row: Row[Any]) -> Account:
+    return Account(row.username, row.party_id, Role(row.role), row.display_name, row.active)
 
 
 class Accounts:
@@ -116,12 +127,15 @@ class Accounts:
         *,
         display_name: str | None = None,
         check_strength: bool = True,
+        context: tuple[str, ...] = (),
     ) -> Account:
-        """Create an account. Raises InvalidInput (bad name, weak password), Conflict (exists)."""
+        """Create an account. Raises InvalidInput (bad name, a password
+        :mod:`broker.console.passwords` refuses; ``context`` holds the party's id and name),
+        Conflict (exists)."""
         if not _USERNAME.match(username):
             raise InvalidInput("a username is 2-100 of a-z 0-9 . _ @ - (lowercase)")
         if check_strength:
-            check_password_strength(password)
+            check_password(password, username=username, context=(party_id, *context))
         try:
             with self._engine.begin() as conn:
                 conn.execute(
@@ -148,14 +162,26 @@ class Accounts:
             ).first()
         if row is None:
             return None
-        return Account(row.username, row.party_id, Role(row.role), row.display_name, row.active)
+        return _account(row)
+
+    def find_linked(self, issuer: str, subject: str) -> Account:
+        """The account linked to this identity-provider issuer and subject, when it is active
+        and not locked. Raises :class:`SignInRefused`."""
+        u = console_users.c
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(console_users).where(u.oidc_issuer == issuer, u.oidc_subject == subject)
+            ).first()
+        if row is None:
+            raise SignInRefused("no console account is linked to this identity")
+        if not row.active or row.locked_until_ms > self._clock_ms():
+            raise SignInRefused("this console account is suspended or locked")
+        return _account(row)
 
     def list_users(self) -> list[Account]:
         with self._engine.connect() as conn:
             rows = conn.execute(select(console_users).order_by(console_users.c.username)).all()
-        return [
-            Account(r.username, r.party_id, Role(r.role), r.display_name, r.active) for r in rows
-        ]
+        return [_account(r) for r in rows]
 
     # --- sign-in --------------------------------------------------------------------------------
 
@@ -196,7 +222,7 @@ class Accounts:
                     .where(console_users.c.username == username)
                     .values(failed_logins=0, locked_until_ms=0)
                 )
-        return Account(row.username, row.party_id, Role(row.role), row.display_name, row.active)
+        return _account(row)
 
     def _verify(self, stored: str, password: str) -> bool:
         try:
@@ -207,7 +233,8 @@ class Accounts:
     # --- sessions -------------------------------------------------------------------------------
 
     def open_session(self, account: Account) -> tuple[str, Session]:
-        """A new session: ``(cookie value, session)``."""
+        """A new session: ``(cookie value, session)``. The account's oldest sessions beyond
+        ``MAX_SESSIONS`` end."""
         session_id = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         now = self._clock_ms()
@@ -224,7 +251,46 @@ class Accounts:
                     seen_ms=now,
                 )
             )
+            s = console_sessions.c
+            keep = (
+                select(s.id_hash)
+                .where(s.username == account.username)
+                .order_by(s.created_ms.desc(), s.id_hash)
+                .limit(MAX_SESSIONS)
+            )
+            conn.execute(
+                delete(console_sessions).where(
+                    s.username == account.username, s.id_hash.not_in(keep.scalar_subquery())
+                )
+            )
         return session_id, Session(account, csrf, now)
+
+    def list_sessions(self, username: str) -> list[SessionInfo]:
+        """The account's live-looking sessions, newest first."""
+        s = console_sessions.c
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(s.id_hash, s.created_ms, s.seen_ms)
+                .where(s.username == username)
+                .order_by(s.created_ms.desc())
+            ).all()
+        return [SessionInfo(r.id_hash[:16], r.created_ms, r.seen_ms) for r in rows]
+
+    def end_sessions(self, username: str, handle: str | None = None) -> int:
+        """End one of the account's sessions (by handle) or all of them: how many ended."""
+        s = console_sessions.c
+        query = delete(console_sessions).where(s.username == username)
+        if handle is not None:
+            if not re.fullmatch(r"[0-9a-f]{16}", handle):
+                return 0
+            query = query.where(s.id_hash.startswith(handle))
+        with self._engine.begin() as conn:
+            return conn.execute(query).rowcount
+
+    @staticmethod
+    def handle_of(session_id: str) -> str:
+        """The handle :meth:`list_sessions` shows for a cookie value."""
+        return _hash_id(session_id)[:16]
 
     def session(self, session_id: str | None) -> Session:
         """The live session for a cookie value (its idle timer restarted).
@@ -259,8 +325,7 @@ class Accounts:
                     .where(s.id_hash == _hash_id(session_id))
                     .values(seen_ms=now)
                 )
-        account = Account(row.username, row.party_id, Role(row.role), row.display_name, row.active)
-        return Session(account, row.csrf, row.created_ms)
+        return Session(_account(row), row.csrf, row.created_ms)
 
     def close_session(self, session_id: str) -> None:
         with self._engine.begin() as conn:

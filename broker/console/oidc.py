@@ -1,11 +1,16 @@
 """OpenID Connect sign-in for the console (authorization code flow with PKCE).
 
 For councils with an identity provider: the provider proves who the officer is; the local
-account (matched by one ID token claim, ``preferred_username`` by default) still decides the
-role and party, so an identity with no console account is refused. The ``state`` (stored
-server-side only as a hash, used once, ten minutes at most), the ``nonce`` and the PKCE S256
-verifier bind the answer to the browser that started it. The ID token's signature is checked
-against the provider's published keys, with its issuer, audience, expiry and nonce.
+account linked to the ID token's issuer and subject (``broker console link-oidc``) still decides
+the role and party, so an identity with no linked account is refused. No other claim (a
+``preferred_username`` least of all) picks the account.
+
+The ``state`` (stored server-side only as a hash, used once, ten minutes at most) is also set in
+a short-lived cookie on the browser that started the sign-in; a callback whose ``state`` is not
+that browser's is refused (login forgery), and with it the ``nonce`` and the PKCE S256 verifier
+kept beside the state. The ID token's signature is checked against the provider's published
+keys, with its issuer, audience (``azp`` must be the console when ``aud`` names several clients),
+expiry, issue time (required, at most ``ID_TOKEN_MAX_AGE_SECONDS`` old) and nonce.
 
 PKCE and random values come from authlib; the ID token is checked with joserfc (the JOSE
 library the broker already uses). Network calls go through an injected ``httpx.Client`` factory.
@@ -14,6 +19,7 @@ library the broker already uses). Network calls go through an injected ``httpx.C
 from __future__ import annotations
 
 import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +43,10 @@ from broker.settings import Settings
 
 ID_TOKEN_ALGORITHMS = ["RS256", "PS256", "ES256"]
 STATE_TTL_MS = 600_000
+#: The state cookie (the browser that started a sign-in): lives as long as a state.
+STATE_COOKIE = "broker_console_oidc"
+#: An ID token issued longer ago than this (plus the clock skew) is refused.
+ID_TOKEN_MAX_AGE_SECONDS = 600
 METADATA_TTL_SECONDS = 3600.0
 
 
@@ -54,6 +64,7 @@ class OidcConfig:
     redirect_uri: str
     username_claim: str = "preferred_username"
     scope: str = "openid profile email"
+    leeway_seconds: int = 30
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OidcConfig | None:
@@ -76,7 +87,19 @@ class OidcConfig:
             client_secret=secret,
             redirect_uri=f"{settings.public_url}/console/login/oidc/callback",
             username_claim=settings.console_oidc_username_claim,
+            leeway_seconds=settings.clock_skew_seconds,
         )
+
+
+@dataclass(frozen=True)
+class OidcIdentity:
+    """Who the identity provider signed in: the account is found by ``issuer`` and ``subject``;
+    ``name`` (the configured username claim, if any) is only shown in logs."""
+
+    issuer: str
+    subject: str
+    name: str
+    next_path: str
 
 
 def _hash(state: str) -> str:
@@ -127,8 +150,9 @@ class OidcSignIn:
             raise OidcError("the identity provider answered with something unexpected")
         return data
 
-    def begin(self, next_path: str) -> str:
-        """Start a sign-in: the provider URL to send the browser to. Raises OidcError."""
+    def begin(self, next_path: str) -> tuple[str, str]:
+        """Start a sign-in: ``(provider URL to send the browser to, state)``; the caller binds
+        the state to the browser (``STATE_COOKIE``). Raises OidcError."""
         meta, _ = self._provider()
         state, nonce, verifier = generate_token(43), generate_token(32), generate_token(64)
         now = int(self._clock() * 1000)
@@ -147,7 +171,7 @@ class OidcSignIn:
                     created_ms=now,
                 )
             )
-        return str(
+        url = str(
             add_params_to_uri(
                 str(meta["authorization_endpoint"]),
                 [
@@ -162,12 +186,13 @@ class OidcSignIn:
                 ],
             )
         )
+        return url, state
 
-    def finish(self, code: str, state: str) -> tuple[str, str]:
-        """Complete a sign-in: ``(username, next path)``. The state is used up whatever happens.
+    def finish(self, code: str, state: str, browser_state: str | None) -> OidcIdentity:
+        """Complete a sign-in. The state is used up whatever happens.
 
-        Raises OidcError for an unknown or expired state, a refused code, or an ID token that
-        does not verify.
+        Raises OidcError for a state this browser did not start (``browser_state``, its cookie),
+        an unknown or expired state, a refused code, or an ID token that does not verify.
         """
         now = int(self._clock() * 1000)
         c = console_oidc_logins.c
@@ -177,6 +202,8 @@ class OidcSignIn:
                 .where(c.state_hash == _hash(state))
                 .returning(c.nonce, c.code_verifier, c.next_path, c.created_ms)
             ).first()
+        if not browser_state or not hmac.compare_digest(browser_state.encode(), state.encode()):
+            raise OidcError("this sign-in was not started in this browser: start again")
         if row is None or now - row.created_ms > STATE_TTL_MS:
             raise OidcError("this sign-in was not started here or took too long: start again")
         meta, keys = self._provider()
@@ -198,21 +225,41 @@ class OidcSignIn:
         except (httpx.HTTPError, ValueError, KeyError) as e:
             raise OidcError("the identity provider refused the sign-in") from e
         claims = self._verify(id_token, keys, row.nonce)
-        username = claims.get(self.config.username_claim)
-        if not isinstance(username, str) or not username:
-            raise OidcError(f"the ID token has no {self.config.username_claim} claim")
-        return username.strip().lower(), str(row.next_path)
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise OidcError("the ID token names no usable subject")
+        name = claims.get(self.config.username_claim)
+        shown = name[:100] if isinstance(name, str) else ""
+        return OidcIdentity(self.config.issuer, subject, shown, str(row.next_path))
 
     def _verify(self, id_token: str, keys: KeySet, nonce: str) -> dict[str, Any]:
         try:
             token = jwt.decode(id_token, keys, algorithms=ID_TOKEN_ALGORITHMS)
             jwt.JWTClaimsRegistry(
-                leeway=60,
+                leeway=self.config.leeway_seconds,
                 iss={"essential": True, "value": self.config.issuer},
                 aud={"essential": True, "value": self.config.client_id},
                 exp={"essential": True},
+                iat={"essential": True},
                 nonce={"essential": True, "value": nonce},
             ).validate(token.claims)
-        except (JoseError, ValueError) as e:
+        except (JoseError, ValueError, TypeError) as e:
             raise OidcError("the ID token does not verify") from e
-        return dict(token.claims)
+        claims = dict(token.claims)
+        self._check_party_and_age(claims)
+        return claims
+
+    def _check_party_and_age(self, claims: dict[str, Any]) -> None:
+        """``azp`` names the console when present or when ``aud`` has several values; ``iat``
+        is a number, not in the future and not older than ``ID_TOKEN_MAX_AGE_SECONDS``
+        (each with the clock skew). Raises OidcError."""
+        aud, azp = claims.get("aud"), claims.get("azp")
+        several = isinstance(aud, list) and len(aud) > 1
+        if (several or azp is not None) and azp != self.config.client_id:
+            raise OidcError("the ID token was issued to another client")
+        iat = claims.get("iat")
+        if isinstance(iat, bool) or not isinstance(iat, int | float):
+            raise OidcError("the ID token has no usable issue time")
+        now, skew = self._clock(), self.config.leeway_seconds
+        if iat > now + skew or now - iat > ID_TOKEN_MAX_AGE_SECONDS + skew:
+            raise OidcError("the ID token was not issued just now")

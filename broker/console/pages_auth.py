@@ -6,7 +6,7 @@ import datetime as dt
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from broker.console import queries
@@ -22,7 +22,7 @@ from broker.console.deps import (
     render,
 )
 from broker.console.errors import CsrfRefused, SignInRefused
-from broker.console.oidc import OidcError, OidcSignIn
+from broker.console.oidc import STATE_COOKIE, STATE_TTL_MS, OidcError, OidcSignIn
 from broker.console.service import Console
 from broker.core.errors import NotFound
 
@@ -121,28 +121,55 @@ def _oidc_of(console: Console) -> OidcSignIn:
 
 @router.get("/login/oidc")
 def oidc_begin(console: ConsoleDep, next: str | None = None) -> Response:
-    """Send the browser to the identity provider."""
-    url = _oidc_of(console).begin(_safe_next(next))
-    return RedirectResponse(url, status_code=303)
+    """Send the browser to the identity provider, binding the sign-in to this browser."""
+    url, state = _oidc_of(console).begin(_safe_next(next))
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(  # Lax: the provider's redirect back is a cross-site top-level GET
+        STATE_COOKIE,
+        state,
+        max_age=STATE_TTL_MS // 1000,
+        path=PREFIX,
+        httponly=True,
+        samesite="lax",
+        secure=console.secure_cookies,
+    )
+    return response
 
 
 @router.get("/login/oidc/callback")
 def oidc_callback(
+    request: Request,
     console: ConsoleDep,
-    code: str | None = None,
-    state: str | None = None,
-    error: str | None = None,
+    code: Annotated[str | None, Query(max_length=2000)] = None,
+    state: Annotated[str | None, Query(max_length=200)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """The identity provider's answer: the officer signs in when a local account matches."""
+    """The identity provider's answer: the officer signs in when an account is linked to the
+    identity (issuer and subject), active and not locked. Every refusal is logged."""
     oidc = _oidc_of(console)
-    if error or not code or not state:
-        raise OidcError(f"the identity provider did not sign you in ({error or 'no code'})")
-    username, target = oidc.finish(code, state)
-    account = console.accounts.find(username)
-    if account is None or not account.active:
-        console.record_action(None, "sign-in-refused", username=username[:100], method="oidc")
-        raise OidcError("there is no active console account for this identity")
-    return _signed_in(console, account, _safe_next(target), "oidc")
+    try:
+        if error or not code or not state:
+            raise OidcError(f"the identity provider did not sign you in ({error or 'no code'})")
+        identity = oidc.finish(code, state, request.cookies.get(STATE_COOKIE))
+    except OidcError as e:
+        console.record_action(None, "sign-in-refused", method="oidc", reason=e.detail[:200])
+        raise
+    try:
+        account = console.accounts.find_linked(identity.issuer, identity.subject)
+    except SignInRefused as e:
+        console.record_action(
+            None,
+            "sign-in-refused",
+            method="oidc",
+            reason=e.detail,
+            issuer=identity.issuer,
+            subject=identity.subject[:255],
+            claimed_name=identity.name,
+        )
+        raise OidcError("there is no active console account linked to this identity") from e
+    response = _signed_in(console, account, _safe_next(identity.next_path), "oidc")
+    response.delete_cookie(STATE_COOKIE, path=PREFIX)
+    return response
 
 
 @router.post("/logout")

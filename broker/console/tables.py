@@ -1,7 +1,8 @@
 """The console's tables (shared metadata). Migration 0005 creates them. Accounts and sessions
 are SQLModel table models (storage only); the other tables are SQLAlchemy Core.
 
-- ``console_users``: local officer accounts (argon2id hashes), with the login throttle state.
+- ``console_users``: local officer accounts (argon2id hashes), with the login throttle state and
+  the one identity-provider issuer and subject linked to each (migration 0009).
 - ``console_sessions``: server-side sessions; only the SHA-256 of the cookie value is stored.
 - ``console_reviews``: break-glass reviews (appropriate / referred, with a note).
 - ``console_verifications``: full log verifications started from the console, with results.
@@ -21,6 +22,7 @@ from broker.db.tables import TableModel, metadata, table_of
 
 class ConsoleUserRow(TableModel, table=True):
     __tablename__ = "console_users"
+    __table_args__ = (Index("ix_console_users_oidc", "oidc_issuer", "oidc_subject", unique=True),)
 
     username: str = Field(sa_column=Column("username", String(100), primary_key=True))
     party_id: str = Field(sa_column=Column("party_id", String(100), nullable=False))
@@ -31,6 +33,12 @@ class ConsoleUserRow(TableModel, table=True):
     created_ms: int = Field(sa_column=Column("created_ms", BigInteger, nullable=False))
     failed_logins: int = Field(sa_column=Column("failed_logins", Integer, nullable=False))
     locked_until_ms: int = Field(sa_column=Column("locked_until_ms", BigInteger, nullable=False))
+    oidc_issuer: str | None = Field(
+        default=None, sa_column=Column("oidc_issuer", String(500), nullable=True)
+    )
+    oidc_subject: str | None = Field(
+        default=None, sa_column=Column("oidc_subject", String(255), nullable=True)
+    )
 
 
 class ConsoleSessionRow(TableModel, table=True):

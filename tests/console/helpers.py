@@ -26,10 +26,10 @@ OTHER_NHS = "9990000026"
 REPO = Path(__file__).resolve().parents[2]
 
 PASSWORDS = {
-    "council-dpo": "demo-council-dpo",
-    "r9z-caldicott": "demo-r9z-caldicott",
-    "council-isa-admin": "demo-council-isa-admin",
-    "internal-auditor": "demo-internal-auditor",
+    "council-dpo": "demo-oversight-lantern",
+    "r9z-caldicott": "demo-guardian-harbour",
+    "council-isa-admin": "demo-agreements-maple",
+    "internal-auditor": "demo-audit-compass",
 }
 
 

@@ -76,7 +76,7 @@ def test_sign_in(page: Any) -> None:
     page.goto("/console/exchanges")
     assert "/console/login" in page.url
     page.get_by_label("Username").fill("r9z-caldicott")
-    page.get_by_label("Password").fill("demo-r9z-caldicott")
+    page.get_by_label("Password").fill("demo-guardian-harbour")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/console/exchanges")
     assert page.get_by_role("heading", name="Exchanges").is_visible()
@@ -159,7 +159,7 @@ def test_integrity_verification_with_progress(page: Any) -> None:
     page.context.clear_cookies()
     page.goto("/console/login")
     page.get_by_label("Username").fill("council-dpo")
-    page.get_by_label("Password").fill("demo-council-dpo")
+    page.get_by_label("Password").fill("demo-oversight-lantern")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/console/")
     shot(page, "home")

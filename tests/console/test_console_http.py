@@ -159,7 +159,7 @@ def test_csrf_is_refused(env: tuple[LiveBroker, Seeded], dpo: httpx.Client) -> N
     with httpx.Client(base_url=broker.url) as fresh:
         response = fresh.post(
             "/console/login",
-            data={"username": "council-dpo", "password": "demo-council-dpo", "csrf": "x"},
+            data={"username": "council-dpo", "password": "demo-oversight-lantern", "csrf": "x"},
         )
     assert response.status_code == 403
 
@@ -172,7 +172,7 @@ def test_session_cookie_flags(env: tuple[LiveBroker, Seeded]) -> None:
             "/console/login",
             data={
                 "username": "council-dpo",
-                "password": "demo-council-dpo",
+                "password": "demo-oversight-lantern",
                 "csrf": csrf_of(page.text),
             },
         )
