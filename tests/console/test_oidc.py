@@ -308,8 +308,11 @@ def test_a_suspended_or_locked_account_cannot_sign_in_by_any_route(
     client, page = _sign_in(broker)  # reinstated (and the lock cleared): both routes work again
     client.close()
     assert page.status_code == 200
-    with sign_in(broker.url, username, "kettle-orchard-violin") as officer:
+    officer = sign_in(broker.url, username, "kettle-orchard-violin")
+    try:
         assert officer.get("/console/").status_code == 200
+    finally:
+        officer.close()
 
 
 def test_an_unlinked_account_cannot_sign_in_through_the_provider(
