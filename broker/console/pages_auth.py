@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from broker.console import queries
 from broker.console.access import Permission, allowed
-from broker.console.accounts import Account, csrf_matches
+from broker.console.accounts import MAX_SESSIONS, Account, Accounts, csrf_matches
 from broker.console.deps import (
     LOGIN_CSRF_COOKIE,
     PREFIX,
@@ -185,6 +185,40 @@ def logout(
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
     return response
+
+
+@router.get("/sessions", response_class=HTMLResponse)
+def sessions_page(request: Request, console: ConsoleDep, session: SessionDep) -> Response:
+    """The officer's own sessions, each of which they may end."""
+    return render(
+        request,
+        "sessions.html",
+        {
+            "sessions": console.accounts.list_sessions(session.account.username),
+            "current": Accounts.handle_of(request.cookies.get(SESSION_COOKIE, "")),
+            "max_sessions": MAX_SESSIONS,
+        },
+    )
+
+
+@router.post("/sessions/end")
+def end_session(
+    request: Request,
+    console: ConsoleDep,
+    session: SessionDep,
+    handle: Annotated[str, Form(max_length=64)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """End one of the officer's sessions (this one signs them out). Unknown handles: 404."""
+    check_csrf(request, session, csrf)
+    if not console.accounts.end_sessions(session.account.username, handle):
+        raise NotFound("no such session of yours")
+    console.record_action(session.account, "session-ended", handle=handle)
+    if handle == Accounts.handle_of(request.cookies.get(SESSION_COOKIE, "")):
+        response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+        return response
+    return RedirectResponse(f"{PREFIX}/sessions", status_code=303)
 
 
 def expiring(console_agreements: list[object], today: dt.date) -> list[dict[str, object]]:
