@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     console_oidc_client_secret_file: Path | None = None
     """The client secret, in a file outside the database (client_secret_basic)."""
     console_oidc_username_claim: str = "preferred_username"
-    """The ID token claim matched (lowercased) against console usernames."""
+    """The ID token claim shown in console sign-in log entries (never used to pick the account)."""
 
     @field_validator("public_url")
     @classmethod
