@@ -21,6 +21,19 @@ idempotency_keys = Table(
     Index("ix_idempotency_keys_created_ms", "created_ms"),
 )
 
+# No longer written (the per-client, per-subject count it held is replaced by the counts per
+# record below); kept so that an upgrade loses no row
+# (broker/db/migrations/versions/0009_verification_by_record.py).
+verification_attempts = Table(
+    "verification_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(100), nullable=False),
+    Column("subject_pseudonym", String(100), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index("ix_verification_attempts_lookup", "client_id", "subject_pseudonym", "at_ms"),
+)
+
 # One row per verification answer given: the limits per record (across every party and flow)
 # and per party, flow and record hold across processes. The record is the pseudonym of its stable
 # key at the source (adapters/bindings.py), never the key itself.

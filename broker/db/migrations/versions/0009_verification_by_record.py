@@ -1,10 +1,12 @@
 """Verification answers are counted per record at the source, not per client and subject.
 
 ``verification_attempts`` counted questions per client and subject identifier, so another party,
-or the same record asked by another of its identifiers, started a fresh count. It is replaced by
-``verification_answers``: one row per answer, keyed by the pseudonym of the record's stable key
-and the dataset, with the party, agreement and flow that asked (broker/exchange/limits.py).
-The old rows are dropped: they name no record, and their counts last a day at most.
+or the same record asked by another of its identifiers, started a fresh count. The broker now
+counts in ``verification_answers``: one row per answer, keyed by the pseudonym of the record's
+stable key and the dataset, with the party, agreement and flow that asked
+(broker/exchange/limits.py). ``verification_attempts`` is no longer written and is kept as it is
+(an upgrade loses no row; tests/db/test_upgrade.py): its rows name no record, so they cannot be
+carried over.
 
 Revision ID: 0009
 Revises: 0008
@@ -22,8 +24,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.drop_index("ix_verification_attempts_lookup", table_name="verification_attempts")
-    op.drop_table("verification_attempts")
     op.create_table(
         "verification_answers",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -47,15 +47,3 @@ def downgrade() -> None:
     op.drop_index("ix_verification_answers_at_ms", table_name="verification_answers")
     op.drop_index("ix_verification_answers_record", table_name="verification_answers")
     op.drop_table("verification_answers")
-    op.create_table(
-        "verification_attempts",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("client_id", sa.String(100), nullable=False),
-        sa.Column("subject_pseudonym", sa.String(100), nullable=False),
-        sa.Column("at_ms", sa.BigInteger, nullable=False),
-    )
-    op.create_index(
-        "ix_verification_attempts_lookup",
-        "verification_attempts",
-        ["client_id", "subject_pseudonym", "at_ms"],
-    )
