@@ -3,10 +3,10 @@ across every party and flow, and per party, flow and record; a refusal counts no
 
 from __future__ import annotations
 
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, func, select
 
 from broker.db.migrate import upgrade
 from broker.exchange.limits import VerificationLimited, VerificationLimiter
@@ -17,8 +17,8 @@ DAY = 86_400
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = create_engine(f"sqlite:///{tmp_path / 'broker.db'}")
+def migrated(engine: Engine) -> Engine:
+    """The broker's schema on SQLite, and on PostgreSQL when configured (tests/conftest.py)."""
     upgrade(engine)
     return engine
 
@@ -43,7 +43,8 @@ def rows(engine: Engine) -> int:
         )
 
 
-def test_per_party_flow_and_record_trips_first_when_smaller(engine: Engine) -> None:
+def test_per_party_flow_and_record_trips_first_when_smaller(migrated: Engine) -> None:
+    engine = migrated
     limiter = VerificationLimiter(engine, per_record=5, per_flow=2, window_seconds=DAY)
     limiter.take(answer(), 1_000)
     limiter.take(answer(), 2_000)
@@ -63,10 +64,27 @@ def test_per_party_flow_and_record_trips_first_when_smaller(engine: Engine) -> N
     limiter.take(answer(records=("r2",)), 8_000)  # another record has its own count
 
 
-def test_the_window_moves_and_every_key_version_counts(engine: Engine) -> None:
+def test_the_window_moves_and_every_key_version_counts(migrated: Engine) -> None:
+    engine = migrated
     limiter = VerificationLimiter(engine, per_record=2, per_flow=2, window_seconds=60)
     limiter.take(answer(records=("old-key",)), 0)
     limiter.take(answer(records=("new-key", "old-key")), 1_000)  # after a key rotation
     with pytest.raises(VerificationLimited):
         limiter.take(answer(records=("new-key", "old-key")), 2_000)
     limiter.take(answer(records=("new-key", "old-key")), 61_000)  # the first has left
+
+
+def test_concurrent_answers_about_one_record_never_exceed_the_limit(migrated: Engine) -> None:
+    limiter = VerificationLimiter(migrated, per_record=5, per_flow=5, window_seconds=DAY)
+
+    def one(n: int) -> bool:
+        try:
+            limiter.take(answer(party=f"party-{n}"), 1_000 + n)
+        except VerificationLimited:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        given = list(pool.map(one, range(12)))
+    assert sum(given) == 5
+    assert rows(migrated) == 5
