@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from anyio import to_thread
@@ -48,6 +48,17 @@ def refuse_partial_attestation(decision: Decision, attester: Attester | None) ->
     )
 
 
+class Asked(Protocol):
+    """Who asks about whom, and the decision (``Prepared`` in broker/exchange/service.py)."""
+
+    @property
+    def caller(self) -> Caller: ...
+    @property
+    def subject(self) -> SubjectId: ...
+    @property
+    def decision(self) -> Decision: ...
+
+
 #: The identifier type under which a record's stable key is pseudonymised (never a subject's).
 RECORD_KEY_TYPE = "source_record"
 
@@ -57,23 +68,19 @@ async def verify(
     limiter: VerificationLimitPort,
     pseudonyms: PseudonymKeyring,
     request: ExchangeRequest,
-    *,
-    subject: SubjectId,
-    decision: Decision,
-    caller: Caller,
+    asked: Asked,
     now: dt.datetime,
 ) -> bool:
     """Ask the source, then count the answer against the limits per record (its stable key,
     pseudonymised, whatever identifier was asked) and per party, flow and record. Over either
     limit, ``RateLimited`` is raised (and a line logged) and the answer never leaves."""
-    dataset = request.dataset
-    answer = await sources.verify(dataset, subject, dict(request.claims or {}))
+    dataset, caller, matched = request.dataset, asked.caller, asked.decision.matched
+    answer = await sources.verify(dataset, asked.subject, dict(request.claims or {}))
     key = f"{dataset}\x00{answer.record_key}"  # keyed like subjects (broker/core/pseudonym.py)
     records = (
         pseudonyms.pseudonymise(RECORD_KEY_TYPE, key).value,
         *(p.value for p in pseudonyms.all_pseudonyms(RECORD_KEY_TYPE, key)),
     )
-    matched = decision.matched
     counted = VerificationAnswer(
         dataset=dataset,
         records=tuple(dict.fromkeys(records)),

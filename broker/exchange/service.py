@@ -256,8 +256,7 @@ class ExchangeService:
         """The yes/no, counted per record once the source has answered (modes.verify)."""
         try:
             return await modes.verify(
-                *(sources, self._verify_limit, self._pseudonyms, request),
-                **dict(subject=p.subject, decision=p.decision, caller=p.caller, now=now),
+                sources, self._verify_limit, self._pseudonyms, request, p, now
             )
         except RateLimited as e:  # like every 429: counted, and logged only for break-glass
             if request.break_glass:
