@@ -13,8 +13,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from adapters.bindings import DatasetBinding, SourceConfig
-from adapters.errors import BindingError, MultipleMatches, SourceError, WrongSubject
-from adapters.records import claims_hold
+from adapters.errors import (
+    BindingError,
+    MultipleMatches,
+    SourceBadData,
+    SourceError,
+    WrongSubject,
+)
+from adapters.records import Verification, claims_hold, record_key
 from adapters.resilience import CircuitBreaker, Clock, call_resiliently
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import SubjectId
@@ -40,6 +46,25 @@ def guard_single(binding: DatasetBinding, matches: int) -> None:
             dataset=binding.dataset,
             source=binding.source.name,
         )
+
+
+def check_claim_names(claims: Mapping[str, object]) -> None:
+    """Claims name catalogue fields; the internal key names (``@...``) are never claims."""
+    bad = [name for name in claims if name.startswith("@")]
+    if bad:
+        raise InvalidInput(
+            "a claim names a catalogue field", [FieldProblem(f"claims.{n}", "unknown") for n in bad]
+        )
+
+
+def require_key(binding: DatasetBinding, held: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """The stable key read from the record (see :func:`adapters.records.record_key`)."""
+    key = record_key(held, keys)
+    if key is None:
+        raise SourceBadData(
+            "the record holds no stable key", dataset=binding.dataset, source=binding.source.name
+        )
+    return key
 
 
 class BaseAdapter:
@@ -91,9 +116,11 @@ class BaseAdapter:
 
     async def verify(
         self, binding: DatasetBinding, subject: SubjectId, claims: Mapping[str, object]
-    ) -> bool:
-        record = await self.fetch(binding, subject, list(claims))
-        return claims_hold(flatten(record), claims)
+    ) -> Verification:
+        check_claim_names(claims)
+        keys = binding.key_fields()
+        held = flatten(await self.fetch(binding, subject, [*claims, *keys]))
+        return Verification(claims_hold(held, claims), require_key(binding, held, keys))
 
     def stream_document(
         self, binding: DatasetBinding, subject: SubjectId, sha256: str

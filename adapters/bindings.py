@@ -15,6 +15,11 @@ path of that identifier in a record, kind-specific options)::
         source: r9z-fhir
         identifiers: {nhs_number: "Patient.identifier.where(system='...').value"}
         fields: {name.family: "Patient.name.first().family"}
+        key: Patient.id        # optional: the record's stable key at the source
+
+A dataset's ``key`` is the source path of the record's stable key (a primary key column, a FHIR
+resource id, a REST record id). The verification limits count answers per record by it, whatever
+identifier the caller used; without one the key is every identifier the record holds.
 
 ``${name}`` in an endpoint is replaced from ``variables`` given by the operator's code (the demo
 passes the loopback ports it started); an unknown variable is a :class:`BindingError`.
@@ -79,6 +84,11 @@ class SourceConfig(_SourceEntry):
     name: str
 
 
+#: Internal field names (never catalogue names, which have no ``@``) for the stable key.
+KEY_FIELD = "@key"
+IDENTIFIER_FIELD = "@identifier:"
+
+
 class DatasetBinding(BaseModel):
     """How one dataset is read from its source."""
 
@@ -90,9 +100,22 @@ class DatasetBinding(BaseModel):
     identifiers: dict[SubjectType, str]
     """Subject identifier type -> source path of that identifier in a returned record."""
     options: dict[str, Any] = Field(default_factory=dict)
+    key: str | None = None
+    """Source path of the record's stable key; None: every identifier the record holds."""
+
+    def key_fields(self) -> tuple[str, ...]:
+        """The internal field names :meth:`source_path` maps to the stable key's path(s)."""
+        if self.key is not None:
+            return (KEY_FIELD,)
+        return tuple(f"{IDENTIFIER_FIELD}{t}" for t in sorted(self.identifiers))
 
     def source_path(self, field: str) -> str:
         """The source path of catalogue ``field``; :class:`BindingError` if the binding lacks it."""
+        if field == KEY_FIELD and self.key is not None:
+            return self.key
+        for subject_type, path in self.identifiers.items():
+            if field == f"{IDENTIFIER_FIELD}{subject_type}":
+                return path
         try:
             return self.fields[field]
         except KeyError:
@@ -150,6 +173,7 @@ class _DatasetEntry(BaseModel):
     fields: dict[str, str]
     identifiers: dict[SubjectType, str]
     options: dict[str, Any] = Field(default_factory=dict)
+    key: str | None = Field(default=None, min_length=1)
 
 
 class _BindingsFile(BaseModel):
@@ -189,6 +213,7 @@ def parse_bindings(
             fields=d.fields,
             identifiers=d.identifiers,
             options=d.options,
+            key=d.key,
         )
     return BindingSet(bindings)
 

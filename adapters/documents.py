@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.base import BaseAdapter, guard_identity
+from adapters.base import BaseAdapter, check_claim_names, guard_identity
 from adapters.bindings import DatasetBinding, SourceConfig
 from adapters.errors import SourceBadData, SourceUnavailable, SubjectNotFound
-from adapters.records import claims_hold
+from adapters.records import Verification, claims_hold
 from adapters.resilience import Clock, call_resiliently
 from broker.core.identifiers import SubjectId
 from broker.core.projection import Record
@@ -146,9 +146,14 @@ class DocumentsAdapter(BaseAdapter):
         return documents
 
     async def _rows(
-        self, binding: DatasetBinding, subject: SubjectId, fields: Sequence[str]
+        self,
+        binding: DatasetBinding,
+        subject: SubjectId,
+        fields: Sequence[str],
+        documents: list[DocumentMeta] | None = None,
     ) -> list[dict[str, Any]]:
-        documents = await self._documents(binding, subject)
+        if documents is None:
+            documents = await self._documents(binding, subject)
         rows: list[dict[str, Any]] = []
         for document in documents:
             row: dict[str, Any] = {}
@@ -196,12 +201,18 @@ class DocumentsAdapter(BaseAdapter):
 
     async def verify(
         self, binding: DatasetBinding, subject: SubjectId, claims: Mapping[str, object]
-    ) -> bool:
-        """True when one document holds every claim (e.g. a verified ``income`` document)."""
+    ) -> Verification:
+        """Whether one document holds every claim (e.g. a verified ``income`` document). The
+        record's key is the first of the subject's document hashes (the same whichever of the
+        person's identifiers was asked)."""
+        check_claim_names(claims)
         wanted = list(claims)
         self._check(binding, subject, wanted)
-        rows = await self._rows(binding, subject, [f for f in wanted if f != "document.content"])
-        return any(claims_hold(row, claims) for row in rows)
+        documents = await self._documents(binding, subject)
+        fields = [f for f in wanted if f != "document.content"]
+        rows = await self._rows(binding, subject, fields, documents)
+        key = min(d.sha256 for d in documents)
+        return Verification(any(claims_hold(row, claims) for row in rows), f"documents={key}")
 
     async def stream_document(
         self, binding: DatasetBinding, subject: SubjectId, sha256: str

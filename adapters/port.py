@@ -5,7 +5,9 @@ and every dataset bound to it. It promises:
 
 * :meth:`SourceAdapter.fetch` returns the nested record of the asked catalogue fields only
   (absent values are ``None``), for exactly the subject asked about;
-* :meth:`SourceAdapter.verify` answers whether the source holds every claim, and returns no value;
+* :meth:`SourceAdapter.verify` answers whether the source holds every claim, and returns no value
+  of the record, only its stable key at the source (the binding's ``key``, else every identifier
+  the record holds), for the broker to count answers per record whatever identifier was asked;
 * :meth:`SourceAdapter.stream_document` yields a document's bytes, whose SHA-256 is checked;
 * the wrong-person guard: the identifier in the record the source returned equals the one asked
   for, and a search that matches several people raises :class:`MultipleMatches`;
@@ -30,6 +32,7 @@ from adapters.errors import (
     SubjectNotFound,
     WrongSubject,
 )
+from adapters.records import Verification
 from broker.core.identifiers import SubjectId
 from broker.core.projection import Record
 
@@ -44,6 +47,7 @@ __all__ = [
     "SourceTimeout",
     "SourceUnavailable",
     "SubjectNotFound",
+    "Verification",
     "WrongSubject",
 ]
 
@@ -62,8 +66,9 @@ class SourceAdapter(Protocol):
 
     async def verify(
         self, binding: DatasetBinding, subject: SubjectId, claims: Mapping[str, object]
-    ) -> bool:
-        """True when the source holds every claim (field -> value) for ``subject``."""
+    ) -> Verification:
+        """Whether the source holds every claim (field -> value) for ``subject``, and the
+        stable key of the record that answered."""
         ...
 
     def stream_document(

@@ -1,4 +1,4 @@
-"""The comparison a verification question makes (pure).
+"""The comparison a verification question makes, and its answer with the record's key (pure).
 
 Record shapes (nesting, flattening, projection) live in ``broker/core/projection.py``, shared with
 the exchange, so an adapter and the broker cut records by one rule.
@@ -7,7 +7,8 @@ the exchange, so an adapter and the broker cut records by one rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -48,3 +49,19 @@ def claims_hold(held: Mapping[str, Any], claims: Mapping[str, object]) -> bool:
         if have is None or have != comparable(name, claimed):
             return False
     return True
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A verification answer: whether the claims hold, and the stable key of the record that
+    answered (the broker counts answers per record by it, pseudonymised; never released)."""
+
+    match: bool
+    record_key: str
+
+
+def record_key(held: Mapping[str, Any], key_fields: Sequence[str]) -> str | None:
+    """The record's stable key from the values read for ``key_fields``
+    (``DatasetBinding.key_fields`` in adapters/bindings.py); None when the record holds none."""
+    parts = [f"{name}={held[name]}" for name in key_fields if held.get(name) not in (None, "")]
+    return "|".join(parts) or None

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from adapters.bindings import BindingSet, DatasetBinding
 from adapters.port import SourceAdapter
+from adapters.records import Verification
 from adapters.registry import AdapterRegistry, default_registry
 from adapters.resilience import Clock
 from broker.core.identifiers import SubjectId
@@ -49,7 +50,9 @@ class Sources:
         adapter, binding = self._for(dataset)
         return await adapter.fetch(binding, subject, fields)
 
-    async def verify(self, dataset: str, subject: SubjectId, claims: Mapping[str, object]) -> bool:
+    async def verify(
+        self, dataset: str, subject: SubjectId, claims: Mapping[str, object]
+    ) -> Verification:
         """See :meth:`adapters.port.SourceAdapter.verify`."""
         adapter, binding = self._for(dataset)
         return await adapter.verify(binding, subject, claims)

@@ -201,7 +201,10 @@ def build_services(
         sources=lambda: holder_ref[0].sources if holder_ref else None,
         datasets=datasets,
         verification_limiter=VerificationLimiter(
-            engine, settings.verify_limit_per_subject, settings.verify_limit_window_seconds
+            engine,
+            per_record=settings.verify_limit_per_record,
+            per_flow=settings.verify_limit_per_party_flow_record,
+            window_seconds=settings.verify_limit_window_seconds,
         ),
         consents=subjects.consents,
         identity=identity,

@@ -62,7 +62,10 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=100, ge=1)
     rate_limit_overrides: dict[str, float] = Field(default_factory=dict)
     """Per-client rates, e.g. ``BROKER_RATE_LIMIT_OVERRIDES='{"bench-client": 5000}'``."""
-    verify_limit_per_subject: int = Field(default=5, ge=1)
+    verify_limit_per_record: int = Field(default=5, ge=1)
+    """Verification answers about one record at the source, across every party and flow."""
+    verify_limit_per_party_flow_record: int = Field(default=5, ge=1)
+    """Of those, the answers to one party under one agreement flow."""
     verify_limit_window_seconds: int = Field(default=86400, ge=60)
     idempotency_ttl_seconds: int = Field(default=600, ge=10, le=86400)
     preview_ttl_seconds: int = Field(default=7 * 86400, ge=60)

@@ -1,26 +1,31 @@
-"""Rate limits: requests per client (token bucket, per process) and verification questions per
-client and subject (in the database, so the limit holds across processes).
+"""Rate limits: requests per client (token bucket, per process) and verification answers per
+record at the source (in the database, so the limits hold across processes).
 
 With several server processes (``broker serve --workers N``) each process's bucket holds its
 share of the client's rate and burst (divided by N, at least one request), so the configured
 rate is a ceiling across processes. A client on one keep-alive connection stays on one process
 and so sees rate/N: conservative, and no shared state or database write per request.
 
-The second limit is what stops a caller from finding an address by asking one postcode at a
-time: a few claim sets per subject per day, whatever their answers.
+The verification limits stop callers from finding an address by asking one postcode at a time:
+a few answers per record a day, whatever their answers, counted by the record's stable key at the
+source (so a UPRN and its council tax account, in any case, share one count) across every party
+and flow, and a share of those per party, flow and record. They replace a count per client and
+subject identifier, which another party or another identifier of the record started afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from broker.core.errors import TooManyRequests
-from broker.exchange.tables import verification_attempts
+from broker.exchange.ports import VerificationAnswer
+from broker.exchange.tables import verification_answers
 
 
 class RateLimited(TooManyRequests):
@@ -90,44 +95,82 @@ class ClientRateLimiter:
 
 
 class VerificationLimiter:
-    """At most ``limit`` verification requests per client and subject in ``window_seconds``."""
+    """At most ``per_record`` answers about one record (its dataset and stable key at the
+    source) in ``window_seconds`` across every party and flow, and at most ``per_flow`` of those
+    to one party under one flow. Both are counted in one transaction, serialised per record."""
 
-    def __init__(self, engine: Engine, limit: int, window_seconds: int) -> None:
+    def __init__(self, engine: Engine, *, per_record: int, per_flow: int, window_seconds: int):
         self._engine = engine
-        self._limit = limit
+        self._per_record = per_record
+        self._per_flow = per_flow
         self._window_ms = window_seconds * 1000
 
-    def take(self, client_id: str, subject_pseudonym: str, now_ms: int) -> None:
-        """Record one attempt, or raise :class:`RateLimited` when the window is full."""
-        c = verification_attempts.c
+    def take(self, answer: VerificationAnswer, now_ms: int) -> None:
+        """Count one answer, or raise :class:`VerificationLimited` (nothing counted) when
+        either window is full."""
+        c = verification_answers.c
         since = now_ms - self._window_ms
+        record = (c.dataset == answer.dataset, c.record_pseudonym.in_(answer.records))
+        flow = (
+            c.party_id == answer.party_id,
+            c.agreement_id == answer.agreement_id,
+            c.flow_id == answer.flow_id,
+        )
         with self._engine.begin() as conn:
-            conn.execute(delete(verification_attempts).where(c.at_ms < since - self._window_ms))
-            count = conn.execute(
-                select(func.count())
-                .select_from(verification_attempts)
-                .where(
-                    c.client_id == client_id,
-                    c.subject_pseudonym == subject_pseudonym,
-                    c.at_ms >= since,
-                )
-            ).scalar_one()
-            if count >= self._limit:
-                oldest = conn.execute(
-                    select(func.min(c.at_ms)).where(
-                        c.client_id == client_id,
-                        c.subject_pseudonym == subject_pseudonym,
-                        c.at_ms >= since,
+            _lock_record(conn, answer)
+            conn.execute(delete(verification_answers).where(c.at_ms < since - self._window_ms))
+            for name, where, limit in (
+                ("per_record", record, self._per_record),
+                ("per_party_flow_record", (*record, *flow), self._per_flow),
+            ):
+                count, oldest = conn.execute(
+                    select(func.count(), func.min(c.at_ms)).where(*where, c.at_ms >= since)
+                ).one()
+                if count >= limit:
+                    retry = max(
+                        1, math.ceil(((oldest or now_ms) + self._window_ms - now_ms) / 1000)
                     )
-                ).scalar_one()
-                retry = max(1, math.ceil(((oldest or now_ms) + self._window_ms - now_ms) / 1000))
-                raise RateLimited(
-                    f"at most {self._limit} verification requests per subject in "
-                    f"{self._window_ms // 3_600_000 or 1} hours from this client",
-                    retry,
-                )
+                    raise VerificationLimited(name, limit, self._window_ms, retry)
             conn.execute(
-                insert(verification_attempts).values(
-                    client_id=client_id, subject_pseudonym=subject_pseudonym, at_ms=now_ms
+                insert(verification_answers).values(
+                    dataset=answer.dataset,
+                    record_pseudonym=answer.records[0],
+                    party_id=answer.party_id,
+                    agreement_id=answer.agreement_id,
+                    flow_id=answer.flow_id,
+                    client_id=answer.client_id,
+                    at_ms=now_ms,
                 )
             )
+
+
+class VerificationLimited(RateLimited):
+    """Over a verification limit; ``limit`` names which (``per_record`` across every party and
+    flow, or ``per_party_flow_record``)."""
+
+    def __init__(self, limit: str, count: int, window_ms: int, retry_after_seconds: int) -> None:
+        hours = window_ms // 3_600_000 or 1
+        scope = (
+            "about this record, whichever identifier is used and whoever asks"
+            if limit == "per_record"
+            else "about this record to this party under this flow"
+        )
+        super().__init__(
+            f"at most {count} verification answers {scope} in {hours} hours", retry_after_seconds
+        )
+        self.limit = limit
+        self.with_extra(limit=limit)
+
+
+def _lock_record(conn: Connection, answer: VerificationAnswer) -> None:
+    """Serialise the count and insert per record: PostgreSQL takes a transaction-scoped advisory
+    lock on the record; SQLite takes the database's write lock now (one writer at a time)."""
+    if conn.dialect.name == "postgresql":
+        digest = hashlib.sha256(f"{answer.dataset}\x00{answer.records[0]}".encode()).digest()
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:k)"),
+            {"k": int.from_bytes(digest[:8], "big", signed=True)},
+        )
+    elif conn.dialect.name == "sqlite":
+        # Any write takes SQLite's write lock until the commit; this one changes nothing.
+        conn.execute(delete(verification_answers).where(verification_answers.c.id < 0))

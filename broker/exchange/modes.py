@@ -1,8 +1,8 @@
-"""The ``attest`` and ``document`` modes of an exchange: signed statements about a subject's
-verified proof documents, or one such document streamed.
+"""The ``verify``, ``attest`` and ``document`` modes of an exchange: a yes/no counted per record,
+signed statements about a subject's verified proof documents, or one such document streamed.
 
-Called by :mod:`broker.exchange.service` once the decision allows (``fetch`` and ``verify`` are
-in the service itself).
+Called by :mod:`broker.exchange.service` once the decision allows (``fetch`` is in the service
+itself).
 """
 
 from __future__ import annotations
@@ -11,14 +11,27 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
+
+import structlog
+from anyio import to_thread
 
 from broker.attestation.statement import document_facts
 from broker.core.errors import Unavailable
 from broker.core.identifiers import Caller, SubjectId
-from broker.core.pseudonym import Pseudonym
-from broker.exchange.ports import ATTESTED_FIELDS, Attester, SourcesPort
+from broker.core.pseudonym import Pseudonym, PseudonymKeyring
+from broker.exchange.limits import RateLimited
+from broker.exchange.ports import (
+    ATTESTED_FIELDS,
+    Attester,
+    SourcesPort,
+    VerificationAnswer,
+    VerificationLimitPort,
+)
+from broker.exchange.request import ExchangeRequest
 from broker.policy.engine import Decision
+
+log = structlog.get_logger("broker.exchange")
 
 NOT_EVERY_FACT = "the agreement does not permit every attested fact"
 
@@ -33,6 +46,56 @@ def refuse_partial_attestation(decision: Decision, attester: Attester | None) ->
         reasons=(*decision.reasons, NOT_EVERY_FACT),
         caller_reasons=(NOT_EVERY_FACT,),
     )
+
+
+class Asked(Protocol):
+    """Who asks about whom, and the decision (``Prepared`` in broker/exchange/service.py)."""
+
+    @property
+    def caller(self) -> Caller: ...
+    @property
+    def subject(self) -> SubjectId: ...
+    @property
+    def decision(self) -> Decision: ...
+
+
+#: The identifier type under which a record's stable key is pseudonymised (never a subject's).
+RECORD_KEY_TYPE = "source_record"
+
+
+async def verify(
+    sources: SourcesPort,
+    limiter: VerificationLimitPort,
+    pseudonyms: PseudonymKeyring,
+    request: ExchangeRequest,
+    asked: Asked,
+    now: dt.datetime,
+) -> bool:
+    """Ask the source, then count the answer against the limits per record (its stable key,
+    pseudonymised, whatever identifier was asked) and per party, flow and record. Over either
+    limit, ``RateLimited`` is raised (and a line logged) and the answer never leaves."""
+    dataset, caller, matched = request.dataset, asked.caller, asked.decision.matched
+    answer = await sources.verify(dataset, asked.subject, dict(request.claims or {}))
+    key = f"{dataset}\x00{answer.record_key}"  # keyed like subjects (broker/core/pseudonym.py)
+    records = (
+        pseudonyms.pseudonymise(RECORD_KEY_TYPE, key).value,
+        *(p.value for p in pseudonyms.all_pseudonyms(RECORD_KEY_TYPE, key)),
+    )
+    counted = VerificationAnswer(
+        dataset=dataset,
+        records=tuple(dict.fromkeys(records)),
+        party_id=caller.party_id,
+        agreement_id=matched.agreement_id if matched else "",
+        flow_id=matched.flow_id if matched else "",
+        client_id=caller.client_id,
+    )
+    now_ms = int(now.timestamp() * 1000)
+    try:
+        await to_thread.run_sync(lambda: limiter.take(counted, now_ms))
+    except RateLimited as e:
+        log.info("verification limit reached", limit=e.extra.get("limit"), dataset=dataset)
+        raise
+    return answer.match
 
 
 async def attest(

@@ -57,6 +57,17 @@ class PolicyPort(Protocol):
         ...
 
 
+class VerifyAnswer(Protocol):
+    """A source's verification answer (:class:`adapters.records.Verification`)."""
+
+    @property
+    def match(self) -> bool: ...
+    @property
+    def record_key(self) -> str:
+        """The record's stable key at the source: pseudonymised before it is stored."""
+        ...
+
+
 class SourcesPort(Protocol):
     """The source systems by dataset id (:class:`adapters.sources.Sources`)."""
 
@@ -66,7 +77,7 @@ class SourcesPort(Protocol):
 
     async def verify(
         self, dataset: str, subject: SubjectId, claims: Mapping[str, object]
-    ) -> bool: ...
+    ) -> VerifyAnswer: ...
 
     def stream_document(
         self, dataset: str, subject: SubjectId, sha256: str
@@ -184,9 +195,22 @@ class NotificationsPort(Protocol):
     def wake(self) -> None: ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class VerificationAnswer:
+    """One verification answer about to leave: the record it is about and who asks under what."""
+
+    dataset: str
+    records: tuple[str, ...]
+    """The pseudonym of the record's stable key under every key version, the current first."""
+    party_id: str
+    agreement_id: str
+    flow_id: str
+    client_id: str
+
+
 class VerificationLimitPort(Protocol):
-    def take(self, client_id: str, subject_pseudonym: str, now_ms: int) -> None:
-        """Count one verification question, or raise ``RateLimited``."""
+    def take(self, answer: VerificationAnswer, now_ms: int) -> None:
+        """Count one verification answer, or raise ``RateLimited`` (nothing counted)."""
         ...
 
 

@@ -32,6 +32,7 @@ from broker.core.projection import project
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange import modes
 from broker.exchange.entries import Person, exchange_entry, not_found_entry, provider_notice
+from broker.exchange.limits import RateLimited
 from broker.exchange.ports import (
     ATTESTED_FIELDS,
     DOCUMENT_FIELDS,
@@ -199,7 +200,7 @@ class ExchangeService:
             if sources is None:
                 raise Unavailable("no source systems are configured")
             if request.mode == "verify":
-                match = await sources.verify(request.dataset, subject, dict(request.claims or {}))
+                match = await self._verify(sources, prepared, request, now, started)
                 released_value: Any = {"match": match}
             elif request.mode == "document":
                 sha256 = request.document_sha256 or ""
@@ -249,6 +250,21 @@ class ExchangeService:
             document_sha256=request.document_sha256,
         )
 
+    async def _verify(
+        self, sources: SourcesPort, p: Prepared, request: ExchangeRequest, now: Any, t: float
+    ) -> bool:
+        """The yes/no, counted per record once the source has answered (modes.verify)."""
+        try:
+            return await modes.verify(
+                sources, self._verify_limit, self._pseudonyms, request, p, now
+            )
+        except RateLimited as e:  # like every 429: counted, and logged only for break-glass
+            if request.break_glass:
+                await self._log_refusal(
+                    _Progress(p.caller, p.pseudonym, p.person), request, e, now, t
+                )
+            raise
+
     async def log_refused(
         self, who: Caller | Callable[[], Caller], request: ExchangeRequest, error: BrokerError
     ) -> None:
@@ -296,8 +312,6 @@ class ExchangeService:
             request, self._datasets(request.dataset), test_range_only=self._test_range_only
         )
         pseudonym = progress.pseudonym = self._pseudonyms.pseudonymise(subject.type, subject.value)
-        if request.mode == "verify":
-            self._verify_limit.take(caller.client_id, pseudonym.value, int(now.timestamp() * 1000))
         person = progress.person = self._person(caller, request, now)
         return Prepared(
             caller=caller,

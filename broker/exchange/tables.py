@@ -1,4 +1,4 @@
-"""Tables of the exchange pipeline: idempotency keys and verification attempts."""
+"""Tables of the exchange pipeline: idempotency keys and verification answers."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ idempotency_keys = Table(
     Index("ix_idempotency_keys_created_ms", "created_ms"),
 )
 
-# One row per verification request that reached the decision: the per-client, per-subject limit
-# holds across processes. The subject is a pseudonym, never the identifier.
+# No longer written (the per-client, per-subject count it held is replaced by the counts per
+# record below); kept so that an upgrade loses no row
+# (broker/db/migrations/versions/0009_verification_by_record.py).
 verification_attempts = Table(
     "verification_attempts",
     metadata,
@@ -31,4 +32,22 @@ verification_attempts = Table(
     Column("subject_pseudonym", String(100), nullable=False),
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_verification_attempts_lookup", "client_id", "subject_pseudonym", "at_ms"),
+)
+
+# One row per verification answer given: the limits per record (across every party and flow)
+# and per party, flow and record hold across processes. The record is the pseudonym of its stable
+# key at the source (adapters/bindings.py), never the key itself.
+verification_answers = Table(
+    "verification_answers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset", String(200), nullable=False),
+    Column("record_pseudonym", String(100), nullable=False),
+    Column("party_id", String(100), nullable=False),
+    Column("agreement_id", String(200), nullable=False),
+    Column("flow_id", String(200), nullable=False),
+    Column("client_id", String(100), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index("ix_verification_answers_record", "dataset", "record_pseudonym", "at_ms"),
+    Index("ix_verification_answers_at_ms", "at_ms"),
 )

@@ -60,7 +60,9 @@ async def test_streaming_checks_the_hash(demo: DemoSources) -> None:
 )
 async def test_verify(demo: DemoSources, claims: dict[str, object], holds: bool) -> None:
     async with open_sources(demo.bindings) as sources:
-        assert await sources.verify(DOCS, CLAIMANT, claims) is holds
+        answer = await sources.verify(DOCS, CLAIMANT, claims)
+    assert answer.match is holds
+    assert answer.record_key.startswith("documents=")
 
 
 async def test_tampered_content_is_bad_data(demo: DemoSources, tmp_path: Path) -> None:

@@ -111,7 +111,36 @@ async def test_council_tax_verification(
         answer = await sources.verify(
             "ccc.council-tax", parse_subject("uprn", subjects.HOUSEHOLD.uprn), claims
         )
-    assert answer is holds
+    assert answer.match is holds
+
+
+async def test_verify_names_the_record_by_its_key_whatever_identifier_was_asked(
+    demo: DemoSources,
+) -> None:
+    household = subjects.HOUSEHOLD
+    claims = {"address.postcode": "CX2 7PQ"}
+    async with open_sources(demo.bindings) as sources:
+        by_uprn = await sources.verify(
+            "ccc.council-tax", parse_subject("uprn", household.uprn), claims
+        )
+        account = (
+            await sources.fetch(
+                "ccc.council-tax", parse_subject("uprn", household.uprn), ["account.reference"]
+            )
+        )["account"]["reference"]
+        by_account = await sources.verify(
+            "ccc.council-tax", parse_subject("council_tax_account", account.lower()), claims
+        )
+    assert by_uprn.record_key == by_account.record_key == f"@key={account}"
+    assert by_uprn.match is by_account.match is True
+
+
+async def test_a_claim_may_not_name_the_internal_key(demo: DemoSources) -> None:
+    async with open_sources(demo.bindings) as sources:
+        with pytest.raises(InvalidInput):
+            await sources.verify(
+                "ccc.council-tax", parse_subject("uprn", subjects.HOUSEHOLD.uprn), {"@key": "x"}
+            )
 
 
 async def test_spd_household_has_two_electors(demo: DemoSources) -> None:

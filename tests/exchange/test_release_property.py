@@ -129,7 +129,9 @@ def test_no_field_outside_requested_and_permitted_is_ever_released(
         pseudonyms=PseudonymKeyring((generate_key(),)),
         sources=lambda: source,  # type: ignore[arg-type, return-value]
         datasets=lambda d: DatasetFacts("prov", frozenset({"person_id"})),
-        verification_limiter=VerificationLimiter(engine, 5, 3600),
+        verification_limiter=VerificationLimiter(
+            engine, per_record=5, per_flow=5, window_seconds=3600
+        ),
         now=lambda: NOW,
     )
     request = ExchangeRequest.model_validate(

@@ -1,0 +1,56 @@
+"""Verification answers are counted per record at the source, whoever asks and by whichever of
+the record's identifiers: four council systems asking about one property by its UPRN and by its
+council tax account number (in any case) get 5 answers in all, then a 429 naming the limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from demo.sources import subjects
+from tests.exchange.helpers import admissions, log_size, post
+from tests.support import LiveBroker
+
+HOUSEHOLD = subjects.HOUSEHOLD
+ACCOUNT = HOUSEHOLD.council_tax_account or ""
+CLAIMS = {"address.postcode": HOUSEHOLD.postcode, "address.line1": "3 Linden Close"}
+BY_UPRN = {"type": "uprn", "value": HOUSEHOLD.uprn}
+BY_ACCOUNT = {"type": "council_tax_account", "value": ACCOUNT}
+BY_ACCOUNT_LOWER = {"type": "council_tax_account", "value": ACCOUNT.lower()}
+# Every council system asks as an admissions officer under the School Admissions flow.
+ASKERS = (
+    ("ccc-school-admissions", BY_UPRN),
+    ("ccc-school-admissions", BY_ACCOUNT),
+    ("ccc-housing-options", BY_UPRN),
+    ("ccc-childrens-services", BY_ACCOUNT),
+    ("ccc-revenues-benefits", BY_ACCOUNT_LOWER),
+)
+
+
+def ask(
+    broker: LiveBroker, client_id: str, subject: dict[str, str]
+) -> tuple[int, dict[str, Any], str]:
+    response = post(broker, client_id, admissions(subject=subject, claims=CLAIMS))
+    return response.status_code, response.json(), response.headers.get("Retry-After", "")
+
+
+def test_one_property_gets_five_answers_in_all(broker: LiveBroker) -> None:
+    assert ACCOUNT.startswith("CT")
+    answered = [ask(broker, client, subject) for client, subject in ASKERS]
+    assert [(status, body.get("match")) for status, body, _ in answered] == [(200, True)] * 5
+
+    logged = log_size(broker)
+    for client, subject in (*ASKERS, ("ccc-school-admissions", BY_UPRN)):
+        status, body, retry_after = ask(broker, client, subject)
+        assert status == 429, (client, body)
+        assert body["limit"] == "per_record"
+        assert "whichever identifier is used and whoever asks" in body["detail"]
+        assert "match" not in body  # the source was asked; the answer never left
+        assert int(retry_after) >= 1
+    # Like every 429 (docs/exchanges.md): not an exchange in the log, counted in /metrics.
+    assert log_size(broker) == logged
+
+
+def test_other_properties_are_counted_apart(broker: LiveBroker) -> None:
+    other = {"type": "uprn", "value": subjects.CHILD_ON_PLAN_PARENT.uprn}
+    status, _, _ = ask(broker, "ccc-housing-options", other)
+    assert status == 200
