@@ -23,7 +23,7 @@ idempotency_keys = Table(
 
 # No longer written (the per-client, per-subject count it held is replaced by the counts per
 # record below); kept so that an upgrade loses no row
-# (broker/db/migrations/versions/0009_verification_by_record.py).
+# (broker/db/migrations/versions/0010_verification_by_record.py).
 verification_attempts = Table(
     "verification_attempts",
     metadata,

@@ -8,8 +8,8 @@ stable key and the dataset, with the party, agreement and flow that asked
 (an upgrade loses no row; tests/db/test_upgrade.py): its rows name no record, so they cannot be
 carried over.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
