@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,19 +18,12 @@ from joserfc.jwk import ECKey
 
 from broker.auth.keyring import TOKEN_KEY_ALG
 from broker.identity.token_exchange import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE
-from demo.identity import DEMO_ISSUER, DEMO_KID, demo_idp_key, register_demo_identity_provider
+from demo.identity import DEMO_ISSUER, DEMO_KID, demo_idp_key
 from tests.support import LiveBroker, demo_key
 
 GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 NURSE = "nurse.okoro@r9z.example"
 CLIENT = "r9z-ed-safeguarding"
-
-
-@pytest.fixture(scope="module")
-def hospital_idp(broker: LiveBroker) -> Iterator[None]:
-    register_demo_identity_provider(broker.services.identity.store)
-    yield
-    broker.services.identity.store.remove("R9Z", actor="test")
 
 
 def claims(broker: LiveBroker, **changes: Any) -> dict[str, Any]:
