@@ -230,3 +230,19 @@ def test_a_user_restricted_token_is_bound_to_its_client(
     response = broker.get("/v1/whoami", forged)
     assert response.status_code == 401
     assert "bound to another client" in response.json()["detail"]
+
+
+def test_a_re_encoded_signature_is_still_the_same_id_token(
+    broker: LiveBroker, hospital_idp: None
+) -> None:
+    """ECDSA's (r, s) and (r, n - s) both verify: whoever holds an ID token can make a second
+    string of it. The replay check keys on the signed part, so that string is refused too."""
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256's order
+    token = id_token(broker)
+    head, payload, signature = token.split(".")
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    r, s = raw[:32], int.from_bytes(raw[32:], "big")
+    twin = f"{head}.{payload}.{_b64(r + (n - s).to_bytes(32, 'big'))}"
+    assert twin != token
+    assert exchange(broker, token).status_code == 200
+    refused(exchange(broker, twin), "invalid_request", "exchanged already")
