@@ -70,8 +70,11 @@ def refused_entry(
     user = caller.user
     if person is not None:
         user_id, role = person.user_id, person.role
-    elif user is not None:  # a user-restricted token: its user, whatever the body said
-        user_id, role = user.subject, asserted.role if asserted and asserted.role else ""
+    elif user is not None:
+        # A user-restricted token: its user, and a role it gives (never the body's).
+        wanted = asserted.role if asserted else None
+        one = user.roles[0] if len(user.roles) == 1 else ""
+        user_id, role = user.subject, wanted if wanted in user.roles else one
     else:
         user_id = (asserted.user_id if asserted else None) or ""
         role = (asserted.role if asserted else None) or ""

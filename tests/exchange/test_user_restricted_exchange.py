@@ -80,7 +80,9 @@ def test_a_role_the_token_does_not_give_is_refused(broker: LiveBroker, hospital_
     response = ask(broker, user_token(broker), body)
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["location"] == "requested_by.role"
-    assert entry(broker, response.json()["exchange_id"])["decision"] == "deny"
+    logged = entry(broker, response.json()["exchange_id"])
+    assert logged["decision"] == "deny"
+    assert logged["user_role"] == "safeguarding-nurse"  # the token's role, not the body's
 
 
 def test_an_id_token_beside_a_user_restricted_token_is_refused(
