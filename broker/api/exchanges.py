@@ -22,7 +22,7 @@ from broker.api.deps import (
 )
 from broker.api.problems import PROBLEM_JSON, problem_body
 from broker.core.errors import BrokerError, NotFound
-from broker.core.identifiers import Caller
+from broker.core.identifiers import Caller, CallerUser
 from broker.exchange.idempotency import StoredAnswer
 from broker.exchange.limits import RateLimited
 from broker.exchange.ports import Appended, ExchangeResult
@@ -61,12 +61,17 @@ async def create_exchange(
     services = get_services(request)
     client_id = pending.claims.client_id  # verified token; the registry check comes next
 
+    token_user = pending.claims.user
+
     def check_caller() -> Caller:
         principal = pending.check()
         return Caller(
             client_id=principal.client_id,
             party_id=principal.party_id,
             client_name=principal.client.name,
+            user=None
+            if token_user is None
+            else CallerUser(token_user.issuer, token_user.subject, token_user.roles),
         )
 
     try:

@@ -1,4 +1,5 @@
-"""``POST /oauth2/token`` (client credentials, ``private_key_jwt``) and the broker's JWKS."""
+"""``POST /oauth2/token`` (client credentials, or token exchange of a user's ID token, both with
+``private_key_jwt``) and the broker's JWKS."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from broker.api.deps import ServicesDep
 from broker.api.problems import oauth_response
-from broker.auth.assertion import authenticate_client
+from broker.auth.assertion import TOKEN_EXCHANGE_GRANT, authenticate_client
 from broker.auth.scopes import parse_scopes
 from broker.core.errors import OAuthError
+from broker.identity.token_exchange import ACCESS_TOKEN_TYPE, exchange_id_token
 
 router = APIRouter(tags=["authentication"])
 FORM_MAX_BYTES = 16384
@@ -51,7 +53,8 @@ async def _read_form(request: Request) -> dict[str, str]:
 
 @router.post(
     "/oauth2/token",
-    summary="Get an access token (client credentials with private_key_jwt, RFC 7523)",
+    summary="Get an access token (client credentials or RFC 8693 token exchange of an ID token, "
+    "with private_key_jwt, RFC 7523)",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -61,7 +64,10 @@ async def _read_form(request: Request) -> dict[str, str]:
                         "type": "object",
                         "required": ["grant_type", "client_assertion_type", "client_assertion"],
                         "properties": {
-                            "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                            "grant_type": {
+                                "type": "string",
+                                "enum": ["client_credentials", TOKEN_EXCHANGE_GRANT],
+                            },
                             "client_assertion_type": {
                                 "type": "string",
                                 "enum": ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
@@ -72,6 +78,15 @@ async def _read_form(request: Request) -> dict[str, str]:
                                 "unique jti, exp at most 5 minutes ahead",
                             },
                             "scope": {"type": "string", "description": "optional subset"},
+                            "subject_token": {
+                                "type": "string",
+                                "description": "token exchange: the user's ID token from the "
+                                "party's identity provider, issued to this system",
+                            },
+                            "subject_token_type": {
+                                "type": "string",
+                                "enum": ["urn:ietf:params:oauth:token-type:id_token"],
+                            },
                         },
                     }
                 }
@@ -104,19 +119,36 @@ async def token(request: Request, services: ServicesDep) -> JSONResponse:
                 )
         else:
             scopes = list(client.scopes)
-        issued = services.tokens.issue(client, scopes)
+        issued_token_type = None
+        if form.get("grant_type") == TOKEN_EXCHANGE_GRANT:
+            exchanged = await run_in_threadpool(
+                exchange_id_token,
+                form,
+                client,
+                scopes,
+                identity=services.identity,
+                tokens=services.tokens,
+                replay=services.replay,
+                now=services.clock(),
+            )
+            issued, issued_token_type = exchanged.issued, ACCESS_TOKEN_TYPE
+        else:
+            issued = services.tokens.issue(client, scopes)
     except OAuthError as e:
         counter.labels("refused", e.reason).inc()
         return oauth_response(e)
     counter.labels("issued", "ok").inc()
     request.scope.setdefault("state", {})["client_id"] = client.id
+    answer: dict[str, Any] = {
+        "access_token": issued.access_token,
+        "token_type": issued.token_type,
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }
+    if issued_token_type is not None:
+        answer["issued_token_type"] = issued_token_type
     return JSONResponse(
-        {
-            "access_token": issued.access_token,
-            "token_type": issued.token_type,
-            "expires_in": issued.expires_in,
-            "scope": issued.scope,
-        },
+        answer,
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
 

@@ -28,6 +28,9 @@ from broker.auth.replay import ReplayStore
 from broker.core.errors import OAuthError
 
 GRANT_TYPE = "client_credentials"
+#: RFC 8693 token exchange: an ID token for a user-restricted access token (broker/api/oauth.py).
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
+GRANT_TYPES = (GRANT_TYPE, TOKEN_EXCHANGE_GRANT)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_JTI_LENGTH = 200
 
@@ -58,10 +61,10 @@ def check_form(form: Mapping[str, str], rules: AssertionRules) -> str:
     grant_type = form.get("grant_type")
     if not grant_type:
         raise _fail("malformed", "grant_type is required", "invalid_request")
-    if grant_type != GRANT_TYPE:
+    if grant_type not in GRANT_TYPES:
         raise _fail(
             "unsupported_grant_type",
-            f"only grant_type={GRANT_TYPE} is supported",
+            f"grant_type must be {GRANT_TYPE} or {TOKEN_EXCHANGE_GRANT}",
             "unsupported_grant_type",
         )
     if form.get("client_assertion_type") != ASSERTION_TYPE:

@@ -10,6 +10,11 @@ A partner system sends the same token with every request until it expires, so a 
 claims are kept (a bounded map keyed by the exact token string): a repeat costs a dictionary
 lookup, not an Ed25519 verification. A kept token is still refused once it expires or once its
 signing key leaves the key ring; nothing else about an unchanged string can change.
+
+A user-restricted token (token exchange, broker/api/oauth.py) also carries ``user`` (the ID
+token's issuer, subject and display name), ``roles`` (those the provider gave) and
+``act: {"sub": client id}`` (RFC 8693 §4.1): the system acting for the user. It is bound to the
+client that exchanged it: verification refuses one whose ``act`` names another client.
 """
 
 from __future__ import annotations
@@ -42,6 +47,16 @@ class IssuedToken:
 
 
 @dataclass(frozen=True)
+class TokenUser:
+    """The verified person a user-restricted token is for."""
+
+    issuer: str
+    subject: str
+    roles: tuple[str, ...]
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class TokenClaims:
     """What a verified access token says. Scopes are re-checked against the registry per request."""
 
@@ -51,6 +66,7 @@ class TokenClaims:
     expires_at: int
     jti: str
     kid: str = ""
+    user: TokenUser | None = None
 
 
 class TokenService:
@@ -64,11 +80,29 @@ class TokenService:
         self._verified: dict[str, TokenClaims] = {}
         self._verified_lock = threading.Lock()
 
-    def issue(self, client: Client, scopes: list[str]) -> IssuedToken:
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
+
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    def issue(
+        self,
+        client: Client,
+        scopes: list[str],
+        *,
+        user: TokenUser | None = None,
+        lifetime_seconds: int | None = None,
+    ) -> IssuedToken:
+        """An access token for ``client``; with ``user``, a user-restricted one (``act``).
+        ``lifetime_seconds`` shortens the configured lifetime, never lengthens it."""
         now = int(self._clock())
+        ttl = self._ttl if lifetime_seconds is None else max(1, min(self._ttl, lifetime_seconds))
         signing = self._keyring.current()
         scope = " ".join(scopes)
-        claims: dict[str, str | int] = {
+        claims: dict[str, object] = {
             "iss": self._issuer,
             "aud": self._issuer,
             "sub": client.id,
@@ -76,13 +110,18 @@ class TokenService:
             "party": client.party_id,
             "scope": scope,
             "iat": now,
-            "exp": now + self._ttl,
+            "exp": now + ttl,
             "jti": secrets.token_urlsafe(16),
         }
+        if user is not None:
+            named: dict[str, str] = {"iss": user.issuer, "sub": user.subject}
+            if user.name:
+                named["name"] = user.name
+            claims.update(user=named, roles=list(user.roles), act={"sub": client.id})
         header = {"alg": TOKEN_KEY_ALG, "typ": "at+jwt", "kid": signing.kid}
         key = OKPKey.import_key(signing.pem)
         token = jwt.encode(header, claims, key, algorithms=[TOKEN_KEY_ALG])
-        return IssuedToken(token, self._ttl, scope)
+        return IssuedToken(token, ttl, scope)
 
     def verify(self, token: str) -> TokenClaims:
         """Check an access token. Raises InvalidToken (a 401) for any fault."""
@@ -127,6 +166,30 @@ class TokenService:
         client_id, party, scope = claims.get("client_id"), claims.get("party"), claims.get("scope")
         if not (isinstance(client_id, str) and isinstance(party, str) and isinstance(scope, str)):
             raise InvalidToken("the access token is malformed")
+        user = _user(claims, client_id)
         return TokenClaims(
-            client_id, party, frozenset(scope.split()), exp, str(claims.get("jti")), str(kid)
+            client_id, party, frozenset(scope.split()), exp, str(claims.get("jti")), str(kid), user
         )
+
+
+def _user(claims: dict[str, object], client_id: str) -> TokenUser | None:
+    """The user of a user-restricted token (None for an application token). The token is the
+    client's own: ``act`` must name the client the token was issued to."""
+    if "act" not in claims and "user" not in claims and "roles" not in claims:
+        return None
+    act, user, roles = claims.get("act"), claims.get("user"), claims.get("roles")
+    if not isinstance(act, dict) or act.get("sub") != client_id:
+        raise InvalidToken("the user-restricted token is bound to another client")
+    if not (
+        isinstance(user, dict)
+        and isinstance(user.get("iss"), str)
+        and isinstance(user.get("sub"), str)
+        and isinstance(roles, list)
+        and roles
+        and all(isinstance(r, str) for r in roles)
+    ):
+        raise InvalidToken("the user-restricted token is malformed")
+    name = user.get("name")
+    return TokenUser(
+        user["iss"], user["sub"], tuple(roles), name if isinstance(name, str) else None
+    )

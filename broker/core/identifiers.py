@@ -72,10 +72,22 @@ def parse_subject(
 
 
 @dataclass(frozen=True)
+class CallerUser:
+    """The verified person of a user-restricted access token (token exchange): the identity
+    provider's issuer, the user's subject there and the roles the provider gave."""
+
+    issuer: str
+    subject: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Caller:
-    """Who is asking: the authenticated client, its party, its scopes and its name."""
+    """Who is asking: the authenticated client, its party, its scopes and its name; with a
+    user-restricted token, also the verified user."""
 
     client_id: str
     party_id: str
     scopes: frozenset[str] = frozenset()
     client_name: str = ""
+    user: CallerUser | None = None

@@ -21,6 +21,14 @@ class Person:
     user_id: str
     role: str
     verified: bool
+    issuer: str | None = None
+    """The identity provider that verified the user (logged with the user's subject)."""
+
+    def details(self) -> dict[str, object]:
+        """What the audit entry's details say of the person."""
+        if self.issuer is None:
+            return {"user_verified": self.verified}
+        return {"user_verified": self.verified, "user_issuer": self.issuer}
 
 
 def exchange_entry(
@@ -68,7 +76,7 @@ def exchange_entry(
         case_reference=request.case_reference,
         obligations=obligations,
         policy_revision=decision.revision,
-        details={"mode": request.mode, "user_verified": person.verified},
+        details={"mode": request.mode, **person.details()},
     )
 
 

@@ -1,5 +1,6 @@
-"""A break-glass attempt refused before the policy decided: a denied exchange in the log whose
-reason names the refusing stage (docs/exchanges.md, "Break-glass"). Pure."""
+"""A break-glass attempt refused before the policy decided (or any request whose requested_by
+disagrees with its user-restricted token): a denied exchange in the log whose reason names the
+refusing stage (docs/exchanges.md, "Break-glass"). Pure."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange.entries import Person, requested_fields
 from broker.exchange.limits import RateLimited
 from broker.exchange.request import ExchangeRequest
+from broker.exchange.token_user import UserMismatch
 from broker.identity.errors import IdentityProviderUnavailable, IdTokenError, IdTokenRequired
 
 
@@ -39,6 +41,9 @@ def refusal_stage(error: BrokerError) -> str:
         return "identity provider unavailable"
     if isinstance(error, RateLimited | TooManyRequests):
         return "rate limit"
+    if isinstance(error, UserMismatch):
+        places = sorted({p.location for p in error.problems})
+        return f"requested_by disagrees with the user-restricted token ({', '.join(places)})"
     if isinstance(error, InvalidInput):
         places = sorted({p.location for p in error.problems})
         return "request not valid" + (f" ({', '.join(places)})" if places else "")
@@ -62,13 +67,26 @@ def refused_entry(
     names the refusing stage. The user is the verified one where the ID token passed, else the
     asserted one (marked unverified)."""
     asserted = request.requested_by
+    user = caller.user
+    if person is not None:
+        user_id, role = person.user_id, person.role
+    elif user is not None:
+        # A user-restricted token: its user, and a role it gives (never the body's).
+        wanted = asserted.role if asserted else None
+        one = user.roles[0] if len(user.roles) == 1 else ""
+        user_id, role = user.subject, wanted if wanted in user.roles else one
+    else:
+        user_id = (asserted.user_id if asserted else None) or ""
+        role = (asserted.role if asserted else None) or ""
+    verified = bool(person and person.verified) or user is not None
+    prefix = "break-glass refused" if request.break_glass else "refused"
     return AuditEntry(
         kind="exchange",
         time_ms=int(now.timestamp() * 1000),
         client_id=caller.client_id,
         party_id=caller.party_id,
-        user_id=person.user_id if person else asserted.user_id,
-        user_role=person.role if person else asserted.role,
+        user_id=user_id,
+        user_role=role,
         agreement=None
         if request.agreement_id is None
         else AgreementRef(request.agreement_id, "", ""),
@@ -77,14 +95,15 @@ def refused_entry(
         subject=pseudonym,
         requested_fields=requested_fields(request),
         decision="deny",
-        reasons=(f"break-glass refused: {refusal_stage(error)}",),
+        reasons=(f"{prefix}: {refusal_stage(error)}",),
         break_glass=request.break_glass,
         justification=request.justification,
         case_reference=request.case_reference,
         source_outcome="not_fetched",
         details={
             "mode": request.mode,
-            "user_verified": bool(person and person.verified),
+            "user_verified": verified,
+            **({"user_issuer": user.issuer} if user is not None else {}),
             "refused_at": type(error).__name__,
         },
     )

@@ -28,8 +28,13 @@ class SubjectIn(Strict):
 
 
 class RequestedBy(Strict):
-    user_id: str = Field(min_length=1, max_length=200)
-    role: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    """Required with an application token; with a user-restricted token the user and role come
+    from the token, and what is sent here must agree with it (broker/exchange/token_user.py)."""
+
+    user_id: str | None = Field(default=None, min_length=1, max_length=200)
+    role: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$"
+    )
     id_token: str | None = Field(default=None, max_length=8192)
 
 
@@ -40,7 +45,7 @@ class ExchangeRequest(Strict):
     subject: SubjectIn
     fields: list[Name] | None = Field(default=None, max_length=200)
     """Absent: every field the agreement permits."""
-    requested_by: RequestedBy
+    requested_by: RequestedBy | None = None
     case_reference: str | None = Field(default=None, min_length=1, max_length=100)
     justification: str | None = Field(default=None, min_length=1, max_length=2000)
     break_glass: StrictBool = False
@@ -55,9 +60,19 @@ class ExchangeRequest(Strict):
     approved (from the 202 answer). Each approval releases the record once."""
 
 
-def problems_of(request: ExchangeRequest) -> list[FieldProblem]:
-    """Checks across fields, each problem named by its place (the model checks single fields)."""
+def problems_of(request: ExchangeRequest, *, user_token: bool = False) -> list[FieldProblem]:
+    """Checks across fields, each problem named by its place (the model checks single fields).
+    ``user_token``: the caller's token names the user, so ``requested_by`` may be left out."""
     problems: list[FieldProblem] = []
+    if not user_token:
+        asserted = request.requested_by
+        if asserted is None:
+            problems.append(FieldProblem("requested_by", "Field required"))
+        else:
+            if asserted.user_id is None:
+                problems.append(FieldProblem("requested_by.user_id", "Field required"))
+            if asserted.role is None:
+                problems.append(FieldProblem("requested_by.role", "Field required"))
     for index, name in enumerate(request.fields or []):
         if not _FIELD_RE.match(name) or len(name) > 200:
             problems.append(FieldProblem(f"fields[{index}]", f"{name!r} is not a field name"))
@@ -86,13 +101,29 @@ def problems_of(request: ExchangeRequest) -> list[FieldProblem]:
     return problems
 
 
+def asserted_user(request: ExchangeRequest) -> tuple[str, str, str | None]:
+    """The asserted user id, role and ID token of a request made with an application token
+    (:func:`valid_subject` has checked that they are there)."""
+    asserted = request.requested_by
+    if asserted is None or asserted.user_id is None or asserted.role is None:
+        raise InvalidInput(
+            "requested_by is required with an application token",
+            [FieldProblem("requested_by", "Field required")],
+        )
+    return asserted.user_id, asserted.role, asserted.id_token
+
+
 def valid_subject(
-    request: ExchangeRequest, facts: DatasetFacts | None, *, test_range_only: bool
+    request: ExchangeRequest,
+    facts: DatasetFacts | None,
+    *,
+    test_range_only: bool,
+    user_token: bool = False,
 ) -> SubjectId:
     """The request's subject, once the whole request is valid; else InvalidInput naming every
     problem (checks across fields, the identifier, the dataset's subject types). Not logged:
     nothing was decided."""
-    problems = problems_of(request)
+    problems = problems_of(request, user_token=user_token)
     subject: SubjectId | None = None
     try:
         subject = parse_subject(

@@ -53,7 +53,8 @@ from broker.exchange.ports import (
 )
 from broker.exchange.preview_gate import PreviewGate
 from broker.exchange.refusals import refused_entry, subject_pseudonym
-from broker.exchange.request import ExchangeRequest, valid_subject
+from broker.exchange.request import ExchangeRequest, asserted_user, valid_subject
+from broker.exchange.token_user import UserMismatch, token_person
 from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
 from broker.policy.input import ConsentStatus, PolicyRequest, build_input
 
@@ -140,8 +141,10 @@ class ExchangeService:
         try:
             prepared = await to_thread.run_sync(self._prepare, who, request, now, progress)
         except BrokerError as e:
-            # A break-glass attempt is logged whatever refused it, once the client is known.
-            if request.break_glass and progress.caller is not None:
+            # A break-glass attempt is logged whatever refused it, once the client is known; so
+            # is a request whose requested_by disagrees with its user-restricted token.
+            logged = request.break_glass or isinstance(e, UserMismatch)
+            if logged and progress.caller is not None:
                 await self._log_refusal(progress, request, e, now, started)
             raise
         caller, decision = prepared.caller, prepared.decision
@@ -309,7 +312,10 @@ class ExchangeService:
         Blocking: runs in a worker thread."""
         caller = progress.caller = who if isinstance(who, Caller) else who()
         subject = valid_subject(
-            request, self._datasets(request.dataset), test_range_only=self._test_range_only
+            request,
+            self._datasets(request.dataset),
+            test_range_only=self._test_range_only,
+            user_token=caller.user is not None,
         )
         pseudonym = progress.pseudonym = self._pseudonyms.pseudonymise(subject.type, subject.value)
         person = progress.person = self._person(caller, request, now)
@@ -373,22 +379,27 @@ class ExchangeService:
         return self._policy.decide(policy_input)
 
     def _person(self, caller: Caller, request: ExchangeRequest, now: dt.datetime) -> Person:
-        """The person behind the request: as asserted by the partner system, or, where the
-        party has an identity provider and a token is sent (or required), as verified."""
-        asserted = request.requested_by
+        """The person behind the request: from the caller's user-restricted token; else as
+        asserted by the partner system, or, where the party has an identity provider and a
+        token is sent (or required), as verified."""
+        if caller.user is not None:
+            return token_person(caller.user, request.requested_by)
+        user_id, role, id_token = asserted_user(request)
         if self._identity is None:
-            return Person(user_id=asserted.user_id, role=asserted.role, verified=False)
+            return Person(user_id=user_id, role=role, verified=False)
         verified = self._identity.check_request(
             caller.party_id,
             caller.client_id,
-            asserted.id_token,
+            id_token,
             break_glass=request.break_glass,
             now=now.timestamp(),
-            asserted_role=asserted.role,
+            asserted_role=role,
         )
         if verified is None:
-            return Person(user_id=asserted.user_id, role=asserted.role, verified=False)
-        return Person(user_id=verified.user_id, role=verified.role, verified=True)
+            return Person(user_id=user_id, role=role, verified=False)
+        return Person(
+            user_id=verified.user_id, role=verified.role, verified=True, issuer=verified.issuer
+        )
 
     def _notification(
         self, prepared: Prepared, request: ExchangeRequest, entry: AuditEntry

@@ -5,12 +5,14 @@ asymmetric algorithms: never ``none``, never HMAC, whose "key" would be public);
 ``kid``, else the only key of the algorithm's type); the signature; ``iss`` equal to the
 registered issuer; ``aud`` containing the requesting system's audience at that provider (and
 ``azp`` equal to it when there are several audiences, OIDC Core 3.1.3.7); ``exp`` in the future;
-``nbf`` (if any) passed; ``iat`` within the last ``max_age_seconds`` (default ten minutes); the
-user claim; the role claim. ``skew_seconds`` allows for clocks a little apart.
+``nbf`` (if any) passed; ``iat`` within the last ``max_age_seconds`` (default ten minutes);
+``auth_time`` (if any) within the last ``max_session_seconds`` (twelve hours); the user claim; the
+role claim. ``skew_seconds`` allows for clocks a little apart.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,8 @@ from broker.identity.errors import IdTokenRejected
 
 #: The algorithms an ID token may be signed with: the broker's asymmetric allow-list.
 ID_TOKEN_ALGORITHMS: frozenset[str] = CLIENT_ASSERTION_ALGORITHMS
+#: How long ago the user may have signed in (``auth_time``): a longer session signs in again.
+MAX_SESSION_SECONDS = 12 * 3600
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,20 @@ class VerifiedUser:
     user_id: str
     role: str
     issuer: str
+
+
+@dataclass(frozen=True)
+class VerifiedPerson:
+    """The person an ID token vouches for, with every role it gives (for token exchange)."""
+
+    user_id: str
+    issuer: str
+    roles: tuple[str, ...]
+    name: str | None
+    expires_at: float
+    fingerprint: str
+    """SHA-256 (hex) of the token's signed part (header and payload, not the signature, which an
+    ECDSA holder can re-encode): its identity for replay checks, never the token itself."""
 
 
 @dataclass(frozen=True)
@@ -78,13 +96,16 @@ def _number(claims: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-def _choose_role(value: Any, role_claim: str, asserted_role: str | None) -> str:
+def _roles(value: Any, role_claim: str) -> list[str]:
     if isinstance(value, str) and value:
-        roles = [value]
-    elif isinstance(value, list) and value and all(isinstance(r, str) and r for r in value):
-        roles = list(value)
-    else:
-        raise IdTokenRejected("role", f"the token has no role in its {role_claim} claim")
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(r, str) and r for r in value):
+        return list(dict.fromkeys(value))
+    raise IdTokenRejected("role", f"the token has no role in its {role_claim} claim")
+
+
+def _choose_role(value: Any, role_claim: str, asserted_role: str | None) -> str:
+    roles = _roles(value, role_claim)
     if asserted_role is not None:
         if asserted_role not in roles:
             raise IdTokenRejected(
@@ -112,17 +133,17 @@ def _key_for(header: Mapping[str, Any], alg: str, keys: Sequence[NamedKey]) -> P
     return matches[0]
 
 
-def check_id_token(
+def _checked_claims(
     token: str,
     keys: Sequence[NamedKey],
     rules: ProviderRules,
     *,
     now: float,
-    asserted_role: str | None = None,
-    max_age_seconds: int = 600,
-    skew_seconds: int = 30,
-) -> VerifiedUser:
-    """The verified user, or :class:`IdTokenRejected` (:class:`UnknownKey` for an unknown kid)."""
+    max_age_seconds: int,
+    skew_seconds: int,
+    max_session_seconds: int,
+) -> tuple[Mapping[str, Any], str]:
+    """The verified claims and the user, or :class:`IdTokenRejected`."""
     try:
         header, _ = unverified_parts(token)
     except MalformedJose as e:
@@ -145,6 +166,8 @@ def check_id_token(
         raise IdTokenRejected(
             "audience", "a token for several audiences must name this system in azp"
         )
+    if "azp" in claims and claims.get("azp") != rules.audience:
+        raise IdTokenRejected("audience", "the token's azp is another system")
     exp, iat = _number(claims, "exp"), _number(claims, "iat")
     nbf = _number(claims, "nbf") if "nbf" in claims else None
     if now >= exp + skew_seconds:
@@ -157,8 +180,73 @@ def check_id_token(
         )
     if nbf is not None and nbf > now + skew_seconds:
         raise IdTokenRejected("not-yet-valid", "the token is not valid yet")
+    if "auth_time" in claims:
+        auth_time = _number(claims, "auth_time")
+        if auth_time < now - max_session_seconds - skew_seconds:
+            raise IdTokenRejected(
+                "session-too-old",
+                f"the user signed in more than {max_session_seconds // 3600} hours ago: "
+                "exchange a refreshed ID token after signing in again",
+            )
     user = _claim(claims, rules.user_claim)
     if not isinstance(user, str) or not user:
         raise IdTokenRejected("user", f"the token has no {rules.user_claim} claim")
+    return claims, user
+
+
+def check_id_token(
+    token: str,
+    keys: Sequence[NamedKey],
+    rules: ProviderRules,
+    *,
+    now: float,
+    asserted_role: str | None = None,
+    max_age_seconds: int = 600,
+    skew_seconds: int = 30,
+    max_session_seconds: int = MAX_SESSION_SECONDS,
+) -> VerifiedUser:
+    """The verified user, or :class:`IdTokenRejected` (:class:`UnknownKey` for an unknown kid)."""
+    claims, user = _checked_claims(
+        token,
+        keys,
+        rules,
+        now=now,
+        max_age_seconds=max_age_seconds,
+        skew_seconds=skew_seconds,
+        max_session_seconds=max_session_seconds,
+    )
     role = _choose_role(_claim(claims, rules.role_claim), rules.role_claim, asserted_role)
     return VerifiedUser(user_id=user, role=role, issuer=rules.issuer)
+
+
+def check_subject_token(
+    token: str,
+    keys: Sequence[NamedKey],
+    rules: ProviderRules,
+    *,
+    now: float,
+    max_age_seconds: int = 600,
+    skew_seconds: int = 30,
+    max_session_seconds: int = MAX_SESSION_SECONDS,
+) -> VerifiedPerson:
+    """An ID token sent for token exchange: the same checks as :func:`check_id_token`, keeping
+    every role of the role claim (the user names one per request)."""
+    claims, user = _checked_claims(
+        token,
+        keys,
+        rules,
+        now=now,
+        max_age_seconds=max_age_seconds,
+        skew_seconds=skew_seconds,
+        max_session_seconds=max_session_seconds,
+    )
+    roles = _roles(_claim(claims, rules.role_claim), rules.role_claim)
+    name = claims.get("name")
+    return VerifiedPerson(
+        user_id=user,
+        issuer=rules.issuer,
+        roles=tuple(roles),
+        name=name if isinstance(name, str) and name and len(name) <= 200 else None,
+        expires_at=_number(claims, "exp"),
+        fingerprint=hashlib.sha256(token.rsplit(".", 1)[0].encode()).hexdigest(),
+    )

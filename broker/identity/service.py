@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
@@ -26,12 +27,16 @@ from broker.identity.id_tokens import (
     NamedKey,
     ProviderRules,
     UnknownKey,
+    VerifiedPerson,
     VerifiedUser,
     check_id_token,
+    check_subject_token,
 )
 from broker.identity.jwks import HttpJwksFetcher, JwksCache, parse_jwks
 from broker.identity.store import IdentityProvider, IdentityProviderStore
 from broker.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,10 +66,50 @@ class IdentityProviders:
         ``client_id`` (the requesting system) has there. ``asserted_role`` picks among several
         roles in the token (and must be one of them). Raises NoIdentityProvider,
         IdTokenRejected, IdentityProviderUnavailable."""
+        provider = self._provider(party_id)
+
+        def check(keys: Sequence[NamedKey]) -> VerifiedUser:
+            return check_id_token(
+                id_token,
+                keys,
+                self._rules(provider, client_id),
+                now=now,
+                asserted_role=asserted_role,
+                max_age_seconds=self.max_age_seconds,
+                skew_seconds=self.skew_seconds,
+            )
+
+        return self._with_keys(provider, check)
+
+    def verify_subject_token(
+        self, party_id: str, client_id: str, id_token: str, now: float
+    ) -> VerifiedPerson:
+        """An ID token sent to ``POST /oauth2/token`` for token exchange (broker/api/oauth.py):
+        the checks of :meth:`verify_id_token`, keeping every role the token gives. Raises the
+        same errors."""
+        provider = self._provider(party_id)
+
+        def check(keys: Sequence[NamedKey]) -> VerifiedPerson:
+            return check_subject_token(
+                id_token,
+                keys,
+                self._rules(provider, client_id),
+                now=now,
+                max_age_seconds=self.max_age_seconds,
+                skew_seconds=self.skew_seconds,
+            )
+
+        return self._with_keys(provider, check)
+
+    def _provider(self, party_id: str) -> IdentityProvider:
         provider = self.store.get(party_id)
         if provider is None:
             raise NoIdentityProvider(party_id)
-        rules = ProviderRules(
+        return provider
+
+    @staticmethod
+    def _rules(provider: IdentityProvider, client_id: str) -> ProviderRules:
+        return ProviderRules(
             issuer=provider.issuer,
             audience=provider.audience_for(client_id),
             user_claim=provider.user_claim,
@@ -72,17 +117,7 @@ class IdentityProviders:
             algorithms=frozenset(provider.algorithms),
         )
 
-        def check(keys: Sequence[NamedKey]) -> VerifiedUser:
-            return check_id_token(
-                id_token,
-                keys,
-                rules,
-                now=now,
-                asserted_role=asserted_role,
-                max_age_seconds=self.max_age_seconds,
-                skew_seconds=self.skew_seconds,
-            )
-
+    def _with_keys(self, provider: IdentityProvider, check: Callable[[Sequence[NamedKey]], T]) -> T:
         try:
             return check(self._keys(provider))
         except UnknownKey:

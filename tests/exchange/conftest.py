@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from demo.identity import register_demo_identity_provider
 from demo.notify import register_demo_webhook
 from tests.support import LiveBroker, live_broker
 
@@ -28,3 +29,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory, demo_sources: Any) -> Itera
         ),
     ) as live:
         yield live
+
+
+@pytest.fixture(scope="module")
+def hospital_idp(broker: LiveBroker) -> Iterator[None]:
+    """The demo hospital's identity provider registered, for the tests of one module."""
+    register_demo_identity_provider(broker.services.identity.store)
+    yield
+    broker.services.identity.store.remove("R9Z", actor="test")

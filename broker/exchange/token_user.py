@@ -1,0 +1,63 @@
+"""The person behind a request made with a user-restricted token (token exchange,
+broker/identity/token_exchange.py): the user and role come from the token, never from the body.
+
+``requested_by`` may be left out; where it is sent it must agree with the token (else
+:class:`UserMismatch`, a 422 the exchange logs as a denied exchange). A user with several roles
+names one in ``requested_by.role``, and it must be among them. Pure.
+"""
+
+from __future__ import annotations
+
+from broker.core.errors import FieldProblem, InvalidInput
+from broker.core.identifiers import CallerUser
+from broker.exchange.entries import Person
+from broker.exchange.request import RequestedBy
+
+
+class UserMismatch(InvalidInput):
+    """``requested_by`` disagrees with the user-restricted token (logged as a denied exchange)."""
+
+    title = "The request disagrees with the token's user"
+
+
+def token_person(user: CallerUser, asserted: RequestedBy | None) -> Person:
+    """The verified person of the token, with the one role that applies. Raises UserMismatch."""
+    problems: list[FieldProblem] = []
+    role: str | None = None
+    if asserted is not None and asserted.id_token is not None:
+        problems.append(
+            FieldProblem(
+                "requested_by.id_token",
+                "the access token names the user already: send no ID token with it",
+            )
+        )
+    if asserted is not None and asserted.user_id not in (None, user.subject):
+        problems.append(
+            FieldProblem(
+                "requested_by.user_id",
+                f"the token's user is {user.subject!r}, not {asserted.user_id!r}",
+            )
+        )
+    wanted = None if asserted is None else asserted.role
+    if wanted is not None:
+        if wanted in user.roles:
+            role = wanted
+        else:
+            problems.append(
+                FieldProblem(
+                    "requested_by.role",
+                    f"{wanted!r} is not among the token's roles ({', '.join(user.roles)})",
+                )
+            )
+    elif len(user.roles) == 1:
+        role = user.roles[0]
+    else:
+        problems.append(
+            FieldProblem(
+                "requested_by.role",
+                f"the token's user has several roles ({', '.join(user.roles)}): name one",
+            )
+        )
+    if problems or role is None:
+        raise UserMismatch("requested_by disagrees with the user-restricted token", problems)
+    return Person(user_id=user.subject, role=role, verified=True, issuer=user.issuer)
