@@ -12,8 +12,8 @@ from broker.core.identifiers import Caller, parse_subject
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange.entries import Person, requested_fields
 from broker.exchange.limits import RateLimited
+from broker.exchange.person import UserMismatch
 from broker.exchange.request import ExchangeRequest
-from broker.exchange.token_user import UserMismatch
 from broker.identity.errors import IdentityProviderUnavailable, IdTokenError, IdTokenRequired
 
 

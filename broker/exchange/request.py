@@ -29,7 +29,7 @@ class SubjectIn(Strict):
 
 class RequestedBy(Strict):
     """Required with an application token; with a user-restricted token the user and role come
-    from the token, and what is sent here must agree with it (broker/exchange/token_user.py)."""
+    from the token, and what is sent here must agree with it (broker/exchange/person.py)."""
 
     user_id: str | None = Field(default=None, min_length=1, max_length=200)
     role: str | None = Field(

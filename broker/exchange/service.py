@@ -33,6 +33,7 @@ from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange import modes
 from broker.exchange.entries import Person, exchange_entry, not_found_entry, provider_notice
 from broker.exchange.limits import RateLimited
+from broker.exchange.person import UserMismatch, person_of
 from broker.exchange.ports import (
     ATTESTED_FIELDS,
     DOCUMENT_FIELDS,
@@ -53,8 +54,7 @@ from broker.exchange.ports import (
 )
 from broker.exchange.preview_gate import PreviewGate
 from broker.exchange.refusals import refused_entry, subject_pseudonym
-from broker.exchange.request import ExchangeRequest, asserted_user, valid_subject
-from broker.exchange.token_user import UserMismatch, token_person
+from broker.exchange.request import ExchangeRequest, valid_subject
 from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
 from broker.policy.input import ConsentStatus, PolicyRequest, build_input
 
@@ -318,7 +318,7 @@ class ExchangeService:
             user_token=caller.user is not None,
         )
         pseudonym = progress.pseudonym = self._pseudonyms.pseudonymise(subject.type, subject.value)
-        person = progress.person = self._person(caller, request, now)
+        person = progress.person = person_of(caller, request, self._identity, now)
         return Prepared(
             caller=caller,
             subject=subject,
@@ -377,29 +377,6 @@ class ExchangeService:
             now,
         )
         return self._policy.decide(policy_input)
-
-    def _person(self, caller: Caller, request: ExchangeRequest, now: dt.datetime) -> Person:
-        """The person behind the request: from the caller's user-restricted token; else as
-        asserted by the partner system, or, where the party has an identity provider and a
-        token is sent (or required), as verified."""
-        if caller.user is not None:
-            return token_person(caller.user, request.requested_by)
-        user_id, role, id_token = asserted_user(request)
-        if self._identity is None:
-            return Person(user_id=user_id, role=role, verified=False)
-        verified = self._identity.check_request(
-            caller.party_id,
-            caller.client_id,
-            id_token,
-            break_glass=request.break_glass,
-            now=now.timestamp(),
-            asserted_role=role,
-        )
-        if verified is None:
-            return Person(user_id=user_id, role=role, verified=False)
-        return Person(
-            user_id=verified.user_id, role=verified.role, verified=True, issuer=verified.issuer
-        )
 
     def _notification(
         self, prepared: Prepared, request: ExchangeRequest, entry: AuditEntry

@@ -1,17 +1,23 @@
-"""The person behind a request made with a user-restricted token (token exchange,
-broker/identity/token_exchange.py): the user and role come from the token, never from the body.
+"""The person behind a request: from the caller's user-restricted token (token exchange,
+broker/identity/token_exchange.py), else as the partner system asserts it in ``requested_by`` or,
+where the party has an identity provider and an ID token is sent (or required), as verified.
+
+With a user-restricted token the user and role come from the token, never from the body:
 
 ``requested_by`` may be left out; where it is sent it must agree with the token (else
 :class:`UserMismatch`, a 422 the exchange logs as a denied exchange). A user with several roles
-names one in ``requested_by.role``, and it must be among them. Pure.
+names one in ``requested_by.role``, and it must be among them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from broker.core.errors import FieldProblem, InvalidInput
-from broker.core.identifiers import CallerUser
+from broker.core.identifiers import Caller, CallerUser
 from broker.exchange.entries import Person
-from broker.exchange.request import RequestedBy
+from broker.exchange.ports import IdentityPort
+from broker.exchange.request import ExchangeRequest, RequestedBy, asserted_user
 
 
 class UserMismatch(InvalidInput):
@@ -61,3 +67,28 @@ def token_person(user: CallerUser, asserted: RequestedBy | None) -> Person:
     if problems or role is None:
         raise UserMismatch("requested_by disagrees with the user-restricted token", problems)
     return Person(user_id=user.subject, role=role, verified=True, issuer=user.issuer)
+
+
+def person_of(
+    caller: Caller, request: ExchangeRequest, identity: IdentityPort | None, now: dt.datetime
+) -> Person:
+    """The person behind ``request``. Raises UserMismatch, and what the identity check raises
+    (an ID token required and absent, or refused)."""
+    if caller.user is not None:
+        return token_person(caller.user, request.requested_by)
+    user_id, role, id_token = asserted_user(request)
+    if identity is None:
+        return Person(user_id=user_id, role=role, verified=False)
+    verified = identity.check_request(
+        caller.party_id,
+        caller.client_id,
+        id_token,
+        break_glass=request.break_glass,
+        now=now.timestamp(),
+        asserted_role=role,
+    )
+    if verified is None:
+        return Person(user_id=user_id, role=role, verified=False)
+    return Person(
+        user_id=verified.user_id, role=verified.role, verified=True, issuer=verified.issuer
+    )
