@@ -1,6 +1,7 @@
-"""A break-glass attempt refused before the policy decided (or any request whose requested_by
-disagrees with its user-restricted token): a denied exchange in the log whose reason names the
-refusing stage (docs/exchanges.md, "Break-glass"). Pure."""
+"""A break-glass attempt refused before the policy decided, any request whose requested_by
+disagrees with its user-restricted token, and any verification answer withheld by the limits per
+record: a denied exchange in the log whose reason names the refusing stage (docs/exchanges.md,
+"Refused break-glass attempts" and "Verification limits"). Pure."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def refusal_stage(error: BrokerError) -> str:
     if isinstance(error, IdentityProviderUnavailable):
         return "identity provider unavailable"
     if isinstance(error, RateLimited | TooManyRequests):
-        return "rate limit"
+        limit = error.extra.get("limit")
+        return f"verification limit ({limit})" if limit else "rate limit"
     if isinstance(error, UserMismatch):
         places = sorted({p.location for p in error.problems})
         return f"requested_by disagrees with the user-restricted token ({', '.join(places)})"

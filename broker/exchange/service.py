@@ -261,11 +261,10 @@ class ExchangeService:
             return await modes.verify(
                 sources, self._verify_limit, self._pseudonyms, request, p, now
             )
-        except RateLimited as e:  # like every 429: counted, and logged only for break-glass
-            if request.break_glass:
-                await self._log_refusal(
-                    _Progress(p.caller, p.pseudonym, p.person), request, e, now, t
-                )
+        except RateLimited as e:  # the source answered; the answer is withheld, and logged
+            await self._log_refusal(
+                _Progress(p.caller, p.pseudonym, p.person), request, e, now, t, outcome="ok"
+            )
             raise
 
     async def log_refused(
@@ -285,6 +284,7 @@ class ExchangeService:
         error: BrokerError,
         now: dt.datetime,
         started: float,
+        outcome: str = "not_fetched",
     ) -> None:
         assert progress.caller is not None
         pseudonym = progress.pseudonym or subject_pseudonym(
@@ -298,7 +298,7 @@ class ExchangeService:
             pseudonym=pseudonym,
             person=progress.person,
         )
-        appended = await self._append(entry, "not_fetched", started)
+        appended = await self._append(entry, outcome, started)
         error.with_extra(exchange_id=appended.exchange_id)
 
     def _prepare(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from demo.sources import subjects
-from tests.exchange.helpers import admissions, log_size, post
+from tests.exchange.helpers import admissions, entry, log_size, post
 from tests.support import LiveBroker
 
 HOUSEHOLD = subjects.HOUSEHOLD
@@ -39,6 +39,7 @@ def test_one_property_gets_five_answers_in_all(broker: LiveBroker) -> None:
     assert [(status, body.get("match")) for status, body, _ in answered] == [(200, True)] * 5
 
     logged = log_size(broker)
+    refused = []
     for client, subject in (*ASKERS, ("ccc-school-admissions", BY_UPRN)):
         status, body, retry_after = ask(broker, client, subject)
         assert status == 429, (client, body)
@@ -46,8 +47,16 @@ def test_one_property_gets_five_answers_in_all(broker: LiveBroker) -> None:
         assert "whichever identifier is used and whoever asks" in body["detail"]
         assert "match" not in body  # the source was asked; the answer never left
         assert int(retry_after) >= 1
-    # Like every 429 (docs/exchanges.md): not an exchange in the log, counted in /metrics.
-    assert log_size(broker) == logged
+        refused.append((client, body["exchange_id"]))
+    # Each withheld answer is a denied exchange in the log, naming the limit (docs/exchanges.md).
+    assert log_size(broker) == logged + len(refused)
+    for client, exchange_id in refused:
+        logged_entry = entry(broker, exchange_id)
+        assert logged_entry["decision"] == "deny"
+        assert logged_entry["client_id"] == client
+        assert logged_entry["reasons"] == ["refused: verification limit (per_record)"]
+        assert logged_entry["source_outcome"] == "ok"
+        assert logged_entry["released_fields"] == []
 
 
 def test_other_properties_are_counted_apart(broker: LiveBroker) -> None:
