@@ -110,13 +110,16 @@ async def create_exchange(
 
 @router.get(
     "/v1/exchanges/{exchange_id}/preview",
-    summary="The status of an exchange held for the citizen's preview (the requester polls this)",
+    summary="The status of an exchange held for the citizen's preview (its asking system polls)",
 )
 async def preview_status(
     exchange_id: str, principal: Exchanger, services: ServicesDep
 ) -> dict[str, Any]:
     held = await run_in_threadpool(services.subjects.previews.status, exchange_id)
-    if held.requester_party != principal.party_id:
+    # Only the system that asked sees its hold (a hold from before requesters were recorded:
+    # any system of its party).
+    asker = held.requester_client
+    if held.requester_party != principal.party_id or asker not in (None, principal.client_id):
         raise NotFound(f"exchange {exchange_id} is not held for preview")
     return held.to_json()
 

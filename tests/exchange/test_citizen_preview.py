@@ -28,8 +28,11 @@ def consent(broker: LiveBroker) -> None:
     assert response.status_code == 201, response.text
 
 
-def decide(broker: LiveBroker, exchange_id: str, decision: str) -> Any:
-    hold = call(broker, "ccc-housing-options", "GET", f"/v1/exchanges/{exchange_id}/preview").json()
+def decide(
+    broker: LiveBroker, exchange_id: str, decision: str, asker: str = "ccc-housing-options"
+) -> Any:
+    """The citizen decides on the portal; ``asker``, the system that asked, reads the hold id."""
+    hold = call(broker, asker, "GET", f"/v1/exchanges/{exchange_id}/preview").json()
     return call(
         broker,
         "ccc-citizen-portal",

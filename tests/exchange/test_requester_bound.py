@@ -93,6 +93,16 @@ def test_another_system_is_refused_before_the_citizen_decides_too(broker: LiveBr
     assert released.status_code == 200, released.text
 
 
+def test_only_the_asking_system_sees_the_hold(broker: LiveBroker) -> None:
+    consent(broker)
+    exchange_id = post(broker, HOUSING, CLAIMS).json()["exchange_id"]
+    path = f"/v1/exchanges/{exchange_id}/preview"
+    assert call(broker, HOUSING, "GET", path).status_code == 200
+    other = call(broker, REVENUES, "GET", path)
+    assert other.status_code == 404, other.text
+    assert "requester" not in other.text
+
+
 def test_a_hold_that_names_no_requester_is_never_released(broker: LiveBroker) -> None:
     """Holds made before the requester was recorded (NULL after the upgrade) fail closed."""
     exchange_id = held_and_approved(broker)
@@ -129,7 +139,7 @@ def test_idempotency_keys_are_per_system_not_per_party(broker: LiveBroker) -> No
     assert own.status_code == 202, own.text
     assert "idempotent-replayed" not in own.headers
     # Each hold is its requester's: Revenues and Benefits' own preview, approved, is its own.
-    assert decide(broker, own.json()["exchange_id"], "approve").status_code == 200
+    assert decide(broker, own.json()["exchange_id"], "approve", REVENUES).status_code == 200
     released = post(broker, REVENUES, {**narrower, "preview_id": own.json()["exchange_id"]})
     assert released.status_code == 200, released.text
     assert set(released.json()["record"]["claim"]) == {"status"}
