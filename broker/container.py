@@ -28,6 +28,7 @@ from broker.exchange.idempotency import IdempotencyStore, OnceOnly
 from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
 from broker.exchange.ports import DatasetFacts
 from broker.exchange.service import ExchangeService
+from broker.identity.citizen_exchange import CitizenIdentity, build_citizen_identity
 from broker.identity.service import IdentityProviders, build_identity
 from broker.notify.service import Notifications, build_notifications
 from broker.observability import Metrics, build_metrics
@@ -66,6 +67,8 @@ class Services:
     """Consents, held exchanges (preview), the attestation key, the pseudonym keyring."""
     notifications: Notifications
     identity: IdentityProviders
+    citizens: CitizenIdentity
+    """Citizen identity providers and links (citizens' own tokens, broker/identity/)."""
     bindings: BindingSet | None = None
     sources: Sources | None = None
     """Built in the app's lifespan (its HTTP pools belong to the event loop)."""
@@ -250,6 +253,14 @@ def build_services(
         subjects=subjects,
         notifications=notifications,
         identity=identity,
+        citizens=build_citizen_identity(
+            engine,
+            identity.jwks,
+            pseudonyms,
+            refused_thumbprints=identity.store.refused_thumbprints,
+            max_age_seconds=settings.id_token_max_age_seconds,
+            skew_seconds=settings.clock_skew_seconds,
+        ),
         clock=clock,
     )
     holder_ref.append(services)

@@ -17,7 +17,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from broker.auth.registry import Client
-from broker.auth.tokens import TokenClaims
+from broker.auth.tokens import TokenCitizen, TokenClaims
 from broker.container import Services
 from broker.core.errors import Forbidden, InvalidToken
 
@@ -46,6 +46,8 @@ class Principal:
 
     client: Client
     scopes: frozenset[str]
+    citizen: TokenCitizen | None = None
+    """The citizen a citizen token names (broker/identity/citizen_exchange.py), else None."""
 
     @property
     def client_id(self) -> str:
@@ -81,7 +83,7 @@ def check_client(services: Services, claims: TokenClaims) -> Principal:
     if not client.active:
         metrics.auth_failures.labels("suspended").inc()
         raise InvalidToken("the client is suspended")
-    return Principal(client, claims.scopes & frozenset(client.scopes))
+    return Principal(client, claims.scopes & frozenset(client.scopes), claims.citizen)
 
 
 async def authenticate(request: Request, services: Services, token: str | None) -> Principal:

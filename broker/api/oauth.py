@@ -15,6 +15,7 @@ from broker.api.problems import oauth_response
 from broker.auth.assertion import TOKEN_EXCHANGE_GRANT, authenticate_client
 from broker.auth.scopes import parse_scopes
 from broker.core.errors import OAuthError
+from broker.identity.citizen_exchange import exchange_citizen_token
 from broker.identity.token_exchange import ACCESS_TOKEN_TYPE, exchange_id_token
 
 router = APIRouter(tags=["authentication"])
@@ -81,7 +82,9 @@ async def _read_form(request: Request) -> dict[str, str]:
                             "subject_token": {
                                 "type": "string",
                                 "description": "token exchange: the user's ID token from the "
-                                "party's identity provider, issued to this system",
+                                "party's identity provider, issued to this system (or, for a "
+                                "citizen-facing system, the citizen's ID token from a citizen "
+                                "identity provider registered for its party)",
                             },
                             "subject_token_type": {
                                 "type": "string",
@@ -120,7 +123,27 @@ async def token(request: Request, services: ServicesDep) -> JSONResponse:
         else:
             scopes = list(client.scopes)
         issued_token_type = None
-        if form.get("grant_type") == TOKEN_EXCHANGE_GRANT:
+        citizen_provider = (
+            await run_in_threadpool(
+                services.citizens.provider_for, client, form.get("subject_token")
+            )
+            if form.get("grant_type") == TOKEN_EXCHANGE_GRANT
+            else None
+        )
+        if citizen_provider is not None:
+            issued = await run_in_threadpool(
+                exchange_citizen_token,
+                form,
+                client,
+                scopes,
+                citizen_provider,
+                citizens=services.citizens,
+                tokens=services.tokens,
+                replay=services.replay,
+                now=services.clock(),
+            )
+            issued_token_type = ACCESS_TOKEN_TYPE
+        elif form.get("grant_type") == TOKEN_EXCHANGE_GRANT:
             exchanged = await run_in_threadpool(
                 exchange_id_token,
                 form,

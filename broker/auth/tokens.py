@@ -15,6 +15,11 @@ A user-restricted token (token exchange, broker/api/oauth.py) also carries ``use
 token's issuer, subject and display name), ``roles`` (those the provider gave) and
 ``act: {"sub": client id}`` (RFC 8693 §4.1): the system acting for the user. It is bound to the
 client that exchanged it: verification refuses one whose ``act`` names another client.
+
+A citizen token (a citizen's own ID token exchanged by a citizen-facing system,
+broker/identity/citizen_exchange.py) carries ``citizen`` instead: the provider's issuer and
+subject and the personal identifiers the citizen was verified to hold, with ``act`` the system.
+It has no roles: it covers that person's own access report and preview decisions only.
 """
 
 from __future__ import annotations
@@ -57,6 +62,19 @@ class TokenUser:
 
 
 @dataclass(frozen=True)
+class TokenCitizen:
+    """The verified citizen a citizen token is for, and the identifiers it covers."""
+
+    issuer: str
+    subject: str
+    identifiers: tuple[tuple[str, str], ...]
+    """(type, value) pairs, e.g. ``("nhs_number", "9990000018")``: the citizen's own."""
+
+    def __repr__(self) -> str:  # never the identifiers
+        return f"TokenCitizen(issuer={self.issuer!r}, identifiers={len(self.identifiers)})"
+
+
+@dataclass(frozen=True)
 class TokenClaims:
     """What a verified access token says. Scopes are re-checked against the registry per request."""
 
@@ -67,6 +85,7 @@ class TokenClaims:
     jti: str
     kid: str = ""
     user: TokenUser | None = None
+    citizen: TokenCitizen | None = None
 
 
 class TokenService:
@@ -94,6 +113,7 @@ class TokenService:
         scopes: list[str],
         *,
         user: TokenUser | None = None,
+        citizen: TokenCitizen | None = None,
         lifetime_seconds: int | None = None,
     ) -> IssuedToken:
         """An access token for ``client``; with ``user``, a user-restricted one (``act``).
@@ -118,6 +138,10 @@ class TokenService:
             if user.name:
                 named["name"] = user.name
             claims.update(user=named, roles=list(user.roles), act={"sub": client.id})
+        elif citizen is not None:
+            ids = [{"type": t, "value": v} for t, v in citizen.identifiers]
+            person = {"iss": citizen.issuer, "sub": citizen.subject, "identifiers": ids}
+            claims.update(citizen=person, act={"sub": client.id})
         header = {"alg": TOKEN_KEY_ALG, "typ": "at+jwt", "kid": signing.kid}
         key = OKPKey.import_key(signing.pem)
         token = jwt.encode(header, claims, key, algorithms=[TOKEN_KEY_ALG])
@@ -166,9 +190,17 @@ class TokenService:
         client_id, party, scope = claims.get("client_id"), claims.get("party"), claims.get("scope")
         if not (isinstance(client_id, str) and isinstance(party, str) and isinstance(scope, str)):
             raise InvalidToken("the access token is malformed")
-        user = _user(claims, client_id)
+        citizen = _citizen(claims, client_id)
+        user = None if citizen is not None else _user(claims, client_id)
         return TokenClaims(
-            client_id, party, frozenset(scope.split()), exp, str(claims.get("jti")), str(kid), user
+            client_id,
+            party,
+            frozenset(scope.split()),
+            exp,
+            str(claims.get("jti")),
+            str(kid),
+            user,
+            citizen,
         )
 
 
@@ -193,3 +225,29 @@ def _user(claims: dict[str, object], client_id: str) -> TokenUser | None:
     return TokenUser(
         user["iss"], user["sub"], tuple(roles), name if isinstance(name, str) else None
     )
+
+
+def _citizen(claims: dict[str, object], client_id: str) -> TokenCitizen | None:
+    """The citizen of a citizen token (None for any other token), bound to its client."""
+    if "citizen" not in claims:
+        return None
+    act, person = claims.get("act"), claims.get("citizen")
+    if not isinstance(act, dict) or act.get("sub") != client_id:
+        raise InvalidToken("the citizen token is bound to another client")
+    if "user" in claims or "roles" in claims or not isinstance(person, dict):
+        raise InvalidToken("the citizen token is malformed")
+    issuer, subject, ids = person.get("iss"), person.get("sub"), person.get("identifiers")
+    if not (isinstance(issuer, str) and isinstance(subject, str) and isinstance(ids, list)):
+        raise InvalidToken("the citizen token is malformed")
+    pairs: list[tuple[str, str]] = []
+    for item in ids:
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("type"), str)
+            and isinstance(item.get("value"), str)
+        ):
+            raise InvalidToken("the citizen token is malformed")
+        pairs.append((item["type"], item["value"]))
+    if not pairs:
+        raise InvalidToken("the citizen token names no identifier")
+    return TokenCitizen(issuer, subject, tuple(pairs))

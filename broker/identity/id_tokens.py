@@ -250,3 +250,7 @@ def check_subject_token(
         expires_at=_number(claims, "exp"),
         fingerprint=hashlib.sha256(token.rsplit(".", 1)[0].encode()).hexdigest(),
     )
+
+
+#: The checks every ID token passes, for other kinds of ID token (broker/identity/citizens.py).
+checked_claims = _checked_claims

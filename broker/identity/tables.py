@@ -34,3 +34,54 @@ class IdentityProviderRow(TableModel, table=True):
 
 
 identity_providers = table_of(IdentityProviderRow)
+
+
+class CitizenIdentityProviderRow(TableModel, table=True):
+    """A citizen identity provider (NHS login, GOV.UK One Login...) registered for a party's
+    citizen-facing systems (migration 0013): what its ID tokens must say about the person."""
+
+    __tablename__ = "citizen_identity_providers"
+
+    party_id: str = Field(
+        sa_column=Column("party_id", String(100), ForeignKey("parties.id"), primary_key=True)
+    )
+    issuer: str = Field(sa_column=Column("issuer", String(500), primary_key=True))
+    name: str = Field(sa_column=Column("name", String(200), nullable=False))
+    jwks_url: str | None = Field(sa_column=Column("jwks_url", Text, nullable=True))
+    jwks: dict[str, Any] | None = Field(sa_column=Column("jwks", JSON, nullable=True))
+    audiences: dict[str, str] = Field(sa_column=Column("audiences", JSON, nullable=False))
+    algorithms: list[str] = Field(sa_column=Column("algorithms", JSON, nullable=False))
+    identifier_claim: str = Field(sa_column=Column("identifier_claim", String(100), nullable=False))
+    identifier_type: str = Field(sa_column=Column("identifier_type", String(40), nullable=False))
+    assurance_claim: str = Field(sa_column=Column("assurance_claim", String(100), nullable=False))
+    assurance_values: list[str] = Field(
+        sa_column=Column("assurance_values", JSON, nullable=False)
+    )
+    created_ms: int = Field(sa_column=Column("created_ms", BigInteger, nullable=False))
+    updated_ms: int = Field(sa_column=Column("updated_ms", BigInteger, nullable=False))
+
+
+class CitizenLinkRow(TableModel, table=True):
+    """A citizen's identity at a provider linked to a personal identifier, by the verified claim
+    that proved it (never the identifier in clear: its keyed pseudonym)."""
+
+    __tablename__ = "citizen_links"
+
+    issuer: str = Field(sa_column=Column("issuer", String(500), primary_key=True))
+    subject: str = Field(sa_column=Column("subject", String(255), primary_key=True))
+    identifier_type: str = Field(sa_column=Column("identifier_type", String(40), primary_key=True))
+    identifier_pseudonym: str = Field(
+        sa_column=Column("identifier_pseudonym", String(100), nullable=False)
+    )
+    key_version: str = Field(sa_column=Column("key_version", String(32), nullable=False))
+    party_id: str = Field(sa_column=Column("party_id", String(100), nullable=False))
+    client_id: str = Field(sa_column=Column("client_id", String(100), nullable=False))
+    verified_by: str = Field(sa_column=Column("verified_by", String(100), nullable=False))
+    """The ID token claim that carried the identifier (NHS login: ``nhs_number``)."""
+    assurance: str = Field(sa_column=Column("assurance", String(100), nullable=False))
+    """The assurance claim and value it came with (``identity_proofing_level=P9``)."""
+    created_ms: int = Field(sa_column=Column("created_ms", BigInteger, nullable=False))
+
+
+citizen_identity_providers = table_of(CitizenIdentityProviderRow)
+citizen_links = table_of(CitizenLinkRow)
