@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.auth.registry import Registry
+from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
+from broker.identity.citizen_store import CitizenProviderStore
 from broker.secrets_check import init_secrets
 from broker.settings import Settings
+from demo.citizen_identity import register_demo_citizen_provider
 from demo.console import create_demo_officers
 from demo.keys import demo_client_key, demo_client_key_path
 from demo.parties import DEMO_CLIENTS, DEMO_PARTIES
@@ -67,6 +70,12 @@ def prepare(settings: Settings, keys_out: Path) -> list[DemoClientInfo]:
         migrate.upgrade(engine)
         clients = register(Registry(engine), keys_out)
         create_demo_officers(settings, engine)  # console sign-ins (see docs/console.md)
+        # The council's citizen sign-in: the portal's citizens prove who they are.
+        register_demo_citizen_provider(
+            CitizenProviderStore(
+                engine, refused_thumbprints=refused_thumbprints(demo=settings.demo)
+            )
+        )
         return clients
     finally:
         engine.dispose()

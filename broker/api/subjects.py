@@ -8,6 +8,11 @@
 - ``GET /v1/subjects/previews?subject_type=&subject_value=`` and
   ``POST /v1/subjects/previews/{hold_id}/decision`` (``subject-access``): exchanges held for the
   citizen's preview, and the citizen's approve/refuse.
+
+Through the citizen-facing system (the ``subject`` view, and previews) every one of these needs
+a citizen token naming the person asked about (broker/subjects/citizen.py): the portal's own
+token alone gets 403, so does a question about another person, and a preview about another
+person is "not found"; each refusal is logged.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from broker.audit.search import AuditScope
 from broker.container import Services
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import SubjectId, parse_subject
+from broker.subjects.citizen import covered_subject, guarded, log_refusal
+from broker.subjects.preview import HoldNotFound
 from broker.subjects.report import View, build_report, check_personal_identifier
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
@@ -48,6 +55,28 @@ def _view(principal: Principal) -> View:
 
 def _party_scope(party_id: str, agreements: list[VerifiedAgreement]) -> AuditScope:
     return AuditScope(party_id, tuple(agreement_ids_of_party(party_id, agreements)))
+
+
+def _citizen_subject(
+    services: Services, principal: Principal, subject: SubjectId | None, resource: str
+) -> SubjectId:
+    """The subject of a citizen's request, proven by the citizen's token (blocking: a refusal
+    is logged). Raises CitizenRequired, NotThisCitizen (403)."""
+
+    def log(reason: str) -> None:
+        log_refusal(
+            services.audit,
+            services.subjects.pseudonyms,
+            resource=resource,
+            reason=reason,
+            client_id=principal.client_id,
+            party_id=principal.party_id,
+            citizen=principal.citizen,
+            subject=subject,
+            now_ms=int(services.clock() * 1000),
+        )
+
+    return guarded(lambda: covered_subject(principal.citizen, subject), log)
 
 
 def _report(services: Services, principal: Principal, subject: SubjectId) -> dict[str, Any]:
@@ -76,6 +105,7 @@ def _report(services: Services, principal: Principal, subject: SubjectId) -> dic
             time_ms=now_ms,
             client_id=principal.client_id,
             party_id=principal.party_id,
+            user_id=None if principal.citizen is None else principal.citizen.subject,
             subject=pseudonyms[-1],
             details={
                 "resource": "access-report",
@@ -101,6 +131,8 @@ async def access_report(
 ) -> dict[str, Any]:
     check_personal_identifier(subject_type)
     subject = query_subject(subject_type, subject_value)
+    if _view(principal) == "subject":
+        await run_in_threadpool(_citizen_subject, services, principal, subject, "access-report")
     return await run_in_threadpool(_report, services, principal, subject)
 
 
@@ -112,6 +144,7 @@ async def pending_previews(
     subject_value: SubjectValue,
 ) -> dict[str, Any]:
     subject = query_subject(subject_type, subject_value)
+    await run_in_threadpool(_citizen_subject, services, principal, subject, "previews")
     pseudonyms = services.subjects.pseudonyms.all_pseudonyms(subject.type, subject.value)
     held = await run_in_threadpool(
         services.subjects.previews.pending_for, [p.value for p in pseudonyms]
@@ -122,25 +155,47 @@ async def pending_previews(
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "refuse"]
-    subject: SubjectIn
+    subject: SubjectIn | None = None
+    """The citizen (optional: the citizen token names them; where sent, it must agree)."""
 
 
 @router.post("/previews/{hold_id}/decision", summary="The citizen approves or refuses")
 async def decide_preview(
     hold_id: str, body: DecisionIn, principal: Portal, services: ServicesDep
 ) -> dict[str, Any]:
-    subject = parse_subject(body.subject.type, body.subject.value)
-    if subject.type not in ("nhs_number", "person_id"):
+    named = None if body.subject is None else parse_subject(body.subject.type, body.subject.value)
+    if named is not None and named.type not in ("nhs_number", "person_id"):
         raise InvalidInput(
             "a preview is decided by the person", [FieldProblem("subject.type", "not a person")]
         )
-    pseudonyms = services.subjects.pseudonyms.all_pseudonyms(subject.type, subject.value)
-    held = await run_in_threadpool(
-        lambda: services.subjects.previews.decide(
-            hold_id,
-            approve=body.decision == "approve",
-            pseudonyms=[p.value for p in pseudonyms],
-            client_id=principal.client_id,
-        )
+    subject = await run_in_threadpool(
+        _citizen_subject, services, principal, named, "preview-decision"
     )
-    return held.to_json()
+    pseudonyms = services.subjects.pseudonyms.all_pseudonyms(subject.type, subject.value)
+
+    def decide() -> dict[str, Any]:
+        try:
+            held = services.subjects.previews.decide(
+                hold_id,
+                approve=body.decision == "approve",
+                pseudonyms=[p.value for p in pseudonyms],
+                client_id=principal.client_id,
+            )
+        except HoldNotFound as e:
+            # Unknown, or about someone else: the same answer, and logged.
+            log_refusal(
+                services.audit,
+                services.subjects.pseudonyms,
+                resource="preview-decision",
+                reason="no held exchange of this citizen",
+                client_id=principal.client_id,
+                party_id=principal.party_id,
+                citizen=principal.citizen,
+                subject=subject,
+                now_ms=int(services.clock() * 1000),
+                extra={"hold_id": hold_id[:64]},
+            )
+            raise e
+        return held.to_json()
+
+    return await run_in_threadpool(decide)

@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from broker.cli.citizen_idp import app as citizen_app
+from broker.cli.citizen_idp import citizen_token
 from broker.cli.common import (
     EXIT_USAGE,
     actor,
@@ -32,6 +34,8 @@ from demo.identity import demo_id_token
 app = typer.Typer(help="Parties' identity providers (OIDC ID tokens).", no_args_is_help=True)
 
 Party = Annotated[str, typer.Option("--party", help="the requesting party's id")]
+app.add_typer(citizen_app, name="citizen")
+app.command("citizen-token")(citizen_token)
 
 
 @contextlib.contextmanager

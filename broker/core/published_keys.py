@@ -38,6 +38,8 @@ PUBLISHED_KEY_THUMBPRINTS: frozenset[str] = frozenset(
         "rbbZ3YpIzQFAH9F9bXryG2CjRgG02iBpF5ylGDLhqdk",  # y99901-gp-system
         # demo/idp_keys/ (the demo hospital's smartcard sign-in)
         "4QAYs1kFR8pWSSNSBzGfSuS8RNPlJsCQg_GRdRurkSE",  # r9z-smartcard
+        # demo/idp_keys/ (the council's synthetic citizen sign-in, NHS-login-like)
+        "hEuz9bqc3VCI1fB6XIcOzM9PuBMGfx60SRSB3cozZUw",  # calderbridge-citizen
     }
 )
 

@@ -160,8 +160,7 @@ def exchange_citizen_token(
             subject=citizen.subject,
             identifier=keyring.pseudonymise(citizen.identifier_type, citizen.identifier),
             all_pseudonyms=[
-                p.value
-                for p in keyring.all_pseudonyms(citizen.identifier_type, citizen.identifier)
+                p.value for p in keyring.all_pseudonyms(citizen.identifier_type, citizen.identifier)
             ],
             identifier_type=citizen.identifier_type,
             verified_by=citizen.verified_by,

@@ -77,7 +77,9 @@ def _check_rules(rules: CitizenRules) -> list[FieldProblem]:
 
 
 class CitizenProviderStore:
-    def __init__(self, engine: Engine, *, refused_thumbprints: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, engine: Engine, *, refused_thumbprints: frozenset[str] = frozenset()
+    ) -> None:
         self._engine = engine
         self.refused_thumbprints = refused_thumbprints
 
@@ -153,9 +155,7 @@ class CitizenProviderStore:
         c = citizen_identity_providers.c
         with self._engine.begin() as conn:
             result = conn.execute(
-                delete(citizen_identity_providers).where(
-                    c.party_id == party_id, c.issuer == issuer
-                )
+                delete(citizen_identity_providers).where(c.party_id == party_id, c.issuer == issuer)
             )
             if result.rowcount == 0:
                 raise NotFound(f"party {party_id!r} has no citizen provider {issuer}")
@@ -171,9 +171,7 @@ class CitizenProviderStore:
         c = citizen_identity_providers.c
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(citizen_identity_providers).where(
-                    c.party_id == party_id, c.issuer == issuer
-                )
+                select(citizen_identity_providers).where(c.party_id == party_id, c.issuer == issuer)
             ).first()
         return None if row is None else _from_row(row)
 

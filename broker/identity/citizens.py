@@ -60,9 +60,9 @@ class VerifiedCitizen:
         return f"VerifiedCitizen(issuer={self.issuer!r}, identifier_type={self.identifier_type!r})"
 
 
-def citizen_claims(claims: Mapping[str, Any], issuer: str, user: str, rules: CitizenRules) -> (
-    VerifiedCitizen
-):
+def citizen_claims(
+    claims: Mapping[str, Any], issuer: str, user: str, rules: CitizenRules
+) -> VerifiedCitizen:
     """The citizen the verified ``claims`` name, or :class:`IdTokenRejected` naming what is
     missing: the assurance below what is required, or no valid identifier claim."""
     assurance = claims.get(rules.assurance_claim)
@@ -82,7 +82,8 @@ def citizen_claims(claims: Mapping[str, Any], issuer: str, user: str, rules: Cit
         subject = parse_subject(rules.identifier_type, value)
     except InvalidInput as e:
         raise IdTokenRejected(
-            "identifier", f"the token's {rules.identifier_claim} is not a valid {rules.identifier_type}"
+            "identifier",
+            f"the token's {rules.identifier_claim} is not a valid {rules.identifier_type}",
         ) from e
     return VerifiedCitizen(
         issuer=issuer,

@@ -54,9 +54,7 @@ class CitizenIdentityProviderRow(TableModel, table=True):
     identifier_claim: str = Field(sa_column=Column("identifier_claim", String(100), nullable=False))
     identifier_type: str = Field(sa_column=Column("identifier_type", String(40), nullable=False))
     assurance_claim: str = Field(sa_column=Column("assurance_claim", String(100), nullable=False))
-    assurance_values: list[str] = Field(
-        sa_column=Column("assurance_values", JSON, nullable=False)
-    )
+    assurance_values: list[str] = Field(sa_column=Column("assurance_values", JSON, nullable=False))
     created_ms: int = Field(sa_column=Column("created_ms", BigInteger, nullable=False))
     updated_ms: int = Field(sa_column=Column("updated_ms", BigInteger, nullable=False))
 

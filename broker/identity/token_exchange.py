@@ -114,5 +114,6 @@ def exchange_id_token(
     user = TokenUser(person.issuer, person.user_id, person.roles, person.name)
     return Exchanged(tokens.issue(client, scopes, user=user, lifetime_seconds=lifetime), person)
 
+
 #: The exchange's own parameters checked, for other kinds of subject token (citizen_exchange.py).
 check_form = _check_form

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from broker.audit.entry import AuditEntry
 from broker.audit.memory import AuditSink
 from broker.consent.tables import preview_holds
-from broker.core.errors import Conflict, Forbidden, NotFound, Unavailable
+from broker.core.errors import Conflict, NotFound, Unavailable
 from broker.core.pseudonym import Pseudonym
 
 HoldStatus = Literal["held", "approved", "refused", "expired", "released"]
@@ -241,11 +241,11 @@ class PreviewService:
         self, hold_id: str, *, approve: bool, pseudonyms: Sequence[str], client_id: str
     ) -> HeldExchange:
         """The citizen's decision. ``pseudonyms`` are the deciding citizen's: a hold about
-        someone else is refused (Forbidden). Raises HoldNotFound, HoldDecided (also when it
-        expired first), Forbidden."""
+        someone else is not found, as an unknown one (its existence is not revealed). Raises
+        HoldNotFound, HoldDecided (also when it expired first)."""
         held = self.get(hold_id)
         if held.subject_pseudonym not in pseudonyms:
-            raise Forbidden("this held exchange is not about this subject")
+            raise HoldNotFound(f"no held exchange {hold_id}")
         if held.status != "held":
             raise HoldDecided(f"the held exchange is already {held.status}")
         status: HoldStatus = "approved" if approve else "refused"

@@ -24,9 +24,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "citizen_identity_providers",
-        sa.Column(
-            "party_id", sa.String(100), sa.ForeignKey("parties.id"), primary_key=True
-        ),
+        sa.Column("party_id", sa.String(100), sa.ForeignKey("parties.id"), primary_key=True),
         sa.Column("issuer", sa.String(500), primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("jwks_url", sa.Text, nullable=True),
