@@ -75,9 +75,7 @@ def log_refusal(
             client_id=client_id,
             party_id=party_id,
             user_id=None if citizen is None else citizen.subject,
-            subject=None
-            if subject is None
-            else pseudonyms.pseudonymise(subject.type, subject.value),
+            subject=named,
             decision="deny",
             reasons=(reason,),
             details=details,
