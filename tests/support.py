@@ -179,3 +179,23 @@ def demo_key(client_id: str) -> PrivateKey:
     from demo.keys import demo_client_key
 
     return demo_client_key(client_id)
+
+
+PORTAL = "ccc-citizen-portal"
+
+
+def citizen_token(live: LiveBroker, nhs_number: str, client_id: str = PORTAL) -> str:
+    """A citizen token for the demo citizen with ``nhs_number``: their ID token from the council's
+    demo citizen sign-in, exchanged by the portal at /oauth2/token (at the broker's clock)."""
+    from broker.auth.assertion import TOKEN_EXCHANGE_GRANT
+    from demo.citizen_identity import demo_citizen_token
+
+    form = live.token_form(client_id, demo_key(client_id))
+    form.update(
+        grant_type=TOKEN_EXCHANGE_GRANT,
+        subject_token=demo_citizen_token(nhs_number, client_id, now=live.clock()),
+        subject_token_type="urn:ietf:params:oauth:token-type:id_token",
+    )
+    response = live.http.post("/oauth2/token", data=form)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])

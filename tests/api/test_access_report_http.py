@@ -12,7 +12,7 @@ from broker.audit.entry import AgreementRef, AuditEntry
 from broker.audit.search import SearchFilters, search
 from broker.core.nhs_number import test_number as synthetic_nhs
 from broker.subjects.preview import HoldDecided
-from tests.support import LiveBroker, demo_key, live_broker
+from tests.support import PORTAL, LiveBroker, citizen_token, demo_key, live_broker
 
 DAY = 86400
 CITIZEN = synthetic_nhs(201)
@@ -28,6 +28,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBroker]:
 
 def token(live: LiveBroker, client_id: str) -> str:
     # The broker's clock may be moved forward; the assertion must be made at the broker's time.
+    if client_id == PORTAL:  # the citizen's own token, exchanged by the portal
+        return citizen_token(live, CITIZEN)
     return live.token(client_id, demo_key(client_id), now=live.clock())
 
 

@@ -12,7 +12,7 @@ import pytest
 from broker.exchange.limits import ClientRateLimiter
 from demo.identity import demo_id_token, register_demo_identity_provider
 from tests.exchange.helpers import entry, log_size, post, safeguarding
-from tests.support import LiveBroker, demo_key
+from tests.support import LiveBroker, citizen_token, demo_key
 
 BREAK_GLASS = {
     "fields": ["child_protection_plan.status", "social_worker.name"],
@@ -163,7 +163,7 @@ def test_a_subject_not_at_the_source_is_404_and_logged_as_not_found(broker: Live
     # The citizen's report (once the safeguarding flow's subject access hold is over).
     broker.clock.offset += 400 * 86_400
     try:
-        portal = broker.token("ccc-citizen-portal", demo_key("ccc-citizen-portal"))
+        portal = citizen_token(broker, MISSING)
         report = broker.http.get(
             "/v1/subjects/access-report",
             params={"subject_type": "nhs_number", "subject_value": MISSING},

@@ -1,12 +1,17 @@
 """The citizen's preview: on flows that ask for it, the exchange is held until the citizen
-approves through the council's portal. Held, approved, refused and expired are all logged."""
+approves through the council's portal, proven by her own token (her NHS number, verified by the
+council's citizen sign-in). Held, approved, refused and expired are all logged."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.exchange.helpers import DAWN, entry, post, record_consent
-from tests.support import LiveBroker, demo_key
+from tests.exchange.helpers import entry, post, record_consent
+from tests.support import PORTAL, LiveBroker, citizen_token, demo_key
+
+#: Dawn Ashworth, the benefits claimant, by the NHS number her citizen sign-in verifies.
+DAWN_NHS = "9990000085"
+DAWN = {"type": "nhs_number", "value": DAWN_NHS}
 
 CLAIMS = {
     "agreement_id": "ISA-PROOF-REUSE",
@@ -24,7 +29,7 @@ def call(broker: LiveBroker, client_id: str, method: str, path: str, **kwargs: A
 
 
 def consent(broker: LiveBroker) -> None:
-    response = record_consent(broker, "ccc.benefit-claims")
+    response = record_consent(broker, "ccc.benefit-claims", DAWN)
     assert response.status_code == 201, response.text
 
 
@@ -33,12 +38,10 @@ def decide(
 ) -> Any:
     """The citizen decides on the portal; ``asker``, the system that asked, reads the hold id."""
     hold = call(broker, asker, "GET", f"/v1/exchanges/{exchange_id}/preview").json()
-    return call(
-        broker,
-        "ccc-citizen-portal",
-        "POST",
+    return broker.http.post(
         f"/v1/subjects/previews/{hold['id']}/decision",
         json={"decision": decision, "subject": DAWN},
+        headers={"Authorization": f"Bearer {citizen_token(broker, DAWN_NHS, PORTAL)}"},
     )
 
 

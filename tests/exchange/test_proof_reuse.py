@@ -71,9 +71,11 @@ def test_reuse_with_consent_then_withdrawal(broker: LiveBroker, tmp_path: Path) 
     assert after.status_code == 403
     assert any("withdrawn" in r for r in after.json()["reasons"])
 
+    # These exchanges named Dawn by her council person id: the council's officers answer her
+    # subject access request (her own report through the portal covers her verified NHS number).
     report = call(
         broker,
-        "ccc-citizen-portal",
+        "ccc-governance",
         "GET",
         "/v1/subjects/access-report",
         params={"subject_type": "person_id", "subject_value": "P0000008"},
