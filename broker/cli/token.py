@@ -8,9 +8,10 @@ from typing import Annotated
 import httpx
 import typer
 
-from broker.auth.assertion import ASSERTION_TYPE
+from broker.auth.assertion import ASSERTION_TYPE, TOKEN_EXCHANGE_GRANT
 from broker.auth.client_assertion import load_private_key, make_client_assertion
 from broker.cli.common import EXIT_CHECK_FAILED, EXIT_USAGE, fail, settings
+from broker.identity.token_exchange import ID_TOKEN_TYPE
 
 
 def token(
@@ -21,6 +22,14 @@ def token(
     ] = None,
     scope: Annotated[str | None, typer.Option(help="ask for a subset of the scopes")] = None,
     kid: Annotated[str | None, typer.Option(help="key id [the key's thumbprint]")] = None,
+    subject_token: Annotated[
+        str | None,
+        typer.Option(
+            "--subject-token",
+            help="an ID token to exchange (RFC 8693): the user's, or a citizen's for a "
+            "citizen-facing system",
+        ),
+    ] = None,
 ) -> None:
     """Sign a client assertion, exchange it at /oauth2/token and print the access token."""
     base = (url or settings().public_url).rstrip("/")
@@ -36,6 +45,12 @@ def token(
     }
     if scope:
         form["scope"] = scope
+    if subject_token:
+        form.update(
+            grant_type=TOKEN_EXCHANGE_GRANT,
+            subject_token=subject_token,
+            subject_token_type=ID_TOKEN_TYPE,
+        )
     try:
         response = httpx.post(token_url, data=form, timeout=10.0)
     except httpx.HTTPError as e:

@@ -267,3 +267,21 @@ def test_a_citizen_approves_their_own_preview(demo: LiveBroker) -> None:
     approved = decide(demo, token, own, {"decision": "approve"})
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "approved"
+
+
+def test_the_cli_exchanges_a_citizen_id_token_as_the_readme_does(demo: LiveBroker) -> None:
+    from typer.testing import CliRunner
+
+    from broker.cli.main import app
+    from demo.keys import demo_client_key_path
+
+    runner = CliRunner()
+    minted = runner.invoke(app, ["idp", "citizen-token", "--nhs-number", DAWN, "--demo"])
+    assert minted.exit_code == 0, minted.output
+    args = ["token", "--client-id", PORTAL, "--key", str(demo_client_key_path(PORTAL))]
+    args += ["--url", demo.url, "--subject-token", minted.stdout.strip()]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    claims = demo.services.tokens.verify(result.stdout.strip())
+    assert claims.citizen is not None
+    assert claims.citizen.identifiers == (("nhs_number", DAWN),)
