@@ -34,6 +34,7 @@ PartyQuery = Annotated[
 
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    party: str | None = Field(default=None, description="the caller's own party (the default)")
     issuer: str = Field(min_length=1, max_length=500, description="the identity provider")
     subject: str = Field(min_length=1, max_length=255, description="the user's subject there")
     reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
@@ -106,13 +107,20 @@ async def list_suspensions(
     return {"party_id": party_id, "items": [s.to_json() for s in found]}
 
 
+def own_party(principal: Principal, party: str | None) -> str:
+    """Suspending is the act of the user's own party. Raises Forbidden for another party."""
+    if party is not None and party != principal.party_id:
+        raise Forbidden(f"only a governance client of {party} may suspend or reinstate its users")
+    return principal.party_id
+
+
 @router.post("/suspensions", status_code=201, summary="Suspend a verified user of your party")
 async def suspend(body: UserIn, principal: Governance, services: ServicesDep) -> dict[str, object]:
     """The user gets no user-restricted token and no answer, on every instance within 2 s."""
 
     def run() -> dict[str, object]:
         return services.suspensions.suspend(
-            principal.party_id,
+            own_party(principal, body.party),
             body.issuer,
             body.subject,
             reason=body.reason,
@@ -126,9 +134,10 @@ async def suspend(body: UserIn, principal: Governance, services: ServicesDep) ->
 async def reinstate(
     body: UserIn, principal: Governance, services: ServicesDep
 ) -> dict[str, object]:
+    party_id = own_party(principal, body.party)
     await run_in_threadpool(
         lambda: services.suspensions.reinstate(
-            principal.party_id,
+            party_id,
             body.issuer,
             body.subject,
             reason=body.reason,
@@ -136,7 +145,7 @@ async def reinstate(
         )
     )
     return {
-        "party_id": principal.party_id,
+        "party_id": party_id,
         "issuer": body.issuer,
         "subject": body.subject,
         "suspended": False,
