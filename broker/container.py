@@ -29,6 +29,7 @@ from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
 from broker.exchange.ports import DatasetFacts
 from broker.exchange.service import ExchangeService
 from broker.identity.service import IdentityProviders, build_identity
+from broker.identity.suspensions import UserSuspensions
 from broker.notify.service import Notifications, build_notifications
 from broker.observability import Metrics, build_metrics
 from broker.policy.holder import PolicyHolder
@@ -66,6 +67,8 @@ class Services:
     """Consents, held exchanges (preview), the attestation key, the pseudonym keyring."""
     notifications: Notifications
     identity: IdentityProviders
+    suspensions: UserSuspensions
+    """Verified users suspended by their party's governance officers (a one-second snapshot)."""
     bindings: BindingSet | None = None
     sources: Sources | None = None
     """Built in the app's lifespan (its HTTP pools belong to the event loop)."""
@@ -194,6 +197,7 @@ def build_services(
         return (agreement_id, flow_id) in flows
 
     idempotency = IdempotencyStore(engine, settings.idempotency_ttl_seconds)
+    suspensions = UserSuspensions(engine)
     exchanges = ExchangeService(
         policy=holder,
         audit=audit,
@@ -215,6 +219,7 @@ def build_services(
         preview_required=preview_required,
         preview_ttl_seconds=settings.preview_ttl_seconds,
         test_range_only=settings.demo,
+        suspensions=suspensions,
         now=lambda: dt.datetime.fromtimestamp(clock(), dt.UTC),
     )
     services = Services(
@@ -250,6 +255,7 @@ def build_services(
         subjects=subjects,
         notifications=notifications,
         identity=identity,
+        suspensions=suspensions,
         clock=clock,
     )
     holder_ref.append(services)

@@ -1,5 +1,6 @@
 """The identity providers parties registered (a SQLModel table model; migration 0007 creates it,
-0012 keys it by party and issuer and adds the role map).
+0012 keys it by party and issuer and adds the role map), and the verified users their governance
+officers suspended (migration 0014).
 
 One row per party and issuer (one national provider serves several parties): the issuer, where
 its keys are (a JWKS URL, or a key set held inline for tests, demos and providers without a
@@ -43,3 +44,23 @@ class IdentityProviderRow(TableModel, table=True):
 
 
 identity_providers = table_of(IdentityProviderRow)
+
+
+class UserSuspensionRow(TableModel, table=True):
+    """A verified user (issuer and subject at the identity provider) suspended by a governance
+    officer of their party: no user-restricted token is issued to them and none of their
+    requests is answered until reinstated (migration 0014 creates it)."""
+
+    __tablename__ = "user_suspensions"
+
+    party_id: str = Field(
+        sa_column=Column("party_id", String(100), ForeignKey("parties.id"), primary_key=True)
+    )
+    issuer: str = Field(sa_column=Column("issuer", String(500), primary_key=True))
+    subject: str = Field(sa_column=Column("subject", String(255), primary_key=True))
+    reason: str = Field(sa_column=Column("reason", Text, nullable=False))
+    suspended_by: str = Field(sa_column=Column("suspended_by", String(200), nullable=False))
+    suspended_ms: int = Field(sa_column=Column("suspended_ms", BigInteger, nullable=False))
+
+
+user_suspensions = table_of(UserSuspensionRow)

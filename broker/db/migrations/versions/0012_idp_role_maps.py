@@ -7,7 +7,7 @@ practice), and a party may register several: ``identity_providers`` is keyed by
 maps its values to agreement roles (broker/identity/roles.py). Existing rows keep working as
 they did: ``claim`` with an empty map takes the claim's values as they are.
 
-Revision ID: 0012_idp_role_maps
+Revision ID: 0012
 Revises: 0010
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_idp_role_maps"
+revision = "0012"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
