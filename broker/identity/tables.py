@@ -37,7 +37,7 @@ class IdentityProviderRow(TableModel, table=True):
         sa_column=Column("role_format", String(20), nullable=False, server_default="claim")
     )
     role_map: dict[str, str] = Field(
-        sa_column=Column("role_map", JSON, nullable=False, server_default="{}")
+        sa_column=Column("role_map", JSON, nullable=False)
     )
     created_ms: int = Field(sa_column=Column("created_ms", BigInteger, nullable=False))
     updated_ms: int = Field(sa_column=Column("updated_ms", BigInteger, nullable=False))

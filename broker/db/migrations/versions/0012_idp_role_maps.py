@@ -30,6 +30,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("role_map", sa.JSON, nullable=False, server_default="{}"))
         batch.drop_constraint("pk_identity_providers", type_="primary")
         batch.create_primary_key("pk_identity_providers", ["party_id", "issuer"])
+    # The default only fills existing rows: the store writes every row's map (and PostgreSQL
+    # cannot compare JSON defaults when checking the schema).
+    with op.batch_alter_table("identity_providers") as batch:
+        batch.alter_column("role_map", existing_type=sa.JSON, server_default=None)
 
 
 def downgrade() -> None:
