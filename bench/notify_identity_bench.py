@@ -350,8 +350,8 @@ def main() -> None:
                 ("RS256", RSAKey.generate_key(2048, private=True)),
             ):
                 jwk = dict(key.as_dict(private=False)) | {"kid": "k1"}
-                if idp_store.get(HOSPITAL) is not None:
-                    idp_store.remove(HOSPITAL, actor="bench")
+                for provider in idp_store.for_party(HOSPITAL):
+                    idp_store.remove(HOSPITAL, actor="bench", issuer=provider.issuer)
                 idp_store.add(HOSPITAL, ISSUER, actor="bench", jwks={"keys": [jwk]})
                 now = int(time.time())
                 claims = {"iss": ISSUER, "aud": "r9z-ed-safeguarding", "sub": "nurse", "role": "r"}

@@ -24,6 +24,7 @@ from broker.api import (
     policy,
     problems,
     subjects,
+    users,
     whoami,
 )
 from broker.api.middleware import RequestContextMiddleware
@@ -130,6 +131,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(consents.router)
     app.include_router(subjects.router)
+    app.include_router(users.router)
     app.mount("/console", create_console_app(services))
     app.add_middleware(
         RequestContextMiddleware,

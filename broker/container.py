@@ -30,6 +30,7 @@ from broker.exchange.ports import DatasetFacts
 from broker.exchange.service import ExchangeService
 from broker.identity.citizen_exchange import CitizenIdentity, build_citizen_identity
 from broker.identity.service import IdentityProviders, build_identity
+from broker.identity.suspensions import UserSuspensions
 from broker.notify.service import Notifications, build_notifications
 from broker.observability import Metrics, build_metrics
 from broker.policy.holder import PolicyHolder
@@ -69,6 +70,8 @@ class Services:
     identity: IdentityProviders
     citizens: CitizenIdentity
     """Citizen identity providers and links (citizens' own tokens, broker/identity/)."""
+    suspensions: UserSuspensions
+    """Verified users suspended by their party's governance officers (a one-second snapshot)."""
     bindings: BindingSet | None = None
     sources: Sources | None = None
     """Built in the app's lifespan (its HTTP pools belong to the event loop)."""
@@ -197,6 +200,7 @@ def build_services(
         return (agreement_id, flow_id) in flows
 
     idempotency = IdempotencyStore(engine, settings.idempotency_ttl_seconds)
+    suspensions = UserSuspensions(engine)
     exchanges = ExchangeService(
         policy=holder,
         audit=audit,
@@ -218,6 +222,7 @@ def build_services(
         preview_required=preview_required,
         preview_ttl_seconds=settings.preview_ttl_seconds,
         test_range_only=settings.demo,
+        suspensions=suspensions,
         now=lambda: dt.datetime.fromtimestamp(clock(), dt.UTC),
     )
     services = Services(
@@ -261,6 +266,7 @@ def build_services(
             max_age_seconds=settings.id_token_max_age_seconds,
             skew_seconds=settings.clock_skew_seconds,
         ),
+        suspensions=suspensions,
         clock=clock,
     )
     holder_ref.append(services)

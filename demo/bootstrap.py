@@ -15,10 +15,12 @@ from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.identity.citizen_store import CitizenProviderStore
+from broker.identity.store import IdentityProviderStore
 from broker.secrets_check import init_secrets
 from broker.settings import Settings
 from demo.citizen_identity import register_demo_citizen_provider
 from demo.console import create_demo_officers
+from demo.identity import register_demo_identity_providers
 from demo.keys import demo_client_key, demo_client_key_path
 from demo.parties import DEMO_CLIENTS, DEMO_PARTIES
 
@@ -62,13 +64,15 @@ class DemoClientInfo:
 
 
 def prepare(settings: Settings, keys_out: Path) -> list[DemoClientInfo]:
-    """Secrets, schema, parties and clients: everything the demo needs before services start."""
+    """Secrets, schema, parties, clients and identity providers: everything the demo needs
+    before services start."""
     init_secrets(settings)
     copy_examples(settings)
     engine = build_engine(settings.database_url, pool_size=2)
     try:
         migrate.upgrade(engine)
         clients = register(Registry(engine), keys_out)
+        register_demo_identity_providers(IdentityProviderStore(engine))  # demo/identity.py
         create_demo_officers(settings, engine)  # console sign-ins (see docs/console.md)
         # The council's citizen sign-in: the portal's citizens prove who they are.
         register_demo_citizen_provider(

@@ -153,6 +153,7 @@ async def token(request: Request, services: ServicesDep) -> JSONResponse:
                 tokens=services.tokens,
                 replay=services.replay,
                 now=services.clock(),
+                suspended=services.suspensions.suspended,
             )
             issued, issued_token_type = exchanged.issued, ACCESS_TOKEN_TYPE
         else:

@@ -62,6 +62,8 @@ audit_entries = Table(
     # reports read only the first (covering); the break-glass queue walks the second.
     Index("ix_console_usage", "agreement_id", "at_ms", "kind", "decision", "break_glass"),
     Index("ix_console_break_glass", "break_glass", "idx"),
+    # Created by migration 0014: every exchange one user of a party made (broker/audit/users.py).
+    Index("ix_audit_entries_user", "party_id", "user_id", "idx"),
 )
 
 audit_nodes = Table(

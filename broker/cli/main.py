@@ -14,6 +14,7 @@ from broker.cli import (
     policy,
     registry,
     secrets,
+    users,
     webhooks,
 )
 from broker.cli.serve import serve
@@ -38,6 +39,7 @@ app.add_typer(attestation.app, name="attestation")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(idp.app, name="idp")
 app.add_typer(console.app, name="console")
+app.add_typer(users.app, name="users")
 
 
 def main() -> None:

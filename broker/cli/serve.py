@@ -20,7 +20,6 @@ from broker.settings import Settings
 from broker.workers import run_workers
 from demo import bootstrap
 from demo.console import DEMO_OFFICERS
-from demo.identity import register_demo_identity_provider
 from demo.notify import register_demo_webhook
 from demo.sources.runtime import DEMO_BINDINGS_FILE, DemoSources, start_demo_sources
 
@@ -109,10 +108,10 @@ def _start_demo(
     clients: list[bootstrap.DemoClientInfo],
     config: Settings,
 ) -> None:
-    """Register the demo's webhook and identity provider, then print how to use the demo."""
+    """Register the demo's webhook (its identity providers: demo/bootstrap.py), then print how
+    to use the demo."""
     receiver = sources.webhook_receiver
     register_demo_webhook(services.notifications.webhooks, receiver.url, receiver.secret)
-    register_demo_identity_provider(services.identity.store)
     inbox = receiver.url.rsplit("/", 2)[0] + "/received"
     (config.demo_dir / "council-inbox-url").write_text(inbox + "\n")
     _print_demo(clients, config.public_url)

@@ -25,13 +25,18 @@ class Permission(StrEnum):
     VERIFY = "verify"
     REPORTS = "reports"
     ACCESS_REPORT = "access-report"
+    USERS = "users"
+    """Every exchange one verified user of the officer's party made; the party's suspended users."""
+    SUSPEND_USERS = "suspend-users"
+    """Suspend and reinstate the verified users of the officer's own party."""
 
 
 _ALL = frozenset(Permission)
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.OVERSIGHT: _ALL,
+    # Suspending a user is the act of that user's own party (its governance officers).
+    Role.OVERSIGHT: _ALL - {Permission.SUSPEND_USERS},
     Role.GOVERNANCE: _ALL - {Permission.VERIFY},
-    Role.AUDITOR: _ALL - {Permission.REVIEW, Permission.ACCESS_REPORT},
+    Role.AUDITOR: _ALL - {Permission.REVIEW, Permission.ACCESS_REPORT, Permission.SUSPEND_USERS},
     Role.AGREEMENT_ADMIN: frozenset(
         {Permission.AGREEMENTS, Permission.INTEGRITY, Permission.REPORTS}
     ),

@@ -24,6 +24,7 @@ from broker.console import (
     pages_exchanges,
     pages_governance,
     pages_reports,
+    pages_users,
 )
 from broker.console.deps import HERE, PREFIX, build_templates, render
 from broker.console.errors import SessionRequired
@@ -93,6 +94,13 @@ def create_console_app(services: Services) -> FastAPI:
 
     install_errors(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (pages_auth, pages_exchanges, pages_agreements, pages_governance, pages_reports):
+    for module in (
+        pages_auth,
+        pages_exchanges,
+        pages_agreements,
+        pages_governance,
+        pages_reports,
+        pages_users,
+    ):
         app.include_router(module.router)
     return app

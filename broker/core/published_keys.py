@@ -1,7 +1,7 @@
 """Keys published in this repository, refused outside demo mode wherever they are copied.
 
 The demo's private keys are committed (``agreements/demo-keys/`` for signing agreements,
-``demo/client_keys/`` for partner systems, ``demo/idp_keys/`` for the demo identity provider), so
+``demo/client_keys/`` for partner systems, ``demo/idp_keys/`` for the demo identity providers), so
 anyone can sign with them. The broker recognises them by content, by their RFC 7638 thumbprints
 listed here, never by path: outside ``--demo`` such a key is refused when registered, imported or
 used. ``tests/core/test_published_keys.py`` fails when a committed key is missing from the list.
@@ -36,8 +36,11 @@ PUBLISHED_KEY_THUMBPRINTS: frozenset[str] = frozenset(
         "9Mbezi4yu6eKU395xi6ToxGLwZlVEegcN8MkYZ6kitA",  # r9z-governance
         "75Y_1FPTQJ2c77CrGuvM6MmLPmdwprkaPlzE1EjgloA",  # wcp-mash
         "rbbZ3YpIzQFAH9F9bXryG2CjRgG02iBpF5ylGDLhqdk",  # y99901-gp-system
-        # demo/idp_keys/ (the demo hospital's smartcard sign-in)
-        "4QAYs1kFR8pWSSNSBzGfSuS8RNPlJsCQg_GRdRurkSE",  # r9z-smartcard
+        # demo/idp_keys/ (the demo identity providers' signing keys)
+        "X06pjC2XrOwOzlrgi54eSZNWHY8wKjEdjFyyH1w4Tg4",  # cis2-national (R9Z, Y99901, Y99902)
+        "FORLsCZeYM4F4KZeHHYyL58jUtKYQPqrDcdWBbyN3X8",  # ccc-directory (the council)
+        "g-sHD3G8y8KnQQnsYgpkl2-PWdjmV4R64NuSynS1_IA",  # wcp-directory (the police)
+        "AL_Uy3DGczB5GKK6t2kQt_RVCHTH5nqXRL7dl9Ff3Mw",  # ngh-directory (the housing association)
         # demo/idp_keys/ (the council's synthetic citizen sign-in, NHS-login-like)
         "hEuz9bqc3VCI1fB6XIcOzM9PuBMGfx60SRSB3cozZUw",  # calderbridge-citizen
     }

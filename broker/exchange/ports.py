@@ -185,6 +185,13 @@ class IdentityPort(Protocol):
         ...
 
 
+class SuspensionPort(Protocol):
+    """Verified users suspended by their party's governance officers
+    (:class:`broker.identity.suspensions.UserSuspensions`, a snapshot at most a second old)."""
+
+    def suspended(self, party_id: str, issuer: str, subject: str) -> bool: ...
+
+
 class NotificationsPort(Protocol):
     """Provider notifications (:class:`broker.notify.service.Notifications`)."""
 

@@ -1,7 +1,8 @@
 """A break-glass attempt refused before the policy decided, any request whose requested_by
-disagrees with its user-restricted token, and any verification answer withheld by the limits per
-record: a denied exchange in the log whose reason names the refusing stage (docs/exchanges.md,
-"Refused break-glass attempts" and "Verification limits"). Pure."""
+disagrees with its user-restricted token, any request by a suspended user, and any verification
+answer withheld by the limits per record: a denied exchange in the log whose reason names the
+refusing stage (docs/exchanges.md, "Refused break-glass attempts" and "Verification limits").
+Pure."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from broker.exchange.entries import Person, requested_fields
 from broker.exchange.limits import RateLimited
 from broker.exchange.person import UserMismatch
 from broker.exchange.request import ExchangeRequest
+from broker.exchange.suspensions import UserSuspended
 from broker.identity.errors import IdentityProviderUnavailable, IdTokenError, IdTokenRequired
 
 
@@ -43,6 +45,8 @@ def refusal_stage(error: BrokerError) -> str:
     if isinstance(error, RateLimited | TooManyRequests):
         limit = error.extra.get("limit")
         return f"verification limit ({limit})" if limit else "rate limit"
+    if isinstance(error, UserSuspended):
+        return "user suspended by their party"
     if isinstance(error, UserMismatch):
         places = sorted({p.location for p in error.problems})
         return f"requested_by disagrees with the user-restricted token ({', '.join(places)})"
@@ -81,6 +85,7 @@ def refused_entry(
         user_id = (asserted.user_id if asserted else None) or ""
         role = (asserted.role if asserted else None) or ""
     verified = bool(person and person.verified) or user is not None
+    issuer = user.issuer if user is not None else person.issuer if person is not None else None
     prefix = "break-glass refused" if request.break_glass else "refused"
     return AuditEntry(
         kind="exchange",
@@ -105,7 +110,7 @@ def refused_entry(
         details={
             "mode": request.mode,
             "user_verified": verified,
-            **({"user_issuer": user.issuer} if user is not None else {}),
+            **({"user_issuer": issuer} if issuer is not None else {}),
             "refused_at": type(error).__name__,
         },
     )

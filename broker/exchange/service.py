@@ -50,11 +50,13 @@ from broker.exchange.ports import (
     PolicyPort,
     PreviewPort,
     SourcesPort,
+    SuspensionPort,
     VerificationLimitPort,
 )
 from broker.exchange.preview_gate import PreviewGate
 from broker.exchange.refusals import refused_entry, subject_pseudonym
 from broker.exchange.request import ExchangeRequest, valid_subject
+from broker.exchange.suspensions import UserSuspended, check_not_suspended
 from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
 from broker.policy.input import ConsentStatus, PolicyRequest, build_input
 
@@ -100,6 +102,7 @@ class ExchangeService:
         preview_required: Callable[[str, str], bool] = lambda agreement_id, flow_id: False,
         preview_ttl_seconds: int = 7 * 86400,
         test_range_only: bool = False,
+        suspensions: SuspensionPort | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._policy = policy
@@ -120,6 +123,7 @@ class ExchangeService:
         )
         self._preview_required = preview_required
         self._test_range_only = test_range_only
+        self._suspensions = suspensions
         self._now = now
 
     # -- the exchange -------------------------------------------------------------------------
@@ -142,8 +146,9 @@ class ExchangeService:
             prepared = await to_thread.run_sync(self._prepare, who, request, now, progress)
         except BrokerError as e:
             # A break-glass attempt is logged whatever refused it, once the client is known; so
-            # is a request whose requested_by disagrees with its user-restricted token.
-            logged = request.break_glass or isinstance(e, UserMismatch)
+            # is a request whose requested_by disagrees with its user-restricted token, and one
+            # by a suspended user.
+            logged = request.break_glass or isinstance(e, UserMismatch | UserSuspended)
             if logged and progress.caller is not None:
                 await self._log_refusal(progress, request, e, now, started)
             raise
@@ -319,6 +324,7 @@ class ExchangeService:
         )
         pseudonym = progress.pseudonym = self._pseudonyms.pseudonymise(subject.type, subject.value)
         person = progress.person = person_of(caller, request, self._identity, now)
+        check_not_suspended(self._suspensions, caller.party_id, person)
         return Prepared(
             caller=caller,
             subject=subject,

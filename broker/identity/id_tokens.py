@@ -7,14 +7,16 @@ registered issuer; ``aud`` containing the requesting system's audience at that p
 ``azp`` equal to it when there are several audiences, OIDC Core 3.1.3.7); ``exp`` in the future;
 ``nbf`` (if any) passed; ``iat`` within the last ``max_age_seconds`` (default ten minutes);
 ``auth_time`` (if any) within the last ``max_session_seconds`` (twelve hours); the user claim; the
-role claim. ``skew_seconds`` allows for clocks a little apart.
+roles (broker/identity/roles.py: a role claim mapped through the registration's role map, or
+CIS2's selected role at the requesting organisation). ``skew_seconds`` allows for clocks a
+little apart.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc.errors import JoseError
@@ -28,6 +30,7 @@ from broker.auth.jose import (
     verify_compact,
 )
 from broker.identity.errors import IdTokenRejected
+from broker.identity.roles import RoleRules, choose_role, claim_at, roles_from_claims
 
 #: The algorithms an ID token may be signed with: the broker's asymmetric allow-list.
 ID_TOKEN_ALGORITHMS: frozenset[str] = CLIENT_ASSERTION_ALGORITHMS
@@ -68,6 +71,14 @@ class ProviderRules:
     role_claim: str = "role"
     """A claim name, or a dotted path into nested claims (``realm_access.roles``)."""
     algorithms: frozenset[str] = ID_TOKEN_ALGORITHMS
+    role_format: str = "claim"
+    role_map: Mapping[str, str] = field(default_factory=dict)
+    org_code: str | None = None
+    """The requesting party's ODS code (else its id), for ``cis2`` roles."""
+
+    @property
+    def role_rules(self) -> RoleRules:
+        return RoleRules(self.role_format, self.role_claim, self.role_map, self.org_code)
 
 
 @dataclass(frozen=True)
@@ -80,41 +91,11 @@ class UnknownKey(IdTokenRejected):
     """No key of the set matches: the caller may refresh the set once and try again."""
 
 
-def _claim(claims: Mapping[str, Any], path: str) -> Any:
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def _number(claims: Mapping[str, Any], name: str) -> float:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise IdTokenRejected("claims", f"the {name} claim is missing or not a number")
     return float(value)
-
-
-def _roles(value: Any, role_claim: str) -> list[str]:
-    if isinstance(value, str) and value:
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(r, str) and r for r in value):
-        return list(dict.fromkeys(value))
-    raise IdTokenRejected("role", f"the token has no role in its {role_claim} claim")
-
-
-def _choose_role(value: Any, role_claim: str, asserted_role: str | None) -> str:
-    roles = _roles(value, role_claim)
-    if asserted_role is not None:
-        if asserted_role not in roles:
-            raise IdTokenRejected(
-                "role", f"the asserted role {asserted_role!r} is not among the token's roles"
-            )
-        return asserted_role
-    if len(roles) > 1:
-        raise IdTokenRejected("role", "the token has several roles: assert which one applies")
-    return roles[0]
 
 
 def _key_for(header: Mapping[str, Any], alg: str, keys: Sequence[NamedKey]) -> PublicKey:
@@ -188,7 +169,7 @@ def _checked_claims(
                 f"the user signed in more than {max_session_seconds // 3600} hours ago: "
                 "exchange a refreshed ID token after signing in again",
             )
-    user = _claim(claims, rules.user_claim)
+    user = claim_at(claims, rules.user_claim)
     if not isinstance(user, str) or not user:
         raise IdTokenRejected("user", f"the token has no {rules.user_claim} claim")
     return claims, user
@@ -215,7 +196,7 @@ def check_id_token(
         skew_seconds=skew_seconds,
         max_session_seconds=max_session_seconds,
     )
-    role = _choose_role(_claim(claims, rules.role_claim), rules.role_claim, asserted_role)
+    role = choose_role(roles_from_claims(claims, rules.role_rules), asserted_role)
     return VerifiedUser(user_id=user, role=role, issuer=rules.issuer)
 
 
@@ -230,7 +211,7 @@ def check_subject_token(
     max_session_seconds: int = MAX_SESSION_SECONDS,
 ) -> VerifiedPerson:
     """An ID token sent for token exchange: the same checks as :func:`check_id_token`, keeping
-    every role of the role claim (the user names one per request)."""
+    every role the token gives at the requesting party (the user names one per request)."""
     claims, user = _checked_claims(
         token,
         keys,
@@ -240,12 +221,12 @@ def check_subject_token(
         skew_seconds=skew_seconds,
         max_session_seconds=max_session_seconds,
     )
-    roles = _roles(_claim(claims, rules.role_claim), rules.role_claim)
+    roles = roles_from_claims(claims, rules.role_rules)
     name = claims.get("name")
     return VerifiedPerson(
         user_id=user,
         issuer=rules.issuer,
-        roles=tuple(roles),
+        roles=roles,
         name=name if isinstance(name, str) and name and len(name) <= 200 else None,
         expires_at=_number(claims, "exp"),
         fingerprint=hashlib.sha256(token.rsplit(".", 1)[0].encode()).hexdigest(),

@@ -21,8 +21,9 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
+from broker.auth.jose import MalformedJose, unverified_parts
 from broker.core.published_keys import refused_thumbprints
-from broker.identity.errors import IdTokenRequired, NoIdentityProvider
+from broker.identity.errors import IdTokenRejected, IdTokenRequired, NoIdentityProvider
 from broker.identity.id_tokens import (
     NamedKey,
     ProviderRules,
@@ -45,13 +46,14 @@ class IdentityProviders:
     jwks: JwksCache
     max_age_seconds: int = 600
     skew_seconds: int = 30
-    _inline: dict[tuple[str, int], list[NamedKey]] = field(default_factory=dict, repr=False)
+    _inline: dict[tuple[str, str, int], list[NamedKey]] = field(default_factory=dict, repr=False)
 
     def requires_id_token(self, party_id: str, break_glass: bool) -> bool:
-        """True when the party requires ID tokens, or for break-glass wherever the party has a
-        provider (an emergency override must name a verified person)."""
-        provider = self.store.get(party_id)
-        return provider is not None and (provider.required or break_glass)
+        """True when the party requires ID tokens (one of its registrations says so), or for
+        break-glass wherever the party has a provider (an emergency override must name a
+        verified person)."""
+        providers = self.store.for_party(party_id)
+        return bool(providers) and (break_glass or any(p.required for p in providers))
 
     def verify_id_token(
         self,
@@ -62,11 +64,11 @@ class IdentityProviders:
         *,
         asserted_role: str | None = None,
     ) -> VerifiedUser:
-        """Check ``id_token`` against ``party_id``'s provider, with the audience that
-        ``client_id`` (the requesting system) has there. ``asserted_role`` picks among several
-        roles in the token (and must be one of them). Raises NoIdentityProvider,
+        """Check ``id_token`` against ``party_id``'s registration of the token's issuer, with
+        the audience that ``client_id`` (the requesting system) has there. ``asserted_role``
+        picks among several roles in the token (and must be one of them). Raises NoIdentityProvider,
         IdTokenRejected, IdentityProviderUnavailable."""
-        provider = self._provider(party_id)
+        provider = self._provider(party_id, id_token)
 
         def check(keys: Sequence[NamedKey]) -> VerifiedUser:
             return check_id_token(
@@ -87,7 +89,7 @@ class IdentityProviders:
         """An ID token sent to ``POST /oauth2/token`` for token exchange (broker/api/oauth.py):
         the checks of :meth:`verify_id_token`, keeping every role the token gives. Raises the
         same errors."""
-        provider = self._provider(party_id)
+        provider = self._provider(party_id, id_token)
 
         def check(keys: Sequence[NamedKey]) -> VerifiedPerson:
             return check_subject_token(
@@ -101,11 +103,25 @@ class IdentityProviders:
 
         return self._with_keys(provider, check)
 
-    def _provider(self, party_id: str) -> IdentityProvider:
-        provider = self.store.get(party_id)
-        if provider is None:
+    def _provider(self, party_id: str, id_token: str) -> IdentityProvider:
+        """The party's registration of the token's issuer (read before the signature is checked,
+        only to choose the registration: the checks then verify ``iss`` against it)."""
+        providers = self.store.for_party(party_id)
+        if not providers:
             raise NoIdentityProvider(party_id)
-        return provider
+        try:
+            _, claims = unverified_parts(id_token)
+        except MalformedJose as e:
+            raise IdTokenRejected("malformed", f"not a compact JWT ({e})") from e
+        issuer = claims.get("iss")
+        for provider in providers:
+            if provider.issuer == issuer:
+                return provider
+        if len(providers) == 1:
+            return providers[0]  # its checks name the wrong issuer
+        raise IdTokenRejected(
+            "issuer", f"the token's issuer is not the party's provider (none of {party_id}'s)"
+        )
 
     @staticmethod
     def _rules(provider: IdentityProvider, client_id: str) -> ProviderRules:
@@ -115,6 +131,9 @@ class IdentityProviders:
             user_claim=provider.user_claim,
             role_claim=provider.role_claim,
             algorithms=frozenset(provider.algorithms),
+            role_format=provider.role_format,
+            role_map=provider.role_map,
+            org_code=provider.org_code,
         )
 
     def _with_keys(self, provider: IdentityProvider, check: Callable[[Sequence[NamedKey]], T]) -> T:
@@ -147,7 +166,7 @@ class IdentityProviders:
     def _keys(self, provider: IdentityProvider) -> Sequence[NamedKey]:
         if provider.jwks is not None:
             # Parsed once per registration version (parsing costs more than a check).
-            cache_key = (provider.party_id, provider.updated_ms)
+            cache_key = (provider.party_id, provider.issuer, provider.updated_ms)
             if cache_key not in self._inline:
                 self._inline[cache_key] = parse_jwks(provider.jwks, self.store.refused_thumbprints)
             return self._inline[cache_key]

@@ -1,4 +1,8 @@
-"""Identity provider registrations (one per party), changed only by an administrator.
+"""Identity provider registrations, keyed by party and issuer, changed only by an administrator.
+
+One provider may serve several parties (NHS CIS2 is one national issuer for every trust and GP
+practice): each party registers it with its own systems' audiences there and its own role map
+(broker/identity/roles.py). A party may register several providers (one per issuer).
 
 Every change is an ``admin_events`` row in the same transaction. Reads go through a snapshot
 refreshed every few seconds, so the exchange path does not query the table on every request
@@ -20,6 +24,7 @@ from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.core.urls import check_admin_url
 from broker.db.tables import log_admin_event, parties
 from broker.identity.jwks import parse_jwks
+from broker.identity.roles import ROLE_FORMATS
 from broker.identity.tables import identity_providers
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA", "Ed25519")
@@ -39,6 +44,11 @@ class IdentityProvider:
     algorithms: tuple[str, ...]
     required: bool
     updated_ms: int
+    role_format: str = "claim"
+    role_map: Mapping[str, str] = field(default_factory=dict)
+    """Provider role value (a group, a CIS2 national RBAC code) -> agreement role."""
+    org_code: str | None = None
+    """The party's ODS code, else its id (where CIS2 roles must have been granted)."""
 
     def audience_for(self, client_id: str) -> str:
         return self.audiences.get(client_id, client_id)
@@ -52,6 +62,8 @@ def validate(
     algorithms: Sequence[str],
     user_claim: str,
     role_claim: str,
+    role_format: str = "claim",
+    role_map: Mapping[str, str] | None = None,
     refused_thumbprints: frozenset[str] = frozenset(),
 ) -> None:
     """Raise InvalidInput naming every bad part of a registration."""
@@ -82,11 +94,23 @@ def validate(
     for name, claim in (("user_claim", user_claim), ("role_claim", role_claim)):
         if not claim or any(not part for part in claim.split(".")):
             problems.append(FieldProblem(name, "must be a claim name or a dotted path"))
+    if role_format not in ROLE_FORMATS:
+        problems.append(FieldProblem("role_format", f"one of {', '.join(ROLE_FORMATS)}"))
+    role_map = role_map or {}
+    if any(
+        not isinstance(k, str) or not isinstance(v, str) or not k.strip() or not v.strip()
+        for k, v in role_map.items()
+    ):
+        problems.append(FieldProblem("role_map", "maps non-empty provider values to roles"))
+    if role_format == "cis2" and not role_map:
+        problems.append(
+            FieldProblem("role_map", "a cis2 provider needs a map of role codes to roles")
+        )
     if problems:
         raise InvalidInput("identity provider refused", problems)
 
 
-def _from_row(r: Any) -> IdentityProvider:
+def _from_row(r: Any, org_code: str | None) -> IdentityProvider:
     return IdentityProvider(
         party_id=r.party_id,
         issuer=r.issuer,
@@ -98,6 +122,9 @@ def _from_row(r: Any) -> IdentityProvider:
         algorithms=tuple(r.algorithms),
         required=bool(r.required),
         updated_ms=int(r.updated_ms),
+        role_format=r.role_format,
+        role_map=dict(r.role_map or {}),
+        org_code=org_code,
     )
 
 
@@ -115,7 +142,7 @@ class IdentityProviderStore:
         self._refresh = refresh_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._snapshot: dict[str, IdentityProvider] | None = None
+        self._snapshot: dict[tuple[str, str], IdentityProvider] | None = None
         self._read_at = 0.0
 
     def add(
@@ -131,8 +158,11 @@ class IdentityProviderStore:
         role_claim: str = "role",
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         required: bool = False,
+        role_format: str = "claim",
+        role_map: Mapping[str, str] | None = None,
     ) -> IdentityProvider:
-        """Register ``party_id``'s provider. Raises InvalidInput, NotFound (party), Conflict."""
+        """Register ``issuer`` for ``party_id``. Raises InvalidInput, NotFound (party),
+        Conflict (the party registered that issuer already)."""
         validate(
             issuer=issuer,
             jwks_url=jwks_url,
@@ -140,6 +170,8 @@ class IdentityProviderStore:
             algorithms=algorithms,
             user_claim=user_claim,
             role_claim=role_claim,
+            role_format=role_format,
+            role_map=role_map,
             refused_thumbprints=self.refused_thumbprints,
         )
         now = int(time.time() * 1000)
@@ -153,6 +185,8 @@ class IdentityProviderStore:
             "role_claim": role_claim,
             "algorithms": list(algorithms),
             "required": required,
+            "role_format": role_format,
+            "role_map": dict(role_map or {}),
             "created_ms": now,
             "updated_ms": now,
         }
@@ -161,47 +195,88 @@ class IdentityProviderStore:
                 raise NotFound(f"no party {party_id!r}")
             taken = conn.execute(
                 select(identity_providers.c.party_id).where(
-                    identity_providers.c.party_id == party_id
+                    identity_providers.c.party_id == party_id,
+                    identity_providers.c.issuer == issuer,
                 )
             ).first()
             if taken is not None:
-                raise Conflict(f"party {party_id!r} already has an identity provider")
+                raise Conflict(
+                    f"party {party_id!r} already has an identity provider with issuer {issuer!r}"
+                )
             conn.execute(insert(identity_providers).values(**values))
             details = {k: v for k, v in values.items() if k not in ("jwks", "party_id")}
             details["jwks_inline"] = jwks is not None
             log_admin_event(conn, actor=actor, action="idp.add", target=party_id, details=details)
         self.invalidate()
-        found = self.get(party_id)
+        found = self.get(party_id, issuer)
         assert found is not None
         return found
 
-    def remove(self, party_id: str, *, actor: str) -> None:
-        """Raises NotFound."""
+    def remove(self, party_id: str, *, actor: str, issuer: str | None = None) -> None:
+        """Remove the party's registration of ``issuer`` (``None``: its only one). Raises
+        NotFound, InvalidInput (no issuer named and the party has several)."""
         with self._engine.begin() as conn:
-            result = conn.execute(
-                delete(identity_providers).where(identity_providers.c.party_id == party_id)
+            issuers = [
+                r.issuer
+                for r in conn.execute(
+                    select(identity_providers.c.issuer).where(
+                        identity_providers.c.party_id == party_id
+                    )
+                )
+            ]
+            if issuer is None and len(issuers) > 1:
+                raise InvalidInput(
+                    "name the issuer to remove",
+                    [FieldProblem("issuer", f"party {party_id!r} has {len(issuers)} providers")],
+                )
+            target = issuer if issuer is not None else (issuers[0] if issuers else None)
+            if target is None or target not in issuers:
+                what = "" if issuer is None else f" with issuer {issuer!r}"
+                raise NotFound(f"party {party_id!r} has no identity provider{what}")
+            conn.execute(
+                delete(identity_providers).where(
+                    identity_providers.c.party_id == party_id,
+                    identity_providers.c.issuer == target,
+                )
             )
-            if result.rowcount == 0:
-                raise NotFound(f"party {party_id!r} has no identity provider")
-            log_admin_event(conn, actor=actor, action="idp.remove", target=party_id, details={})
+            log_admin_event(
+                conn,
+                actor=actor,
+                action="idp.remove",
+                target=party_id,
+                details={"issuer": target},
+            )
         self.invalidate()
 
     def invalidate(self) -> None:
         with self._lock:
             self._snapshot = None
 
-    def _all(self) -> dict[str, IdentityProvider]:
+    def _all(self) -> dict[tuple[str, str], IdentityProvider]:
         with self._lock:
             now = self._clock()
             if self._snapshot is None or now - self._read_at >= self._refresh:
                 with self._engine.connect() as conn:
-                    rows = conn.execute(select(identity_providers)).all()
-                self._snapshot = {r.party_id: _from_row(r) for r in rows}
+                    rows = conn.execute(
+                        select(
+                            identity_providers,
+                            parties.c.ods_code.label("party_ods_code"),
+                        ).join(parties, parties.c.id == identity_providers.c.party_id)
+                    ).all()
+                self._snapshot = {
+                    (r.party_id, r.issuer): _from_row(r, r.party_ods_code or r.party_id)
+                    for r in rows
+                }
                 self._read_at = now
             return self._snapshot
 
-    def get(self, party_id: str) -> IdentityProvider | None:
-        return self._all().get(party_id)
+    def get(self, party_id: str, issuer: str) -> IdentityProvider | None:
+        """The party's registration of ``issuer``."""
+        return self._all().get((party_id, issuer))
+
+    def for_party(self, party_id: str) -> tuple[IdentityProvider, ...]:
+        """Every provider the party registered (by issuer)."""
+        return tuple(p for (party, _), p in sorted(self._all().items()) if party == party_id)
 
     def list(self) -> list[IdentityProvider]:
-        return sorted(self._all().values(), key=lambda p: p.party_id)
+        return [p for _, p in sorted(self._all().items())]

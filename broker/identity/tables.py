@@ -1,8 +1,12 @@
-"""The identity providers parties registered (a SQLModel table model; migration 0007 creates it).
+"""The identity providers parties registered (a SQLModel table model; migration 0007 creates it,
+0012 keys it by party and issuer and adds the role map), and the verified users their governance
+officers suspended (migration 0014).
 
-One provider per party: its issuer, where its keys are (a JWKS URL, or a key set held inline for
-tests, demos and providers without a public endpoint), the claims that name the user and their
-role, the audiences its partner systems have there, and whether the party requires ID tokens.
+One row per party and issuer (one national provider serves several parties): the issuer, where
+its keys are (a JWKS URL, or a key set held inline for tests, demos and providers without a
+public endpoint), the claims that name the user and their role, the audiences its partner
+systems have there, where the roles are (``role_format``) and how they map to agreement roles
+(``role_map``), and whether the party requires ID tokens.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ class IdentityProviderRow(TableModel, table=True):
     party_id: str = Field(
         sa_column=Column("party_id", String(100), ForeignKey("parties.id"), primary_key=True)
     )
-    issuer: str = Field(sa_column=Column("issuer", Text, nullable=False))
+    issuer: str = Field(sa_column=Column("issuer", Text, primary_key=True))
     jwks_url: str | None = Field(sa_column=Column("jwks_url", Text, nullable=True))
     jwks: dict[str, Any] | None = Field(sa_column=Column("jwks", JSON, nullable=True))
     audiences: dict[str, str] = Field(sa_column=Column("audiences", JSON, nullable=False))
@@ -29,11 +33,35 @@ class IdentityProviderRow(TableModel, table=True):
     role_claim: str = Field(sa_column=Column("role_claim", String(100), nullable=False))
     algorithms: list[str] = Field(sa_column=Column("algorithms", JSON, nullable=False))
     required: bool = Field(sa_column=Column("required", Boolean, nullable=False))
+    role_format: str = Field(
+        sa_column=Column("role_format", String(20), nullable=False, server_default="claim")
+    )
+    role_map: dict[str, str] = Field(sa_column=Column("role_map", JSON, nullable=False))
     created_ms: int = Field(sa_column=Column("created_ms", BigInteger, nullable=False))
     updated_ms: int = Field(sa_column=Column("updated_ms", BigInteger, nullable=False))
 
 
 identity_providers = table_of(IdentityProviderRow)
+
+
+class UserSuspensionRow(TableModel, table=True):
+    """A verified user (issuer and subject at the identity provider) suspended by a governance
+    officer of their party: no user-restricted token is issued to them and none of their
+    requests is answered until reinstated (migration 0014 creates it)."""
+
+    __tablename__ = "user_suspensions"
+
+    party_id: str = Field(
+        sa_column=Column("party_id", String(100), ForeignKey("parties.id"), primary_key=True)
+    )
+    issuer: str = Field(sa_column=Column("issuer", String(500), primary_key=True))
+    subject: str = Field(sa_column=Column("subject", String(255), primary_key=True))
+    reason: str = Field(sa_column=Column("reason", Text, nullable=False))
+    suspended_by: str = Field(sa_column=Column("suspended_by", String(200), nullable=False))
+    suspended_ms: int = Field(sa_column=Column("suspended_ms", BigInteger, nullable=False))
+
+
+user_suspensions = table_of(UserSuspensionRow)
 
 
 class CitizenIdentityProviderRow(TableModel, table=True):

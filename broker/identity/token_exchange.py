@@ -13,7 +13,7 @@ of either token.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from broker.auth.jose import MalformedJose, unverified_parts
@@ -87,6 +87,7 @@ def exchange_id_token(
     tokens: TokenService,
     replay: ReplayStore,
     now: float,
+    suspended: Callable[[str, str, str], bool] = lambda party_id, issuer, subject: False,
 ) -> Exchanged:
     """The user-restricted token for ``client`` (already authenticated). Blocking (the provider
     registry, the replay store). Raises OAuthError, and IdentityProviderUnavailable (503)."""
@@ -102,6 +103,9 @@ def exchange_id_token(
     except IdTokenRejected as e:
         detail = e.problems[0].message if e.problems else str(e)
         raise _refuse(f"subject_token: {detail}", f"id_token_{e.reason}") from e
+    if suspended(client.party_id, person.issuer, person.user_id):  # by its party's governance
+        detail = f"user {person.user_id} of party {client.party_id} is suspended"
+        raise _refuse(detail, "user_suspended", "invalid_grant")
     lifetime = min(int(person.expires_at - now), MAX_LIFETIME_SECONDS, tokens.ttl_seconds)
     if lifetime < 1:
         raise _refuse("subject_token: the token has expired", "id_token_expired")

@@ -144,7 +144,10 @@ def test_csrf_comparison() -> None:
 
 
 def test_roles_follow_the_api_scopes() -> None:
-    assert GRANTS[Role.OVERSIGHT] == frozenset(Permission)
+    # Oversight may do everything but suspend a party's user: that is the party's own act.
+    assert GRANTS[Role.OVERSIGHT] == frozenset(Permission) - {Permission.SUSPEND_USERS}
+    assert Permission.SUSPEND_USERS in GRANTS[Role.GOVERNANCE]
+    assert Permission.SUSPEND_USERS not in GRANTS[Role.AUDITOR]
     assert Permission.EXCHANGES not in GRANTS[Role.AGREEMENT_ADMIN]
     assert Permission.REVIEW not in GRANTS[Role.AUDITOR]
     assert Permission.VERIFY not in GRANTS[Role.GOVERNANCE]

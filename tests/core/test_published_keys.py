@@ -34,7 +34,7 @@ def committed_pems() -> list[Path]:
 
 def test_every_committed_key_is_published() -> None:
     pems = committed_pems()
-    assert len(pems) >= 21  # 6 agreement signing keys, 14 clients, 1 identity provider
+    assert len(pems) >= 24  # 6 agreement signing keys, 14 clients, 4 identity providers
     found = {p.relative_to(ROOT).as_posix(): _thumbprint(p.read_bytes()) for p in pems}
     missing = sorted(path for path, t in found.items() if t not in PUBLISHED_KEY_THUMBPRINTS)
     assert missing == []

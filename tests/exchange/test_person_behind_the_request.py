@@ -1,5 +1,5 @@
 """The person behind the request: verified from the party's own identity provider where it has
-one (the hospital's smartcard sign-in in the demo); break-glass requires it there."""
+one (the CIS2-like national sign-in for the hospital in the demo); break-glass requires it there."""
 
 from __future__ import annotations
 

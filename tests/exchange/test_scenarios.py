@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from broker.audit.entry import check_released_record
+from demo.identity import demo_id_token
 from tests.exchange.helpers import (
     CHILD,
     NO_PLAN,
@@ -153,7 +154,14 @@ def test_break_glass_opens_its_fields_and_queues_a_review(broker: LiveBroker) ->
             fields=fields,
             break_glass=True,
             justification="child at immediate risk, out of hours",
-            requested_by={"user_id": "mash-officer-9", "role": "mash-officer"},
+            # break-glass needs the officer's ID token (the police's demo directory)
+            requested_by={
+                "user_id": "mash-officer-9",
+                "role": "mash-officer",
+                "id_token": demo_id_token(
+                    "mash-officer-9", "mash-officer", "wcp-mash", now=broker.clock()
+                ),
+            },
         ),
     )
     assert body.status_code == 200, body.text

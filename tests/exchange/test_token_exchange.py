@@ -1,6 +1,7 @@
 """Token exchange (RFC 8693) over HTTP: a partner system exchanges its user's ID token from the
-party's identity provider (the demo hospital's smartcard sign-in) for a user-restricted access
-token; each bad ID token is refused with the RFC's error code and what is wrong."""
+party's identity provider (the demo's CIS2-like national sign-in, registered for the hospital)
+for a user-restricted access token; each bad ID token is refused with the RFC's error code and
+what is wrong."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ from joserfc.jwk import ECKey
 
 from broker.auth.keyring import TOKEN_KEY_ALG
 from broker.identity.token_exchange import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE
-from demo.identity import DEMO_ISSUER, DEMO_KID, demo_idp_key
+from demo.identity import (
+    DEMO_ISSUER,
+    DEMO_KID,
+    demo_id_token,
+    demo_idp_key,
+    register_demo_identity_provider,
+    role_claims,
+)
+from demo.parties import COUNCIL, HOSPITAL
+from tests.exchange.helpers import entry, safeguarding
 from tests.support import LiveBroker, demo_key
 
 GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -33,7 +43,7 @@ def claims(broker: LiveBroker, **changes: Any) -> dict[str, Any]:
         "aud": CLIENT,
         "sub": NURSE,
         "name": "Ada Okoro",
-        "role": "safeguarding-nurse",
+        **role_claims(HOSPITAL, NURSE, "safeguarding-nurse"),
         "iat": now - 30,
         "exp": now + 300,
         "jti": secrets.token_urlsafe(8),
@@ -117,7 +127,8 @@ def test_an_id_token_is_exchanged_once(broker: LiveBroker, hospital_idp: None) -
         ({"exp": -1}, "expired"),
         ({"iat": -1200, "exp": 300}, "issued more than 600 seconds ago"),
         ({"auth_time": -13 * 3600}, "signed in more than 12 hours ago"),
-        ({"role": None}, "no role"),
+        ({"selected_roleid": None}, "no selected_roleid"),
+        ({"selected_roleid": "1"}, "is not (once) among the token's nhsid_nrbac_roles"),
     ],
     ids=[
         "unknown-issuer",
@@ -127,7 +138,8 @@ def test_an_id_token_is_exchanged_once(broker: LiveBroker, hospital_idp: None) -
         "expired",
         "issued-too-long-ago",
         "session-too-old",
-        "no-role",
+        "no-selected-role",
+        "selected-role-not-held",
     ],
 )
 def test_a_bad_id_token_is_refused(
@@ -161,8 +173,16 @@ def test_an_unknown_kid_and_an_altered_payload_are_refused(
 
 
 def test_a_party_without_a_provider_cannot_exchange(broker: LiveBroker, hospital_idp: None) -> None:
-    token = id_token(broker, aud="ccc-childrens-services")
-    refused(exchange(broker, token, "ccc-childrens-services"), "unauthorized_client", "no identity")
+    store = broker.services.identity.store
+    [directory] = store.for_party(COUNCIL)  # the demo registers one for every party
+    store.remove(COUNCIL, actor="test")
+    try:
+        token = id_token(broker, aud="ccc-childrens-services")
+        response = exchange(broker, token, "ccc-childrens-services")
+        refused(response, "unauthorized_client", "no identity")
+    finally:
+        register_demo_identity_provider(store, COUNCIL)
+    assert store.for_party(COUNCIL)[0].issuer == directory.issuer
 
 
 def test_the_hospitals_provider_is_not_the_councils(broker: LiveBroker, hospital_idp: None) -> None:
@@ -176,9 +196,19 @@ def test_the_hospitals_provider_is_not_the_councils(broker: LiveBroker, hospital
     try:
         token = id_token(broker, aud="ccc-childrens-services")
         response = exchange(broker, token, "ccc-childrens-services")
-        refused(response, "invalid_request", "key")
+        refused(response, "invalid_request", "issuer is not the party's provider")
+        # the council's own provider under the national issuer: its keys, not the national ones
+        store.add(
+            COUNCIL,
+            DEMO_ISSUER,
+            actor="test",
+            jwks={"keys": [dict(ECKey.generate_key("P-256").as_dict(private=False), kid="c2")]},
+        )
+        refused(exchange(broker, token, "ccc-childrens-services"), "invalid_request", "kid")
     finally:
-        store.remove("calderbridge-city-council", actor="test")
+        store.remove(COUNCIL, actor="test", issuer="https://directory.calderbridge.example")
+        if store.get(COUNCIL, DEMO_ISSUER) is not None:
+            store.remove(COUNCIL, actor="test", issuer=DEMO_ISSUER)
 
 
 def test_an_access_token_is_not_a_subject_token(broker: LiveBroker, hospital_idp: None) -> None:
@@ -246,3 +276,47 @@ def test_a_re_encoded_signature_is_still_the_same_id_token(
     assert twin != token
     assert exchange(broker, token).status_code == 200
     refused(exchange(broker, twin), "invalid_request", "exchanged already")
+
+
+def test_the_nurses_demo_cis2_token_asks_a_child_protection_check(
+    broker: LiveBroker, hospital_idp: None
+) -> None:
+    """The README tour: the nurse signs in at the CIS2-like sign-in (``broker idp demo-token``),
+    the ED system exchanges her ID token, and asks with the user-restricted token alone."""
+    token = demo_id_token(NURSE, "safeguarding-nurse", CLIENT, name="Ada Okoro", now=broker.clock())
+    answer = exchange(broker, token)
+    assert answer.status_code == 200, answer.text
+    access = answer.json()["access_token"]
+    assert unverified_claims(access)["roles"] == ["safeguarding-nurse"]
+    body = safeguarding()
+    del body["requested_by"]
+    response = broker.http.post(
+        "/v1/exchanges", json=body, headers={"Authorization": f"Bearer {access}"}
+    )
+    assert response.status_code == 200, response.text
+    logged = entry(broker, response.json()["exchange_id"])
+    assert (logged["user_id"], logged["user_role"]) == (NURSE, "safeguarding-nurse")
+    assert logged["details"]["user_issuer"] == DEMO_ISSUER
+
+
+def test_a_nurse_selecting_her_role_at_another_trust_is_refused(
+    broker: LiveBroker, hospital_idp: None
+) -> None:
+    """She holds roles at R9Z and at RXX: the sign-in's selected role is at RXX, so the hospital's
+    system gets no role for her, even though the token also lists her R9Z role."""
+    here = role_claims(HOSPITAL, NURSE, "safeguarding-nurse")
+    elsewhere = dict(here["nhsid_nrbac_roles"][0], person_roleid="555000000001", org_code="RXX")
+    token = id_token(
+        broker,
+        nhsid_nrbac_roles=[*here["nhsid_nrbac_roles"], elsewhere],
+        selected_roleid="555000000001",
+    )
+    refused(
+        exchange(broker, token),
+        "invalid_request",
+        "subject_token: the selected role '555000000001' was granted at organisation 'RXX', "
+        "not at 'R9Z'",
+    )
+    # a GP practice's role under the same national issuer counts for nothing at the hospital
+    at_gp = demo_id_token(NURSE, "gp", CLIENT, party_id="Y99901", now=broker.clock())
+    refused(exchange(broker, at_gp), "invalid_request", "organisation 'Y99901', not at 'R9Z'")

@@ -4,14 +4,18 @@ the difference, logged as a denied exchange)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
+from joserfc import jwt
 
-from demo.identity import DEMO_ISSUER
-from tests.exchange.helpers import entry, post, safeguarding
-from tests.exchange.test_token_exchange import NURSE, exchange, id_token
+from demo.identity import COUNCIL_DIRECTORY, DEMO_ISSUER, demo_provider_key
+from tests.exchange.helpers import admissions, entry, post, safeguarding
+from tests.exchange.test_token_exchange import NURSE, exchange, id_token, unverified_claims
 from tests.support import LiveBroker
+
+ADMISSIONS = "ccc-school-admissions"
 
 
 def user_token(broker: LiveBroker, **changes: Any) -> str:
@@ -94,15 +98,38 @@ def test_an_id_token_beside_a_user_restricted_token_is_refused(
     assert response.json()["errors"][0]["location"] == "requested_by.id_token"
 
 
-def test_a_user_with_several_roles_names_one(broker: LiveBroker, hospital_idp: None) -> None:
-    roles = ["ed-nurse", "safeguarding-nurse"]
-    unnamed = ask(broker, user_token(broker, role=roles), without_requested_by())
+def council_token(broker: LiveBroker, groups: list[str]) -> str:
+    """A user-restricted token of a council officer from the council's directory (groups)."""
+    now = int(broker.clock())
+    claims = {
+        "iss": COUNCIL_DIRECTORY.issuer,
+        "aud": ADMISSIONS,
+        "sub": "officer.patel@calderbridge.example",
+        "groups": groups,
+        "iat": now - 30,
+        "exp": now + 300,
+        "jti": secrets.token_urlsafe(8),
+    }
+    header = {"alg": "ES256", "kid": COUNCIL_DIRECTORY.kid}
+    id_token = jwt.encode(header, claims, demo_provider_key(COUNCIL_DIRECTORY.key_name))
+    response = exchange(broker, id_token, ADMISSIONS)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def test_a_user_with_several_roles_names_one(broker: LiveBroker) -> None:
+    groups = ["All-Staff", "CCC-Housing-Options-Officers", "CCC-School-Admissions-Officers"]
+    token = council_token(broker, groups)
+    assert unverified_claims(token)["roles"] == ["housing-options-officer", "admissions-officer"]
+    body = admissions()
+    del body["requested_by"]
+    unnamed = ask(broker, token, body)
     assert unnamed.status_code == 422, unnamed.text
     assert "several roles" in unnamed.json()["errors"][0]["message"]
-    named = safeguarding(requested_by={"role": "safeguarding-nurse"})
-    response = ask(broker, user_token(broker, role=roles), named)
+    named = admissions(requested_by={"role": "admissions-officer"})
+    response = ask(broker, council_token(broker, groups), named)
     assert response.status_code == 200, response.text
-    assert entry(broker, response.json()["exchange_id"])["user_role"] == "safeguarding-nurse"
+    assert entry(broker, response.json()["exchange_id"])["user_role"] == "admissions-officer"
 
 
 def test_an_application_token_still_needs_requested_by(broker: LiveBroker) -> None:

@@ -1,4 +1,5 @@
-"""Registering identity providers: validation, one per party, logged; ``broker idp``."""
+"""Registering identity providers: validation, one per party and issuer (one issuer for several
+parties), logged; ``broker idp``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from broker.core.errors import Conflict, InvalidInput, NotFound
 from broker.db.engine import build_engine
 from broker.db.tables import admin_events
 from broker.identity.store import IdentityProviderStore
-from demo.parties import HOSPITAL
+from demo.parties import COUNCIL, HOSPITAL
 from tests.identity.conftest import ISSUER, public
 
 KEY = ECKey.generate_key("P-256", private=True)
@@ -59,6 +60,15 @@ GOOD_JWKS = {"keys": [public(KEY, "k1")]}
         pytest.param(
             {"jwks": GOOD_JWKS, "role_claim": "a..b"}, "role_claim", "dotted", id="role-claim"
         ),
+        pytest.param(
+            {"jwks": GOOD_JWKS, "role_format": "saml"}, "role_format", "claim, cis2", id="format"
+        ),
+        pytest.param(
+            {"jwks": GOOD_JWKS, "role_format": "cis2"}, "role_map", "role codes", id="cis2-no-map"
+        ),
+        pytest.param(
+            {"jwks": GOOD_JWKS, "role_map": {"R8001": " "}}, "role_map", "non-empty", id="map"
+        ),
     ],
 )
 def test_bad_registrations_name_the_problem(
@@ -69,17 +79,41 @@ def test_bad_registrations_name_the_problem(
     assert any(p.location == location and message in p.message for p in caught.value.problems)
 
 
-def test_one_provider_per_existing_party(engine: Engine) -> None:
-    store = IdentityProviderStore(engine)
+def test_one_registration_per_party_and_issuer(engine: Engine) -> None:
+    store = IdentityProviderStore(engine, refresh_seconds=0)
     with pytest.raises(NotFound, match="no party 'nobody'"):
         store.add("nobody", ISSUER, actor="test", jwks=GOOD_JWKS)
     store.add(HOSPITAL, ISSUER, actor="test", jwks=GOOD_JWKS)
-    with pytest.raises(Conflict, match="already has an identity provider"):
+    with pytest.raises(Conflict, match="already has an identity provider with issuer"):
         store.add(HOSPITAL, ISSUER, actor="test", jwks=GOOD_JWKS)
-    store.remove(HOSPITAL, actor="test")
-    assert store.get(HOSPITAL) is None
+    # the same issuer for another party, and another issuer for the same party
+    store.add(COUNCIL, ISSUER, actor="test", jwks=GOOD_JWKS, audiences={"x": "y"})
+    store.add(HOSPITAL, "https://other.example", actor="test", jwks=GOOD_JWKS)
+    assert [p.issuer for p in store.for_party(HOSPITAL)] == [
+        "https://login.r9z.nhs.example",
+        "https://other.example",
+    ]
+    assert {p.party_id: p.org_code for p in store.list() if p.issuer == ISSUER} == {
+        HOSPITAL: "R9Z",
+        COUNCIL: COUNCIL,  # no ODS code: its id
+    }
+    with pytest.raises(InvalidInput) as caught:
+        store.remove(HOSPITAL, actor="test")
+    assert caught.value.problems[0].location == "issuer"
+    store.remove(HOSPITAL, actor="test", issuer=ISSUER)
+    assert store.get(HOSPITAL, ISSUER) is None
+    assert store.get(COUNCIL, ISSUER) is not None
+    with pytest.raises(NotFound, match="has no identity provider with issuer"):
+        store.remove(HOSPITAL, actor="test", issuer=ISSUER)
+    store.remove(HOSPITAL, actor="test")  # its only one left
+    assert store.for_party(HOSPITAL) == ()
     with pytest.raises(NotFound, match="has no identity provider"):
         store.remove(HOSPITAL, actor="test")
+    with engine.connect() as conn:
+        removed = conn.execute(
+            sa.select(admin_events.c.details).where(admin_events.c.action == "idp.remove")
+        ).all()
+    assert len(removed) == 2
 
 
 runner = CliRunner()
@@ -123,8 +157,12 @@ def test_the_cli_adds_lists_and_removes_with_admin_events(
         str(jwks_file),
         "--audience",
         "r9z-ed-safeguarding=ed-app",
-        "--role-claim",
-        "roles",
+        "--role-format",
+        "cis2",
+        "--role-map",
+        "S8000:G8000:R8001=safeguarding-nurse",
+        "--role-map",
+        "R8000=ed-doctor",
         "--require",
     )
     assert code == 0, out
@@ -133,11 +171,22 @@ def test_the_cli_adds_lists_and_removes_with_admin_events(
     assert code == 0
     [item] = json.loads(out)
     assert item["audiences"] == {"r9z-ed-safeguarding": "ed-app"}
-    assert (item["jwks"], item["role_claim"], item["required"]) == ("inline", "roles", True)
+    assert (item["jwks"], item["role_format"], item["required"]) == ("inline", "cis2", True)
+    assert item["role_map"] == {
+        "S8000:G8000:R8001": "safeguarding-nurse",
+        "R8000": "ed-doctor",
+    }
+    code, out = run("idp", "list")
+    assert code == 0
+    assert "cis2 selected role" in out
     code, out = run("idp", "add", "--party", HOSPITAL, "--issuer", ISSUER, "--audience", "x")
     assert code == 2
     assert "CLIENT_ID=AUDIENCE" in out
-    assert run("idp", "remove", "--party", HOSPITAL)[0] == 0
+    code, out = run("idp", "add", "--party", HOSPITAL, "--issuer", ISSUER, "--role-map", "R1")
+    assert code == 2
+    assert "PROVIDER_VALUE=ROLE" in out
+    assert run("idp", "remove", "--party", HOSPITAL, "--issuer", "https://nope.example")[0] == 2
+    assert run("idp", "remove", "--party", HOSPITAL, "--issuer", ISSUER)[0] == 0
     assert run("idp", "remove", "--party", HOSPITAL)[0] == 2
     engine = build_engine(url)
     with engine.connect() as conn:

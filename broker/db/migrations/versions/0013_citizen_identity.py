@@ -7,7 +7,7 @@ personal identifier the citizen's identity was verified to hold (its pseudonym, 
 the assurance that proved it).
 
 Revision ID: 0013_citizen_identity
-Revises: 0010
+Revises: 0014 (re-chained after main's 0012 and 0014)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_citizen_identity"
-down_revision = "0010"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
