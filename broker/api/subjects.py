@@ -180,6 +180,7 @@ async def decide_preview(
                 approve=body.decision == "approve",
                 pseudonyms=[p.value for p in pseudonyms],
                 client_id=principal.client_id,
+                user_id=None if principal.citizen is None else principal.citizen.subject,
             )
         except HoldNotFound as e:
             # Unknown, or about someone else: the same answer, and logged.

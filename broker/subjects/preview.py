@@ -169,9 +169,17 @@ class PreviewService:
             raise PreviewUnavailable("the preview decision could not be stored") from e
         return bool(changed == 1)
 
-    def _log(self, held: HeldExchange, action: str, client: str | None, now: int) -> None:
+    def _log(
+        self,
+        held: HeldExchange,
+        action: str,
+        client: str | None,
+        now: int,
+        user_id: str | None = None,
+    ) -> None:
         self._audit.append(
             AuditEntry(
+                user_id=user_id,
                 kind="admin",
                 time_ms=now,
                 client_id=client,
@@ -238,7 +246,13 @@ class PreviewService:
         return [h for h in held if h.status == "held"]
 
     def decide(
-        self, hold_id: str, *, approve: bool, pseudonyms: Sequence[str], client_id: str
+        self,
+        hold_id: str,
+        *,
+        approve: bool,
+        pseudonyms: Sequence[str],
+        client_id: str,
+        user_id: str | None = None,
     ) -> HeldExchange:
         """The citizen's decision. ``pseudonyms`` are the deciding citizen's: a hold about
         someone else is not found, as an unknown one (its existence is not revealed). Raises
@@ -252,5 +266,5 @@ class PreviewService:
         now = self._now_ms()
         if not self._set_status(held, status, now, client_id):
             raise HoldDecided("the held exchange was decided meanwhile")
-        self._log(held, f"preview.{status}", client_id, now)
+        self._log(held, f"preview.{status}", client_id, now, user_id)
         return dataclasses.replace(held, status=status, decided_at_ms=now)

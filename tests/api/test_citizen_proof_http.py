@@ -267,6 +267,10 @@ def test_a_citizen_approves_their_own_preview(demo: LiveBroker) -> None:
     approved = decide(demo, token, own, {"decision": "approve"})
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "approved"
+    decisions = search(demo.services.engine, SearchFilters(kind="admin"), limit=50).items
+    logged = next(e for e in decisions if (e["details"] or {}).get("hold_id") == own)
+    assert logged["details"]["action"] == "preview.approved"
+    assert logged["user_id"] is not None  # the citizen who decided, by their provider subject
 
 
 def test_the_cli_exchanges_a_citizen_id_token_as_the_readme_does(demo: LiveBroker) -> None:
