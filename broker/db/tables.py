@@ -97,9 +97,7 @@ class ClientRoleRow(TableModel, table=True):
         sa_column=Column("client_id", String(100), ForeignKey("clients.id"), nullable=False)
     )
     role: str = Field(sa_column=Column("role", String(100), nullable=False))
-    agreement_id: str | None = Field(
-        sa_column=Column("agreement_id", String(100), nullable=True)
-    )
+    agreement_id: str | None = Field(sa_column=Column("agreement_id", String(100), nullable=True))
     flow_id: str | None = Field(sa_column=Column("flow_id", String(100), nullable=True))
     created_at: datetime = Field(
         sa_column=Column("created_at", DateTime(timezone=True), nullable=False)
