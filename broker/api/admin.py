@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from broker.api.deps import Principal, ServicesDep, require_scope
-from broker.auth.registry import BINDING_ID_PATTERN, ID_PATTERN, Client, Party
+from broker.auth.registry import ID_PATTERN, Client, Party
 from broker.core.identifiers import RoleBinding
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"])
@@ -20,7 +20,7 @@ Admin = Annotated[Principal, Depends(require_scope("admin"))]
 _ID_RULES: dict[str, Any] = {"min_length": 2, "max_length": 100, "pattern": ID_PATTERN}
 PartyIdQuery = Annotated[str | None, Query(**_ID_RULES, description="only this party's clients")]
 ClientIdPath = Annotated[str, Path(**_ID_RULES)]
-_BINDING_RULES: dict[str, Any] = {"min_length": 1, "max_length": 100, "pattern": BINDING_ID_PATTERN}
+_BINDING_RULES = _ID_RULES  # roles, agreement and flow ids of a role binding
 
 
 class PartyIn(BaseModel):

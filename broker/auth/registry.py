@@ -36,9 +36,9 @@ ClientStatus = Literal["active", "suspended"]
 #: Party and client ids: letters, digits, '.', '_', '-', starting with a letter or digit; 2-100.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$"
 _ID = re.compile(ID_PATTERN)
-#: Roles, agreement and flow ids of a binding (as agreements spell identifiers): 1-100 chars.
-BINDING_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-_BINDING_ID = re.compile(BINDING_ID_PATTERN)
+#: Roles, agreement and flow ids of a binding: as party and client ids.
+BINDING_ID_PATTERN = ID_PATTERN
+_BINDING_ID = _ID
 #: The scope of systems that act for roles (only they are bound).
 ACTING_SCOPE = "exchange"
 #: Built once: SQLAlchemy then skips rebuilding the statement and its cache key per request.
@@ -117,7 +117,7 @@ def valid_binding(role: str, agreement_id: str | None, flow_id: str | None) -> R
     """A binding from outside, checked: identifiers, and a flow only within an agreement.
     Raises InvalidInput naming each bad part."""
     problems = [
-        FieldProblem(name, "letters, digits, '.', '_', '-'; 1-100 chars")
+        FieldProblem(name, "letters, digits, '.', '_', '-'; 2-100 chars")
         for name, value in (("role", role), ("agreement_id", agreement_id), ("flow_id", flow_id))
         if value is not None and not _BINDING_ID.match(value)
     ]

@@ -10,6 +10,7 @@ from typing import Any
 from tests.exchange.helpers import admissions, entry, log_size, post, safeguarding
 from tests.support import LiveBroker
 
+FLOW = "cp-status-to-health-and-police"
 UNBOUND = "system 'r9z-discharge' is not bound to role 'safeguarding-nurse'"
 
 
@@ -89,7 +90,7 @@ def test_a_binding_narrowed_to_another_agreement_does_not_cover_this_one(
             broker,
             "r9z-discharge",
             safeguarding(),
-            UNBOUND + " for agreement ISA-SAFEGUARDING-CHILDREN flow cp-status-to-health-and-police",
+            f"{UNBOUND} for agreement ISA-SAFEGUARDING-CHILDREN flow {FLOW}",
         )
     finally:
         registry.unbind(
