@@ -102,7 +102,7 @@ def main() -> None:
         ) as broker:
             s = broker.services
             request = ExchangeRequest.model_validate(body())
-            caller = Caller(CLIENT, "R9Z")
+            caller = Caller(CLIENT, "R9Z", roles=s.registry.get_client(CLIENT).roles)
             now = dt.datetime.now(dt.UTC)
             policy_input = build_input(
                 PolicyRequest(

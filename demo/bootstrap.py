@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.auth.registry import Registry
+from broker.core.identifiers import RoleBinding
 from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
@@ -22,7 +23,7 @@ from demo.citizen_identity import register_demo_citizen_provider
 from demo.console import create_demo_officers
 from demo.identity import register_demo_identity_providers
 from demo.keys import demo_client_key, demo_client_key_path
-from demo.parties import DEMO_CLIENTS, DEMO_PARTIES
+from demo.parties import DEMO_CLIENTS, DEMO_PARTIES, DemoClient
 
 ACTOR = "demo-bootstrap"
 
@@ -112,5 +113,19 @@ def register(registry: Registry, keys_out: Path) -> list[DemoClientInfo]:
                 registry.set_status(demo.id, "active", actor=ACTOR)
             if set(existing.scopes) != set(demo.scopes):
                 registry.set_scopes(demo.id, list(demo.scopes), actor=ACTOR)
+        bind_roles(registry, demo, () if existing is None else existing.roles)
         infos.append(DemoClientInfo(demo.id, demo.party_id, demo.scopes, target))
     return infos
+
+
+def bind_roles(registry: Registry, demo: DemoClient, bound: tuple[RoleBinding, ...]) -> None:
+    """Bind the demo system to the roles of its real function and to no other: a binding a tour
+    added is removed again, each change an admin event by ``demo-bootstrap``."""
+    for binding in demo.roles:
+        if binding not in bound:
+            registry.bind(demo.id, binding.role, binding.agreement_id, binding.flow_id, actor=ACTOR)
+    for binding in bound:
+        if binding not in demo.roles:
+            registry.unbind(
+                demo.id, binding.role, binding.agreement_id, binding.flow_id, actor=ACTOR
+            )

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from broker.api.deps import Principal, ServicesDep, require_scope
 from broker.auth.registry import ID_PATTERN, Client, Party
+from broker.core.identifiers import RoleBinding
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"])
 Admin = Annotated[Principal, Depends(require_scope("admin"))]
@@ -19,6 +20,7 @@ Admin = Annotated[Principal, Depends(require_scope("admin"))]
 _ID_RULES: dict[str, Any] = {"min_length": 2, "max_length": 100, "pattern": ID_PATTERN}
 PartyIdQuery = Annotated[str | None, Query(**_ID_RULES, description="only this party's clients")]
 ClientIdPath = Annotated[str, Path(**_ID_RULES)]
+_BINDING_RULES = _ID_RULES  # roles, agreement and flow ids of a role binding
 
 
 class PartyIn(BaseModel):
@@ -36,6 +38,22 @@ class PartyOut(BaseModel):
     ods_code: str | None
 
 
+class RoleBindingIn(BaseModel):
+    """A role the system may act for: under any agreement, or only ``agreement_id`` (and only
+    its ``flow_id``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: str = Field(**_BINDING_RULES)
+    agreement_id: str | None = Field(default=None, **_BINDING_RULES)
+    flow_id: str | None = Field(default=None, **_BINDING_RULES)
+
+
+class RoleBindingOut(BaseModel):
+    role: str
+    agreement_id: str | None
+    flow_id: str | None
+
+
 class ClientOut(BaseModel):
     id: str
     party_id: str
@@ -43,6 +61,12 @@ class ClientOut(BaseModel):
     scopes: list[str]
     status: str
     key_ids: list[str]
+    roles: list[RoleBindingOut]
+    unbound: bool = Field(description="makes exchanges but is bound to no role: acts for none")
+
+
+def _binding_out(b: RoleBinding) -> RoleBindingOut:
+    return RoleBindingOut(role=b.role, agreement_id=b.agreement_id, flow_id=b.flow_id)
 
 
 def _client_out(c: Client) -> ClientOut:
@@ -53,6 +77,8 @@ def _client_out(c: Client) -> ClientOut:
         scopes=list(c.scopes),
         status=c.status,
         key_ids=[str(k.get("kid", "")) for k in c.keys],
+        roles=[_binding_out(b) for b in c.roles],
+        unbound=c.unbound,
     )
 
 
@@ -90,6 +116,54 @@ async def suspend_client(
     def run() -> Any:
         return services.registry.set_status(
             client_id, "suspended", actor=f"client:{principal.client_id}"
+        )
+
+    return _client_out(await run_in_threadpool(run))
+
+
+@router.get("/clients/{client_id}/roles", summary="The roles a partner system may act for")
+async def client_roles(
+    client_id: ClientIdPath, _: Admin, services: ServicesDep
+) -> list[RoleBindingOut]:
+    client = await run_in_threadpool(services.registry.get_client, client_id)
+    return [_binding_out(b) for b in client.roles]
+
+
+@router.post(
+    "/clients/{client_id}/roles",
+    status_code=201,
+    summary="Bind a partner system to a role (optionally narrowed to an agreement or flow)",
+)
+async def bind_role(
+    client_id: ClientIdPath, body: RoleBindingIn, principal: Admin, services: ServicesDep
+) -> ClientOut:
+    def run() -> Client:
+        return services.registry.bind(
+            client_id,
+            body.role,
+            body.agreement_id,
+            body.flow_id,
+            actor=f"client:{principal.client_id}",
+        )
+
+    return _client_out(await run_in_threadpool(run))
+
+
+@router.delete(
+    "/clients/{client_id}/roles",
+    summary="Remove one of a partner system's role bindings (exactly as bound)",
+)
+async def unbind_role(
+    client_id: ClientIdPath,
+    principal: Admin,
+    services: ServicesDep,
+    role: Annotated[str, Query(**_BINDING_RULES)],
+    agreement_id: Annotated[str | None, Query(**_BINDING_RULES)] = None,
+    flow_id: Annotated[str | None, Query(**_BINDING_RULES)] = None,
+) -> ClientOut:
+    def run() -> Client:
+        return services.registry.unbind(
+            client_id, role, agreement_id, flow_id, actor=f"client:{principal.client_id}"
         )
 
     return _client_out(await run_in_threadpool(run))

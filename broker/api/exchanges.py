@@ -69,6 +69,7 @@ async def create_exchange(
             client_id=principal.client_id,
             party_id=principal.party_id,
             client_name=principal.client.name,
+            roles=principal.client.roles,
             user=None
             if token_user is None
             else CallerUser(token_user.issuer, token_user.subject, token_user.roles),

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from broker.api.deps import Principal, ServicesDep, require_scope
 from broker.core.errors import Forbidden, Unavailable
@@ -62,6 +63,9 @@ async def simulate_request(
                 "governance officers simulate their own party's requests, or requests under "
                 "agreements their party is in"
             )
+    # A registered system of the imagined party: its role bindings apply, as they would.
+    system = await run_in_threadpool(services.registry.find_client, body.as_client)
+    bound = system.roles if system is not None and system.party_id == body.as_party else None
     return await simulate(
         services.policy,
         services.audit,
@@ -69,4 +73,5 @@ async def simulate_request(
         officer.party_id,
         body,
         lambda: dt.datetime.fromtimestamp(services.clock(), dt.UTC),
+        bound,
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from sqlmodel import select as select_rows
@@ -19,7 +19,15 @@ from sqlmodel import select as select_rows
 from broker.auth.jose import import_public_jwk
 from broker.auth.scopes import parse_scopes
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from broker.db.tables import AdminEventRow, ClientRow, PartyRow, clients
+from broker.core.identifiers import RoleBinding
+from broker.db.tables import (
+    AdminEventRow,
+    ClientRoleRow,
+    ClientRow,
+    PartyRow,
+    client_roles,
+    clients,
+)
 
 PARTY_KINDS = ("council", "nhs", "police", "education", "housing", "other")
 PartyKind = Literal["council", "nhs", "police", "education", "housing", "other"]
@@ -28,9 +36,21 @@ ClientStatus = Literal["active", "suspended"]
 #: Party and client ids: letters, digits, '.', '_', '-', starting with a letter or digit; 2-100.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$"
 _ID = re.compile(ID_PATTERN)
+#: Roles, agreement and flow ids of a binding: as party and client ids.
+BINDING_ID_PATTERN = ID_PATTERN
+_BINDING_ID = _ID
+#: The scope of systems that act for roles (only they are bound).
+ACTING_SCOPE = "exchange"
 #: Built once: SQLAlchemy then skips rebuilding the statement and its cache key per request.
-#: The hot path (every authenticated request) reads the model's table with a Core statement.
-_FIND_CLIENT = select(clients).where(clients.c.id == bindparam("client_id"))
+#: The hot path (every authenticated request) reads the client and its role bindings in one
+#: Core statement (one row per binding; one row with no role for an unbound client).
+_FIND_CLIENT = (
+    select(clients, client_roles.c.role, client_roles.c.agreement_id, client_roles.c.flow_id)
+    .select_from(clients.outerjoin(client_roles, client_roles.c.client_id == clients.c.id))
+    .where(clients.c.id == bindparam("client_id"))
+    .order_by(client_roles.c.id)
+)
+_ROLES = select(client_roles).order_by(client_roles.c.client_id, client_roles.c.id)
 _ODS = re.compile(r"^[A-Z0-9]{3,10}$")
 
 
@@ -50,10 +70,18 @@ class Client:
     jwks: dict[str, Any]
     scopes: tuple[str, ...]
     status: str
+    roles: tuple[RoleBinding, ...] = ()
+    """The roles it may act for (``broker clients bind``); none: it acts for no role."""
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def unbound(self) -> bool:
+        """A system with the ``exchange`` scope bound to no role: every request it makes under
+        an agreement is refused."""
+        return ACTING_SCOPE in self.scopes and not self.roles
 
     @property
     def keys(self) -> list[dict[str, Any]]:
@@ -75,8 +103,29 @@ def _party(row: PartyRow) -> Party:
     return Party(row.id, row.name, row.kind, row.ods_code)
 
 
-def _client(row: Any) -> Client:
-    return Client(row.id, row.party_id, row.name, dict(row.jwks), tuple(row.scopes), row.status)
+def _client(row: Any, roles: tuple[RoleBinding, ...] = ()) -> Client:
+    return Client(
+        row.id, row.party_id, row.name, dict(row.jwks), tuple(row.scopes), row.status, roles
+    )
+
+
+def _binding(row: Any) -> RoleBinding:
+    return RoleBinding(row.role, row.agreement_id, row.flow_id)
+
+
+def valid_binding(role: str, agreement_id: str | None, flow_id: str | None) -> RoleBinding:
+    """A binding from outside, checked: identifiers, and a flow only within an agreement.
+    Raises InvalidInput naming each bad part."""
+    problems = [
+        FieldProblem(name, "letters, digits, '.', '_', '-'; 2-100 chars")
+        for name, value in (("role", role), ("agreement_id", agreement_id), ("flow_id", flow_id))
+        if value is not None and not _BINDING_ID.match(value)
+    ]
+    if flow_id is not None and agreement_id is None:
+        problems.append(FieldProblem("flow_id", "a flow is narrowed within an agreement: name it"))
+    if problems:
+        raise InvalidInput("the role binding is not valid", problems)
+    return RoleBinding(role, agreement_id, flow_id)
 
 
 def validate_jwks(jwks: Any, refused_thumbprints: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -222,10 +271,13 @@ class Registry:
         return Client(client_id, party_id, name or client_id, jwks, tuple(granted), "active")
 
     def find_client(self, client_id: str) -> Client | None:
-        """Read on every authenticated request (suspension takes effect at once)."""
+        """Read on every authenticated request (suspension and role changes take effect at
+        once)."""
         with self._engine.connect() as conn:
-            row = conn.execute(_FIND_CLIENT, {"client_id": client_id}).first()
-        return None if row is None else _client(row)
+            rows = conn.execute(_FIND_CLIENT, {"client_id": client_id}).all()
+        if not rows:
+            return None
+        return _client(rows[0], tuple(_binding(r) for r in rows if r.role is not None))
 
     def get_client(self, client_id: str) -> Client:
         client = self.find_client(client_id)
@@ -238,7 +290,79 @@ class Registry:
         if party_id is not None:
             query = query.where(col(ClientRow.party_id) == party_id)
         with Session(self._engine) as session:
-            return [_client(r) for r in session.exec(query).all()]
+            rows = session.exec(query).all()
+            bindings: dict[str, list[RoleBinding]] = {}
+            for b in session.connection().execute(_ROLES):
+                bindings.setdefault(b.client_id, []).append(_binding(b))
+            return [_client(r, tuple(bindings.get(r.id, ()))) for r in rows]
+
+    # -- role bindings -----------------------------------------------------------------------
+
+    def bind(
+        self,
+        client_id: str,
+        role: str,
+        agreement_id: str | None = None,
+        flow_id: str | None = None,
+        *,
+        actor: str,
+    ) -> Client:
+        """Let ``client_id`` act for ``role`` (under any agreement, or only ``agreement_id``,
+        or only its ``flow_id``). Only systems with the ``exchange`` scope act for roles.
+        Raises InvalidInput, NotFound, Conflict (bound so already)."""
+        binding = valid_binding(role, agreement_id, flow_id)
+        client = self.get_client(client_id)
+        if ACTING_SCOPE not in client.scopes:
+            raise InvalidInput(
+                f"client {client_id!r} does not make exchanges (no {ACTING_SCOPE!r} scope): "
+                "only systems that make exchanges act for roles",
+                [FieldProblem("client_id", f"needs the {ACTING_SCOPE!r} scope")],
+            )
+        if binding in client.roles:
+            raise Conflict(f"client {client_id!r} is already bound to role {binding}")
+        with Session(self._engine) as session:
+            session.add(
+                ClientRoleRow(
+                    client_id=client_id,
+                    role=role,
+                    agreement_id=agreement_id,
+                    flow_id=flow_id,
+                    created_at=_now(),
+                )
+            )
+            _log(session, actor, "client.bind", client_id, _binding_details(binding))
+            session.commit()
+        return self.get_client(client_id)
+
+    def unbind(
+        self,
+        client_id: str,
+        role: str,
+        agreement_id: str | None = None,
+        flow_id: str | None = None,
+        *,
+        actor: str,
+    ) -> Client:
+        """Remove exactly this binding: the client's next request under it is refused.
+        Raises InvalidInput, NotFound (no such client or binding)."""
+        binding = valid_binding(role, agreement_id, flow_id)
+        self.get_client(client_id)
+        row = client_roles
+        condition = and_(
+            row.c.client_id == client_id,
+            row.c.role == role,
+            row.c.agreement_id.is_(None)
+            if agreement_id is None
+            else row.c.agreement_id == agreement_id,
+            row.c.flow_id.is_(None) if flow_id is None else row.c.flow_id == flow_id,
+        )
+        with Session(self._engine) as session:
+            removed = session.connection().execute(row.delete().where(condition)).rowcount
+            if not removed:
+                raise NotFound(f"client {client_id!r} is not bound to role {binding}")
+            _log(session, actor, "client.unbind", client_id, _binding_details(binding))
+            session.commit()
+        return self.get_client(client_id)
 
     def set_status(self, client_id: str, status: ClientStatus, *, actor: str) -> Client:
         action = f"client.{'suspend' if status == 'suspended' else 'activate'}"
@@ -287,6 +411,10 @@ class Registry:
             session.add(row)
             _log(session, actor, action, client_id, details)
             session.commit()
+
+
+def _binding_details(binding: RoleBinding) -> dict[str, Any]:
+    return {"role": binding.role, "agreement": binding.agreement_id, "flow": binding.flow_id}
 
 
 def _kids(jwks: dict[str, Any]) -> list[str]:

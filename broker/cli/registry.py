@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from broker.auth.client_assertion import import_pem_key
-from broker.auth.registry import PARTY_KINDS
+from broker.auth.registry import PARTY_KINDS, Client
 from broker.cli.common import (
     EXIT_USAGE,
     actor,
@@ -21,6 +21,7 @@ from broker.cli.common import (
     registry,
     settings,
 )
+from broker.core.identifiers import RoleBinding
 from broker.db.engine import build_engine
 
 parties_app = typer.Typer(help="Parties: organisations that control data.", no_args_is_help=True)
@@ -101,7 +102,7 @@ def clients_list(
     party: Annotated[str | None, typer.Option(help="only this party's clients")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List partner systems."""
+    """List partner systems, with the roles each may act for; flags systems bound to none."""
     with handled(), registry(settings()) as reg:
         rows = reg.list_clients(party)
     if as_json:
@@ -114,20 +115,97 @@ def clients_list(
                     "scopes": list(c.scopes),
                     "status": c.status,
                     "kids": [k.get("kid") for k in c.keys],
+                    "roles": [_binding_json(b) for b in c.roles],
+                    "unbound": c.unbound,
                 }
                 for c in rows
             ]
         )
         return
-    table = Table("client id", "party", "status", "scopes", "key ids")
+    table = Table("client id", "party", "status", "scopes", "roles", "key ids")
     for c in rows:
         table.add_row(
             c.id,
             c.party_id,
             c.status,
             " ".join(c.scopes),
+            _roles_cell(c),
             ", ".join(str(k.get("kid")) for k in c.keys),
         )
+    console.print(table)
+    unbound = [c.id for c in rows if c.unbound]
+    if unbound:
+        console.print(
+            f"[yellow]unbound[/yellow] (no role: every request under an agreement is refused; "
+            f"bind with `broker clients bind`): {', '.join(unbound)}",
+            highlight=False,
+        )
+
+
+def _binding_json(b: RoleBinding) -> dict[str, str | None]:
+    return {"role": b.role, "agreement_id": b.agreement_id, "flow_id": b.flow_id}
+
+
+def _roles_cell(c: Client) -> str:
+    if c.unbound:
+        return "UNBOUND"
+    return "\n".join(str(b) for b in c.roles) or "-"
+
+
+RoleOption = Annotated[str, typer.Option("--role", help="the role, as agreements name it")]
+AgreementOption = Annotated[
+    str | None, typer.Option("--agreement", help="only under this agreement")
+]
+FlowOption = Annotated[
+    str | None, typer.Option("--flow", help="only this flow of the agreement (needs --agreement)")
+]
+
+
+@clients_app.command("bind")
+def clients_bind(
+    client_id: str,
+    role: RoleOption,
+    agreement: AgreementOption = None,
+    flow: FlowOption = None,
+) -> None:
+    """Let a system act for a role (under any agreement, or only --agreement, or its --flow)."""
+    with handled(), registry(settings()) as reg:
+        client = reg.bind(client_id, role, agreement, flow, actor=actor())
+    bound = RoleBinding(role, agreement, flow)
+    console.print(f"bound {client.id} to role {bound}", highlight=False)
+
+
+@clients_app.command("unbind")
+def clients_unbind(
+    client_id: str,
+    role: RoleOption,
+    agreement: AgreementOption = None,
+    flow: FlowOption = None,
+) -> None:
+    """Remove exactly one of a system's role bindings: its next request under it is refused."""
+    with handled(), registry(settings()) as reg:
+        client = reg.unbind(client_id, role, agreement, flow, actor=actor())
+    console.print(
+        f"unbound {client.id} from role {RoleBinding(role, agreement, flow)}"
+        + ("" if client.roles else " (now bound to no role: it acts for none)"),
+        highlight=False,
+    )
+
+
+@clients_app.command("roles")
+def clients_roles(client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The roles a system may act for."""
+    with handled(), registry(settings()) as reg:
+        client = reg.get_client(client_id)
+    if as_json:
+        print_json([_binding_json(b) for b in client.roles])
+        return
+    if not client.roles:
+        console.print(f"{client.id} is bound to no role: it acts for none", highlight=False)
+        return
+    table = Table("role", "agreement", "flow")
+    for b in client.roles:
+        table.add_row(b.role, b.agreement_id or "any", b.flow_id or "any")
     console.print(table)
 
 

@@ -82,12 +82,37 @@ class CallerUser:
 
 
 @dataclass(frozen=True)
+class RoleBinding:
+    """A role a partner system may act for, as its party's administrator bound it: for any
+    agreement (``agreement_id`` None), for one agreement, or for one flow of one agreement."""
+
+    role: str
+    agreement_id: str | None = None
+    flow_id: str | None = None
+
+    def covers(self, role: str, agreement_id: str, flow_id: str) -> bool:
+        """Whether this binding lets its system act as ``role`` under ``agreement_id``'s
+        ``flow_id``."""
+        return (
+            self.role == role
+            and self.agreement_id in (None, agreement_id)
+            and self.flow_id in (None, flow_id)
+        )
+
+    def __str__(self) -> str:
+        where = "" if self.agreement_id is None else f" for agreement {self.agreement_id}"
+        return self.role + where + ("" if self.flow_id is None else f" flow {self.flow_id}")
+
+
+@dataclass(frozen=True)
 class Caller:
     """Who is asking: the authenticated client, its party, its scopes and its name; with a
-    user-restricted token, also the verified user."""
+    user-restricted token, also the verified user. ``roles``: the roles the registry binds the
+    client to (a client with none may act for no role)."""
 
     client_id: str
     party_id: str
     scopes: frozenset[str] = frozenset()
     client_name: str = ""
     user: CallerUser | None = None
+    roles: tuple[RoleBinding, ...] = ()

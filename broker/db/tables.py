@@ -83,8 +83,30 @@ class ClientRow(TableModel, table=True):
     )
 
 
+class ClientRoleRow(TableModel, table=True):
+    """A role a client may act for (for any agreement, or narrowed to one agreement or flow).
+    A client with no row acts for no role."""
+
+    __tablename__ = "client_roles"
+    __table_args__ = (Index("ix_client_roles_client_id", "client_id"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column("id", Integer, primary_key=True, autoincrement=True)
+    )
+    client_id: str = Field(
+        sa_column=Column("client_id", String(100), ForeignKey("clients.id"), nullable=False)
+    )
+    role: str = Field(sa_column=Column("role", String(100), nullable=False))
+    agreement_id: str | None = Field(sa_column=Column("agreement_id", String(100), nullable=True))
+    flow_id: str | None = Field(sa_column=Column("flow_id", String(100), nullable=True))
+    created_at: datetime = Field(
+        sa_column=Column("created_at", DateTime(timezone=True), nullable=False)
+    )
+
+
 parties = table_of(PartyRow)
 clients = table_of(ClientRow)
+client_roles = table_of(ClientRoleRow)
 
 # A client assertion's jti, kept until the assertion would have expired anyway.
 assertion_jtis = Table(

@@ -31,6 +31,7 @@ from broker.core.identifiers import Caller, SubjectId
 from broker.core.projection import project
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange import modes
+from broker.exchange.bindings import refuse_unbound
 from broker.exchange.entries import Person, exchange_entry, not_found_entry, provider_notice
 from broker.exchange.limits import RateLimited
 from broker.exchange.person import UserMismatch, person_of
@@ -325,12 +326,14 @@ class ExchangeService:
         pseudonym = progress.pseudonym = self._pseudonyms.pseudonymise(subject.type, subject.value)
         person = progress.person = person_of(caller, request, self._identity, now)
         check_not_suspended(self._suspensions, caller.party_id, person)
+        decision = self._decide(caller, person, request, subject, now)
         return Prepared(
             caller=caller,
             subject=subject,
             pseudonym=pseudonym,
             person=person,
-            decision=self._decide(caller, person, request, subject, now),
+            # The system must be bound to the role it asks under (broker clients bind).
+            decision=refuse_unbound(decision, caller.client_id, caller.roles, person.role),
         )
 
     def _decide(

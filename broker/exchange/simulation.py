@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from broker.audit.entry import AuditEntry
 from broker.audit.log import AuditLog
+from broker.core.identifiers import RoleBinding
+from broker.exchange.bindings import refuse_unbound
 from broker.exchange.request import Name
 from broker.policy.engine import Decision, decision_json
 from broker.policy.holder import PolicyHolder
@@ -69,7 +71,11 @@ async def simulate(
     officer_party: str,
     request: SimulationRequest,
     now: Callable[[], dt.datetime],
+    bindings: tuple[RoleBinding, ...] | None = None,
 ) -> dict[str, Any]:
+    """The decision for ``request``, logged. ``bindings``: the roles ``as_client`` is bound to
+    where it is a registered system of ``as_party`` (its request under another role is refused,
+    as a real one would be); None for an imagined system (the policy alone)."""
     at = request.at or now()
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
@@ -93,6 +99,8 @@ async def simulate(
         at,
     )
     decision = await to_thread.run_sync(policy.decide, policy_input)
+    if bindings is not None:
+        decision = refuse_unbound(decision, request.as_client, bindings, request.role)
     entry = AuditEntry(
         kind="simulation",
         client_id=officer_client,

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 from fastapi.routing import APIRoute
 
-from broker.api.admin import PartyIn
+from broker.api.admin import PartyIn, RoleBindingIn
 from broker.api.admin import router as admin_router
 from tests.support import LiveBroker, live_broker
 
@@ -19,6 +19,7 @@ BAD_IDS = ["Bad Id!", "x" * 101, "-starts-with-a-dash", "semi;colon", "naïve", 
 # A valid body for each request model an admin route takes; the id field is then replaced.
 VALID_BODIES: dict[type[Any], tuple[str, dict[str, Any]]] = {
     PartyIn: ("id", {"id": "new-party", "name": "Fenwick Parish Council", "kind": "council"}),
+    RoleBindingIn: ("agreement_id", {"role": "gp", "agreement_id": "ISA-X", "flow_id": "f1"}),
 }
 # Routes that take no identifier at all (nothing to get wrong).
 NO_IDS = {("GET", "/v1/admin/parties")}

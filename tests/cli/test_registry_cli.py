@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -155,3 +156,119 @@ def test_broker_token_prints_a_working_token(tmp_path: Path) -> None:
         )
         assert code == 1
         assert "invalid_client" in out
+
+
+def flat(out: str) -> str:
+    """Output with the terminal's line wrapping undone."""
+    return " ".join(out.split())
+
+
+def _actions(env: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
+    engine = build_engine(env["BROKER_DATABASE_URL"])
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(admin_events).order_by(admin_events.c.id)).all()
+    engine.dispose()
+    return [(r.action, r.target, r.details) for r in rows]
+
+
+def _two_systems(tmp_path: Path) -> None:
+    assert (
+        run("parties", "add", "--id", "R9Z", "--name", "H", "--kind", "nhs", "--ods-code", "R9Z")[0]
+        == 0
+    )
+    for client, scopes in (("ed-system", "exchange"), ("ig-office", "governance")):
+        _, public = write_public_pem(tmp_path, client)
+        args = ("--client-id", client, "--public-key", str(public), "--scopes", scopes)
+        assert run("clients", "add", "--party", "R9Z", *args)[0] == 0
+
+
+def test_binding_a_system_to_roles(tmp_path: Path, env: dict[str, str]) -> None:
+    _two_systems(tmp_path)
+    # A new system with the exchange scope acts for no role: listed as unbound.
+    listed = {c["id"]: c for c in json.loads(run("clients", "list", "--json")[1])}
+    assert listed["ed-system"]["unbound"] is True
+    assert listed["ed-system"]["roles"] == []
+    assert listed["ig-office"]["unbound"] is False  # makes no exchanges: nothing to bind
+    code, out = run("clients", "list")
+    assert code == 0
+    assert "UNBOUND" in out
+    assert "unbound" in out
+    assert "ed-system" in out.split("unbound (", 1)[1]
+
+    sg = ("--agreement", "ISA-SAFEGUARDING-CHILDREN")
+    code, out = run("clients", "bind", "ed-system", "--role", "safeguarding-nurse", *sg)
+    assert code == 0, out
+    assert "bound ed-system to role safeguarding-nurse for agreement ISA-SAFEGUARDING" in flat(out)
+    assert run("clients", "bind", "ed-system", "--role", "ed-doctor")[0] == 0
+    roles = json.loads(run("clients", "roles", "ed-system", "--json")[1])
+    assert roles == [
+        {
+            "role": "safeguarding-nurse",
+            "agreement_id": "ISA-SAFEGUARDING-CHILDREN",
+            "flow_id": None,
+        },
+        {"role": "ed-doctor", "agreement_id": None, "flow_id": None},
+    ]
+    listed = {c["id"]: c for c in json.loads(run("clients", "list", "--json")[1])}
+    assert listed["ed-system"]["unbound"] is False
+    assert "UNBOUND" not in run("clients", "list")[1]
+
+    # Bound already: a conflict. Unbinding needs the binding exactly as made.
+    code, out = run("clients", "bind", "ed-system", "--role", "safeguarding-nurse", *sg)
+    assert code == 1
+    assert "already bound" in out
+    code, out = run("clients", "unbind", "ed-system", "--role", "safeguarding-nurse")
+    assert code == 2
+    assert "not bound to role safeguarding-nurse" in flat(out)
+    assert run("clients", "unbind", "ed-system", "--role", "safeguarding-nurse", *sg)[0] == 0
+    code, out = run("clients", "unbind", "ed-system", "--role", "ed-doctor")
+    assert code == 0
+    assert "acts for none" in flat(out)
+    assert "acts for none" in flat(run("clients", "roles", "ed-system")[1])
+
+    changes = [(a, t, d) for a, t, d in _actions(env) if a.startswith("client.") and "bind" in a]
+    assert changes == [
+        (
+            "client.bind",
+            "ed-system",
+            {"role": "safeguarding-nurse", "agreement": "ISA-SAFEGUARDING-CHILDREN", "flow": None},
+        ),
+        ("client.bind", "ed-system", {"role": "ed-doctor", "agreement": None, "flow": None}),
+        (
+            "client.unbind",
+            "ed-system",
+            {"role": "safeguarding-nurse", "agreement": "ISA-SAFEGUARDING-CHILDREN", "flow": None},
+        ),
+        ("client.unbind", "ed-system", {"role": "ed-doctor", "agreement": None, "flow": None}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ("ig-office", "--role", "gp"),
+            "only systems that make exchanges",
+            id="no-exchange-scope",
+        ),
+        pytest.param(("nobody", "--role", "gp"), "no client", id="unknown-client"),
+        pytest.param(("ed-system", "--role", "a b"), "role", id="bad-role"),
+        pytest.param(
+            ("ed-system", "--role", "gp", "--flow", "f1"), "within an agreement", id="flow-alone"
+        ),
+        pytest.param(
+            ("ed-system", "--role", "gp", "--agreement", "ISA;X"),
+            "agreement_id",
+            id="bad-agreement",
+        ),
+    ],
+)
+def test_a_bad_binding_exits_2_and_changes_nothing(
+    tmp_path: Path, env: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
+    _two_systems(tmp_path)
+    before = _actions(env)
+    code, out = run("clients", "bind", *args)
+    assert code == 2, out
+    assert message in flat(out)
+    assert _actions(env) == before

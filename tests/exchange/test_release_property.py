@@ -22,7 +22,7 @@ from broker.api.exchanges import answer_json
 from broker.audit.entry import check_released_record
 from broker.audit.memory import MemoryAuditLog
 from broker.core.errors import Refused
-from broker.core.identifiers import Caller
+from broker.core.identifiers import Caller, RoleBinding
 from broker.core.projection import flatten
 from broker.core.pseudonym import PseudonymKeyring, generate_key
 from broker.db import migrate
@@ -145,7 +145,8 @@ def test_no_field_outside_requested_and_permitted_is_ever_released(
         }
     )
     try:
-        result = asyncio.run(service.handle(Caller("c1", "req"), request))
+        caller = Caller("c1", "req", roles=(RoleBinding("worker"),))  # bound to the role asked
+        result = asyncio.run(service.handle(caller, request))
     except Refused:
         assert audit.entries[-1].decision == "deny"
         engine.dispose()

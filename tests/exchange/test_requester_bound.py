@@ -8,8 +8,10 @@ system's own: another system of the same party using the same key gets its own a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from broker.consent.tables import preview_holds
@@ -19,6 +21,16 @@ from tests.support import LiveBroker
 
 HOUSING = "ccc-housing-options"
 REVENUES = "ccc-revenues-benefits"  # another system of the same council
+
+
+@pytest.fixture(scope="module", autouse=True)
+def revenues_bound_as_housing_officer(broker: LiveBroker) -> Iterator[None]:
+    """The council binds Revenues and Benefits to Housing Options' role for this module: unbound,
+    it would be refused for that alone (tests/exchange/test_role_bindings.py); bound, the
+    approval is still not its to use."""
+    broker.services.registry.bind(REVENUES, "housing-options-officer", actor="test")
+    yield
+    broker.services.registry.unbind(REVENUES, "housing-options-officer", actor="test")
 
 
 def held_and_approved(broker: LiveBroker) -> str:

@@ -63,3 +63,15 @@ def test_officers_cannot_probe_other_parties_agreements(broker: LiveBroker) -> N
 
 def test_partner_systems_cannot_simulate(broker: LiveBroker) -> None:
     assert simulate(broker, "r9z-ed-safeguarding", ED_CHECK).status_code == 403
+
+
+def test_a_dry_run_as_a_registered_system_applies_its_role_bindings(broker: LiveBroker) -> None:
+    """The hospital's governance asks whether its discharge system may run the check: no, it is
+    not bound to the role; its emergency department system is."""
+    refused = simulate(broker, "r9z-governance", {**ED_CHECK, "as_client": "r9z-discharge"})
+    decision = refused.json()["decision"]
+    assert decision["allow"] is False
+    assert decision["released_fields"] == []
+    assert "system 'r9z-discharge' is not bound to role 'safeguarding-nurse'" in decision["reasons"]
+    allowed = simulate(broker, "r9z-governance", {**ED_CHECK, "as_client": "r9z-ed-safeguarding"})
+    assert allowed.json()["decision"]["allow"] is True
