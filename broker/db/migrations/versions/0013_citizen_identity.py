@@ -6,8 +6,8 @@ party's citizen-facing system exchanges at ``POST /oauth2/token`` for a token na
 personal identifier the citizen's identity was verified to hold (its pseudonym, the claim and
 the assurance that proved it).
 
-Revision ID: 0013_citizen_identity
-Revises: 0014 (re-chained after main's 0012 and 0014)
+Revision ID: 0013
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_citizen_identity"
-down_revision = "0014"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
