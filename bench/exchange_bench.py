@@ -54,13 +54,18 @@ from typing import Any
 
 import httpx
 
-from broker.auth.assertion import ASSERTION_TYPE
+from broker.auth.assertion import ASSERTION_TYPE, TOKEN_EXCHANGE_GRANT
 from broker.auth.client_assertion import make_client_assertion
+from broker.identity.token_exchange import ID_TOKEN_TYPE
+from demo.identity import demo_id_token
 from demo.keys import demo_client_key
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CLIENT = "r9z-ed-safeguarding"
+NURSE = "hospital-ed-nurse-17"
+ROLE = "safeguarding-nurse"
+TOKEN_SAMPLES = 200
 RATE_OVERRIDE = {CLIENT: 100000}
 SUBJECTS = 64
 FIELDS = ["name.family", "child_protection_plan.status", "child_protection_plan.category"]
@@ -74,17 +79,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def exchange_body(nhs_number: str) -> dict[str, Any]:
-    return {
+def exchange_body(nhs_number: str, id_token: str | None = None) -> dict[str, Any]:
+    """The ED nurse's request. With an application token the nurse is proven by her ID token in
+    ``requested_by`` (checked on every request); with a user-restricted token the token names her
+    and ``requested_by`` is left out."""
+    body: dict[str, Any] = {
         "agreement_id": "ISA-SAFEGUARDING-CHILDREN",
         "purpose": "child-protection-check",
         "dataset": "ccc.child-protection",
         "subject": {"type": "nhs_number", "value": nhs_number},
         "fields": FIELDS,
-        "requested_by": {"user_id": "hospital-ed-nurse-17", "role": "safeguarding-nurse"},
         "case_reference": "ED-2026-11-0042",
         "justification": "child attended ED with injuries",
     }
+    if id_token is not None:
+        body["requested_by"] = {"user_id": NURSE, "role": ROLE, "id_token": id_token}
+    return body
 
 
 def broker_env(var: Path, port: int, pin: bool = True) -> dict[str, str]:
@@ -133,19 +143,46 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
-def access_token(base: str) -> str:
-    assertion = make_client_assertion(CLIENT, demo_client_key(CLIENT), f"{base}/oauth2/token")
-    response = httpx.post(
-        f"{base}/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion,
-        },
-        timeout=10.0,
-    )
+def _token_form(base: str, user: bool, n: int = 0) -> dict[str, str]:
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": make_client_assertion(
+            CLIENT, demo_client_key(CLIENT), f"{base}/oauth2/token"
+        ),
+    }
+    if user:  # RFC 8693: the nurse's ID token from the hospital's (demo CIS2) sign-in
+        form.update(
+            grant_type=TOKEN_EXCHANGE_GRANT,
+            # Each ID token is exchanged once: a different nurse for each sample.
+            subject_token=demo_id_token(f"{NURSE}-{n}" if n else NURSE, ROLE, CLIENT),
+            subject_token_type=ID_TOKEN_TYPE,
+        )
+    return form
+
+
+def access_token(base: str, user: bool = False, client: httpx.Client | None = None) -> str:
+    """An application token (client credentials), or with ``user`` a user-restricted one."""
+    form = _token_form(base, user, int(time.time() * 1000) if user else 0)
+    response = (client or httpx).post(f"{base}/oauth2/token", data=form, timeout=10.0)
     response.raise_for_status()
     return str(response.json()["access_token"])
+
+
+def token_timings(base: str, n: int) -> dict[str, list[float]]:
+    """Server time of ``n`` client-credentials grants and ``n`` token exchanges, alternated, on
+    one keep-alive connection (each form, its assertion and ID token, is made before the clock
+    starts)."""
+    out: dict[str, list[float]] = {"client_credentials": [], "token_exchange": []}
+    with httpx.Client() as client:
+        for i in range(n):
+            for kind, user in (("client_credentials", False), ("token_exchange", True)):
+                form = _token_form(base, user, i + 1)
+                started = time.perf_counter()
+                response = client.post(f"{base}/oauth2/token", data=form, timeout=10.0)
+                out[kind].append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+    return out
 
 
 def load(
@@ -277,6 +314,22 @@ HEADER = (
 )
 
 
+def user_row(level: int, u: dict[str, Any], b: dict[str, Any]) -> str:
+    ratio = u["p50_ms"] / b["p50_ms"] if b["p50_ms"] else float("nan")
+    return (
+        f"| {level:>4} | {u['throughput_rps']:>7.0f} | {u['p50_ms']:>6.2f} | {u['p90_ms']:>6.2f} "
+        f"| {u['p99_ms']:>7.2f} | {b['throughput_rps']:>7.0f} | {b['p50_ms']:>6.2f} "
+        f"| {ratio:>5.2f}x | {sum(u['errors'].values()):>3} |"
+    )
+
+
+USER_HEADER = (
+    "| conc | user-token req/s | p50 ms | p90 ms | p99 ms | app-token req/s | p50 ms "
+    "| p50 ratio | errors |\n"
+    "|-----:|--------:|-------:|-------:|--------:|--------:|-------:|------:|----:|"
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -295,6 +348,12 @@ def main() -> None:
         "--no-pin",
         action="store_true",
         help="leave the server processes unpinned (BROKER_PIN_WORKERS=false)",
+    )
+    parser.add_argument(
+        "--token-samples",
+        type=int,
+        default=TOKEN_SAMPLES,
+        help="client-credentials grants and token exchanges timed after the load (each)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--py-spy", type=Path, help="record a py-spy profile per broker run here")
@@ -316,6 +375,8 @@ def main() -> None:
     broker = start(command, tmp, env, tmp / "broker.log")
     direct: subprocess.Popen[bytes] | None = None
     results: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    user_results: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    timings: dict[str, list[float]] = {}
     try:
         wait_ready(f"{base}/healthz", broker, tmp / "broker.log", 90)
         council_db = tmp / "var" / "demo" / "sources" / "council" / "childrens_social_care.db"
@@ -327,8 +388,10 @@ def main() -> None:
             tmp / "direct.log",
         )
         wait_ready(f"http://127.0.0.1:{direct_port}/nothing", direct, tmp / "direct.log", 30)
-        bodies = tmp / "bodies.json"
-        bodies.write_text(json.dumps([exchange_body(n) for n in subjects(council_db)]))
+        numbers = subjects(council_db)
+        bodies = tmp / "bodies.json"  # application token: the nurse's ID token in each body
+        user_bodies = tmp / "user-bodies.json"  # user-restricted token: no requested_by
+        user_bodies.write_text(json.dumps([exchange_body(n) for n in numbers]))
         logged_before = logged_exchanges(var / "broker.db")
 
         how = "broker serve --demo" + (f" --workers {args.workers}" if args.workers else "")
@@ -345,7 +408,7 @@ def main() -> None:
         print(f"direct: pid {direct.pid}, http://127.0.0.1:{direct_port}/child-protection")
         print(
             f"load:   {args.warmup:g} s warm-up + {args.seconds:g} s measured per run, "
-            f"{len(json.loads(bodies.read_text()))} subjects, fields {', '.join(FIELDS)}"
+            f"{len(numbers)} subjects, fields {', '.join(FIELDS)}"
         )
         print(f"disk:   write+fsync of 4 KiB in the var dir, median {fsync_ms(var):.2f} ms")
         print(f"cores:  {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
@@ -353,6 +416,9 @@ def main() -> None:
 
         answered = 0
         for level in levels:
+            # A fresh ID token for each level (ID tokens live five minutes, checked per request).
+            id_token = demo_id_token(NURSE, ROLE, CLIENT)
+            bodies.write_text(json.dumps([exchange_body(n, id_token) for n in numbers]))
             token = tmp / "token"
             token.write_text(access_token(base))
             spy = None
@@ -371,21 +437,31 @@ def main() -> None:
             )
             if spy is not None:
                 spy.wait(timeout=60)
+            token.write_text(access_token(base, user=True))
+            cpu_before = cpu_seconds(broker.pid)
+            u = load(f"{base}/v1/exchanges", user_bodies, level, args, token, expect_allow=True)
+            u["cpu_ms_per_request"] = (
+                (cpu_seconds(broker.pid) - cpu_before) * 1000 / max(1, u["answered_total"])
+            )
             cpu_before = cpu_seconds(direct.pid)
             d = load(f"http://127.0.0.1:{direct_port}/child-protection", bodies, level, args)
             d["cpu_ms_per_request"] = (
                 (cpu_seconds(direct.pid) - cpu_before) * 1000 / max(1, d["answered_total"])
             )
-            answered += b["answered_total"]
+            answered += b["answered_total"] + u["answered_total"]
             results.append((level, b, d))
+            user_results.append((level, u, b))
             print(
                 f"  c={level:<4} broker {b['throughput_rps']:6.0f} req/s p50 {b['p50_ms']:6.2f} ms"
                 f" (CPU ms/req: broker {b['cpu_ms_per_request']:.2f},"
                 f" load generator {b['loadgen_cpu_ms_per_request']:.2f})"
                 f" | direct {d['throughput_rps']:6.0f} req/s p50 {d['p50_ms']:6.2f} ms"
-                f" (CPU ms/req: {d['cpu_ms_per_request']:.2f})",
+                f" (CPU ms/req: {d['cpu_ms_per_request']:.2f})"
+                f" | user-restricted {u['throughput_rps']:6.0f} req/s p50 {u['p50_ms']:6.2f} ms"
+                f" (CPU ms/req: {u['cpu_ms_per_request']:.2f})",
                 flush=True,
             )
+        timings = token_timings(base, args.token_samples)
         load_after = os.getloadavg()[0]
     finally:
         if direct is not None:
@@ -398,9 +474,24 @@ def main() -> None:
     for level, b, d in results:
         print(row(level, b, d))
     print()
+    print("The same run with user-restricted tokens (RFC 8693 token exchange; the token names the")
+    print("nurse, no ID token in the body), against the application-token figures above:")
+    print(USER_HEADER)
+    for level, u, b in user_results:
+        print(user_row(level, u, b))
+    print()
+    for kind, samples in timings.items():
+        ordered = sorted(samples)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        print(
+            f"POST /oauth2/token {kind:<18} n={len(samples)}"
+            f" median {statistics.median(ordered):.2f} ms p99 {p99:.2f} ms"
+            " (sequential, one keep-alive connection)"
+        )
+    print()
     errors = 0
-    for level, b, d in results:
-        for side, r in (("broker", b), ("direct", d)):
+    for level, b, d in results + [(lv, u, u) for lv, u, _ in user_results]:
+        for side, r in (("broker", b), ("direct", d)) if b is not d else (("user-restricted", b),):
             for kind, count in r["errors"].items():
                 errors += count
                 print(f"error c={level} {side}: {count} x {kind}: {r['error_examples'][kind]}")

@@ -8,7 +8,7 @@ maps its values to agreement roles (broker/identity/roles.py). Existing rows kee
 they did: ``claim`` with an empty map takes the claim's values as they are.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 from __future__ import annotations

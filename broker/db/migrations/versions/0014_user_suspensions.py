@@ -8,7 +8,7 @@ exchange one user of their party made (broker/audit/users.py) without walking th
 log.
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 """
 
 from __future__ import annotations
