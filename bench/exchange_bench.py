@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.exchange_bench --workers 1       # one server process
     .venv/bin/python -m bench.exchange_bench --no-pin          # processes not pinned to cores
     .venv/bin/python -m bench.exchange_bench --levels 1,32 --py-spy out/
+    .venv/bin/python -m bench.exchange_bench --token-samples 500  # more token exchanges timed
 
 Three kinds of OS process, all on loopback:
 
@@ -23,8 +24,13 @@ Three kinds of OS process, all on loopback:
 * the load generator (bench/exchange_loadgen.py, aiohttp): closed loop, N clients each with one
   request in flight on its own keep-alive connection, access token fetched before the run.
 
-For each concurrency level the broker is measured, then the direct path, each after a short
-unmeasured warm-up. Requests are ``POST /v1/exchanges`` of the emergency-department scenario
+For each concurrency level the broker is measured twice, then the direct path, each after a
+short unmeasured warm-up: with an application token (client credentials; the nurse proven by her
+demo CIS2 ID token in ``requested_by``, checked on every request), then with a user-restricted
+token (RFC 8693 token exchange of that ID token; the token names her, ``requested_by`` left out).
+After the load, ``--token-samples`` client-credentials grants and token exchanges are timed one
+after the other on one connection: the median and p99 of each, from the same run.
+Requests are ``POST /v1/exchanges`` of the emergency-department scenario
 (ISA-SAFEGUARDING-CHILDREN, three fields of ccc.child-protection) rotating over 64 children of
 the synthetic population; every answer must be 200 with ``decision.allow`` true. Afterwards the
 broker's audit log is counted: it must hold an entry for every answered exchange.
