@@ -81,6 +81,12 @@ def refused_entry(
         user_id = (asserted.user_id if asserted else None) or ""
         role = (asserted.role if asserted else None) or ""
     verified = bool(person and person.verified) or user is not None
+    if person is not None:
+        assurance = person.assurance
+    elif user is not None:
+        assurance = "verified"
+    else:
+        assurance = "asserted" if asserted is not None else "system"
     prefix = "break-glass refused" if request.break_glass else "refused"
     return AuditEntry(
         kind="exchange",
@@ -105,6 +111,7 @@ def refused_entry(
         details={
             "mode": request.mode,
             "user_verified": verified,
+            "user_assurance": assurance,
             **({"user_issuer": user.issuer} if user is not None else {}),
             "refused_at": type(error).__name__,
         },
