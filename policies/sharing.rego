@@ -188,7 +188,7 @@ flow_reason contains msg if {
 	not open_data
 	count(flow.roles) > 0
 	not flow.roles[role]
-	not system_request
+	assurance != "system" # a system with no person has no role: the identity reason says so
 	msg := sprintf("role '%s' may not make requests under flow '%s' of agreement '%s'", [role, flow_id, agreement_id])
 }
 
