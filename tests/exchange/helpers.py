@@ -81,6 +81,7 @@ def verified(broker: LiveBroker, client_id: str, body: dict[str, Any]) -> dict[s
         _id_tokens[key] = (time.monotonic(), token)
     return {**body, "requested_by": {**asserted, "id_token": token}}
 
+
 CHILD = "9990000018"  # Amelia Hartley, on a child protection plan
 NO_PLAN = "9990000034"
 

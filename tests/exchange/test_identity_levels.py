@@ -49,9 +49,7 @@ def test_the_same_request_with_a_verified_user_is_answered(broker: LiveBroker) -
 def test_police_break_glass_on_an_asserted_identity_is_refused_and_logged(
     broker: LiveBroker,
 ) -> None:
-    body = safeguarding(
-        **BREAK_GLASS, requested_by={"user_id": "dc-4471", "role": "mash-officer"}
-    )
+    body = safeguarding(**BREAK_GLASS, requested_by={"user_id": "dc-4471", "role": "mash-officer"})
     response = post(broker, "wcp-mash", body, asserted=True)
     logged = _denied(broker, response, "break-glass needs a verified user")
     assert logged["break_glass"] is True

@@ -213,9 +213,17 @@ def test_the_verification_limit_says_when_to_try_again(broker: LiveBroker) -> No
 
 def test_the_client_rate_limit_says_when_to_try_again(slow_broker: LiveBroker) -> None:
     headers = _bearer(slow_broker, "r9z-ed-safeguarding")
-    first = slow_broker.http.post("/v1/exchanges", json=verified(slow_broker, "r9z-ed-safeguarding", safeguarding()), headers=headers)
+    first = slow_broker.http.post(
+        "/v1/exchanges",
+        json=verified(slow_broker, "r9z-ed-safeguarding", safeguarding()),
+        headers=headers,
+    )
     assert first.status_code == 200, first.text
-    second = slow_broker.http.post("/v1/exchanges", json=verified(slow_broker, "r9z-ed-safeguarding", safeguarding()), headers=headers)
+    second = slow_broker.http.post(
+        "/v1/exchanges",
+        json=verified(slow_broker, "r9z-ed-safeguarding", safeguarding()),
+        headers=headers,
+    )
     assert 1 <= _retry_after(second) <= 60
 
 
@@ -288,7 +296,11 @@ def test_a_pending_receipt_says_what_to_fetch_and_checks_with_it(
 ) -> None:
     headers = _bearer(slow_broker, "r9z-ed-safeguarding")
     slow_broker.services.audit.checkpoint_now()  # the next one is due 1000 entries or 60 s on
-    answer = slow_broker.http.post("/v1/exchanges", json=verified(slow_broker, "r9z-ed-safeguarding", safeguarding()), headers=headers)
+    answer = slow_broker.http.post(
+        "/v1/exchanges",
+        json=verified(slow_broker, "r9z-ed-safeguarding", safeguarding()),
+        headers=headers,
+    )
     assert answer.status_code == 200, answer.text
     receipt = answer.json()["receipt"]
     assert receipt["checkpoint"] is None
