@@ -30,9 +30,8 @@ def test_an_article_9_flow_needs_a_verified_user(load: Loader, root: Path, level
     _set_identity(root, "ISA-HOSPITAL-DISCHARGE", "discharge-summary-to-adult-social-care", level)
     status, reasons = status_of(load(), "ISA-HOSPITAL-DISCHARGE")
     assert status == "invalid"
-    assert f"identity {level!r} is not allowed on flow 'discharge-summary-to-adult-social-care'" in (
-        reasons
-    )
+    flow = "'discharge-summary-to-adult-social-care'"
+    assert f"identity {level!r} is not allowed on flow {flow}" in reasons
     assert "flows[0].identity" in reasons
     assert "special category data (an Article 9 basis)" in reasons
 
