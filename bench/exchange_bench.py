@@ -37,6 +37,7 @@ some level, no errors. Exit status 1 when there were errors, 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -56,6 +57,7 @@ import httpx
 
 from broker.auth.assertion import ASSERTION_TYPE
 from broker.auth.client_assertion import make_client_assertion
+from demo.identity import demo_id_token
 from demo.keys import demo_client_key
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,6 +76,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@functools.cache
+def _nurse_id_token() -> str:
+    return demo_id_token("hospital-ed-nurse-17", "safeguarding-nurse", CLIENT)
+
+
 def exchange_body(nhs_number: str) -> dict[str, Any]:
     return {
         "agreement_id": "ISA-SAFEGUARDING-CHILDREN",
@@ -81,7 +88,12 @@ def exchange_body(nhs_number: str) -> dict[str, Any]:
         "dataset": "ccc.child-protection",
         "subject": {"type": "nhs_number", "value": nhs_number},
         "fields": FIELDS,
-        "requested_by": {"user_id": "hospital-ed-nurse-17", "role": "safeguarding-nurse"},
+        # The flow needs a verified user: the nurse's ID token (demo sign-in, valid 5 minutes).
+        "requested_by": {
+            "user_id": "hospital-ed-nurse-17",
+            "role": "safeguarding-nurse",
+            "id_token": _nurse_id_token(),
+        },
         "case_reference": "ED-2026-11-0042",
         "justification": "child attended ED with injuries",
     }
