@@ -4,7 +4,8 @@ A permission is one row: (party, dataset, purpose, field), with wildcards expand
 catalogue (so a catalogue growing under ``prefix.*`` shows up as gained fields). Break-glass
 fields are
 rows too, marked ``break_glass``; each row names what the flow needs of the person (``identity``),
-so a flow that stops needing a verified user shows every field lost and gained again. Governance officers read this before they sign a new version.
+so a flow that stops needing a verified user shows every field lost and gained again.
+Governance officers read this before they sign a new version.
 """
 
 from __future__ import annotations
