@@ -67,7 +67,8 @@ def refused_entry(
 ) -> AuditEntry:
     """A break-glass attempt refused before the policy decided: a denied exchange whose reason
     names the refusing stage. The user is the verified one where the ID token passed, else the
-    asserted one (marked unverified)."""
+    asserted one (marked unverified), else the system itself; ``details.user_assurance`` says
+    which."""
     asserted = request.requested_by
     user = caller.user
     if person is not None:
@@ -77,9 +78,10 @@ def refused_entry(
         wanted = asserted.role if asserted else None
         one = user.roles[0] if len(user.roles) == 1 else ""
         user_id, role = user.subject, wanted if wanted in user.roles else one
+    elif asserted is None:
+        user_id, role = caller.client_id, ""  # no person: the system asks for itself
     else:
-        user_id = (asserted.user_id if asserted else None) or ""
-        role = (asserted.role if asserted else None) or ""
+        user_id, role = asserted.user_id or "", asserted.role or ""
     verified = bool(person and person.verified) or user is not None
     if person is not None:
         assurance = person.assurance

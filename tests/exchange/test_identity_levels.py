@@ -108,3 +108,16 @@ def test_a_party_that_requires_id_tokens_still_refuses_without_one(
     assert post(broker, "wcp-mash", no_person).status_code == 422
     verified = post(broker, "wcp-mash", body)
     assert verified.status_code == 200, verified.text
+
+
+def test_a_break_glass_refused_early_names_the_system_when_no_person_is_named(
+    broker: LiveBroker,
+) -> None:
+    body = safeguarding(**{**BREAK_GLASS, "justification": None})
+    del body["requested_by"]
+    response = post(broker, "r9z-ed-safeguarding", body)
+    assert response.status_code == 422, response.text
+    logged = entry(broker, response.json()["exchange_id"])
+    assert logged["decision"] == "deny"
+    assert logged["user_id"] == "r9z-ed-safeguarding"
+    assert logged["details"]["user_assurance"] == "system"
