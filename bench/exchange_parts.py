@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import statistics
 import tempfile
 import time
@@ -30,11 +31,17 @@ from broker.core.identifiers import Caller, SubjectId
 from broker.exchange.request import ExchangeRequest
 from broker.observability import configure_logging
 from broker.policy.input import PolicyRequest, build_input
+from demo.identity import demo_id_token, register_demo_identity_provider
 from demo.sources.runtime import start_demo_sources
 from tests.support import demo_key, live_broker
 
 CLIENT = "r9z-ed-safeguarding"
 CHILD = "9990000018"
+
+
+@functools.cache
+def _nurse_id_token() -> str:
+    return demo_id_token("hospital-ed-nurse-17", "safeguarding-nurse", CLIENT)
 
 
 def body() -> dict[str, Any]:
@@ -44,7 +51,12 @@ def body() -> dict[str, Any]:
         "dataset": "ccc.child-protection",
         "subject": {"type": "nhs_number", "value": CHILD},
         "fields": ["name.family", "child_protection_plan.status", "child_protection_plan.category"],
-        "requested_by": {"user_id": "hospital-ed-nurse-17", "role": "safeguarding-nurse"},
+        # The flow needs a verified user: the nurse's ID token (demo sign-in, valid 5 minutes).
+        "requested_by": {
+            "user_id": "hospital-ed-nurse-17",
+            "role": "safeguarding-nurse",
+            "id_token": _nurse_id_token(),
+        },
         "case_reference": "ED-2026-11-0042",
         "justification": "child attended ED with injuries",
     }
@@ -101,6 +113,7 @@ def main() -> None:
             rate_limit_per_second=1e6,
         ) as broker:
             s = broker.services
+            register_demo_identity_provider(s.identity.store)
             request = ExchangeRequest.model_validate(body())
             caller = Caller(CLIENT, "R9Z", roles=s.registry.get_client(CLIENT).roles)
             now = dt.datetime.now(dt.UTC)
@@ -120,6 +133,7 @@ def main() -> None:
                     break_glass=False,
                     justification=request.justification,
                     consent="none",
+                    user_assurance="verified",
                 ),
                 now,
             )

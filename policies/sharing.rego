@@ -34,6 +34,19 @@ default party := ""
 
 party := input.party
 
+# How the user is known (broker/policy/input.py): "verified", "asserted" or "system" (no person).
+# Anything else, or nothing, counts as no verified user.
+default user_verified := false
+
+user_verified if {
+	input.user.verified == true
+	input.user.assurance == "verified"
+}
+
+default assurance := ""
+
+assurance := input.user.assurance
+
 # Written for rego-cpp's costs (measured, see docs/policy.md), without changing any answer:
 # - it does not remember that a rule is undefined: every reference to an undefined rule (or `not`
 #   of one) evaluates it again, while a defined value is looked up once. So the helpers the reason
@@ -163,10 +176,19 @@ reason contains msg if {
 	some msg in flow_reason
 }
 
+# A system asking for itself under a `system` flow has no role: the flow's roles are for people.
+default system_request := false
+
+system_request if {
+	flow_identity == "system"
+	assurance == "system"
+}
+
 flow_reason contains msg if {
 	not open_data
 	count(flow.roles) > 0
 	not flow.roles[role]
+	assurance != "system" # a system with no person has no role: the identity reason says so
 	msg := sprintf("role '%s' may not make requests under flow '%s' of agreement '%s'", [role, flow_id, agreement_id])
 }
 
@@ -224,6 +246,47 @@ flow_reason contains msg if {
 	break_glass_requested
 	not has_justification
 	msg := "break-glass needs a justification"
+}
+
+reason contains msg if {
+	break_glass_requested
+	not user_verified
+	msg := "break-glass needs a verified user"
+}
+
+# What the flow needs of the person behind the request (its `identity`): "verified", a verified
+# user; "asserted", a user named by the system at least; "system", anyone, a system asking for
+# itself included. A flow without the key needs a verified user (fails closed).
+default flow_identity := "verified"
+
+flow_identity := flow.identity if is_string(flow.identity)
+
+default identity_ok := false
+
+identity_ok if user_verified
+
+identity_ok if {
+	flow_identity == "asserted"
+	assurance == "asserted"
+}
+
+identity_ok if {
+	flow_identity == "system"
+	assurance in {"asserted", "system"}
+}
+
+flow_reason contains msg if {
+	not open_data
+	not identity_ok
+	flow_identity == "verified"
+	msg := "this flow needs a verified user"
+}
+
+flow_reason contains msg if {
+	not open_data
+	not identity_ok
+	flow_identity != "verified"
+	msg := sprintf("flow '%s' of agreement '%s' needs a user named by the requesting system", [flow_id, agreement_id])
 }
 
 default has_justification := false
@@ -417,6 +480,8 @@ role_ok if count(flow.roles) == 0
 
 role_ok if flow.roles[role]
 
+role_ok if system_request
+
 case_ok if flow.case_reference_required == false
 
 case_ok if has_case_reference
@@ -431,6 +496,7 @@ break_glass_ok if {
 	flow.break_glass.allowed == true
 	break_glass_role_ok
 	has_justification
+	user_verified
 }
 
 break_glass_role_ok if count(flow.break_glass.roles) == 0
@@ -465,6 +531,7 @@ agreement_allows if {
 	agreement.revoked == false
 	input.now_ns >= agreement.valid_from_ns
 	valid_until_ok
+	identity_ok
 	role_ok
 	case_ok
 	consent_ok
@@ -645,6 +712,7 @@ fast_match := {"flow_id": fid, "released_fields": released, "withheld_fields": w
 	input.now_ns >= a.valid_from_ns
 	fast_before_expiry(a.valid_until_ns)
 	f.verification_only == false
+	fast_identity_ok(f.identity)
 	fast_role_ok(f.roles)
 	fast_case_ok(f.case_reference_required)
 	fast_consent_ok(f.consent_required)
@@ -661,6 +729,18 @@ fast_before_expiry(until) := true if {
 	until == null
 } else := true if {
 	input.now_ns < until
+} else := false
+
+# Stricter than identity_ok where it may be (a system with no person goes to full_decision).
+fast_identity_ok(level) := true if {
+	input.user.verified == true
+	input.user.assurance == "verified"
+} else := true if {
+	level == "asserted"
+	input.user.assurance == "asserted"
+} else := true if {
+	level == "system"
+	input.user.assurance == "asserted"
 } else := false
 
 fast_role_ok(roles) := true if {

@@ -36,6 +36,7 @@ isa := {
 			"retention_days": 10,
 			"notify_provider": true,
 			"subject_access_hold_days": 0,
+			"identity": "verified",
 		}},
 	}},
 	"datasets": {
@@ -50,7 +51,7 @@ isa := {
 base := {
 	"client_id": "h1",
 	"party": "hospital",
-	"user": {"id": "u", "role": "nurse"},
+	"user": {"id": "u", "role": "nurse", "verified": true, "assurance": "verified"},
 	"agreement_id": "ISA-T",
 	"purpose": "check",
 	"dataset": "ds.cp",
@@ -85,6 +86,61 @@ test_role_refused if {
 	d := decide({"user": {"id": "u", "role": "porter"}})
 	not d.allow
 	d.reasons == ["role 'porter' may not make requests under flow 'f1' of agreement 'ISA-T'"]
+}
+
+asserted := {"user": {"verified": false, "assurance": "asserted"}}
+
+test_a_verified_flow_refuses_an_asserted_user if {
+	d := decide(asserted)
+	not d.allow
+	d.reasons == ["this flow needs a verified user"]
+	not sharing.fast_decision with input as object.union(base, asserted) with data.isa as isa
+}
+
+test_a_verified_flow_refuses_a_system_without_a_person if {
+	d := decide({"user": {"id": "h1", "role": "", "verified": false, "assurance": "system"}})
+	not d.allow
+	"this flow needs a verified user" in d.reasons
+}
+
+test_verified_needs_both_keys if {
+	d := decide({"user": {"verified": true, "assurance": "asserted"}})
+	not d.allow
+	d.reasons == ["this flow needs a verified user"]
+}
+
+test_break_glass_needs_a_verified_user if {
+	d := decide(object.union(asserted, {"break_glass": true, "justification": "urgent", "fields": ["worker.name"]}))
+	not d.allow
+	"break-glass needs a verified user" in d.reasons
+	"this flow needs a verified user" in d.reasons
+}
+
+test_break_glass_needs_a_verified_user_on_an_asserted_flow if {
+	d := sharing.decision with input as object.union(base, object.union(asserted, {"break_glass": true, "justification": "urgent", "fields": ["worker.name"]}))
+		with data.isa as object.union(isa, {"agreements": {"ISA-T": {"flows": {"f1": {"identity": "asserted"}}}}})
+	not d.allow
+	d.reasons == ["break-glass needs a verified user"]
+}
+
+test_an_asserted_flow_takes_the_system_s_word if {
+	d := sharing.decision with input as object.union(base, asserted)
+		with data.isa as object.union(isa, {"agreements": {"ISA-T": {"flows": {"f1": {"identity": "asserted"}}}}})
+	d.allow
+}
+
+test_a_system_flow_is_satisfied_by_a_system_with_no_person if {
+	d := sharing.decision with input as object.union(base, {"user": {"id": "h1", "role": "", "verified": false, "assurance": "system"}})
+		with data.isa as object.union(isa, {"agreements": {"ISA-T": {"flows": {"f1": {"identity": "system"}}}}})
+	d.allow
+	d.released_fields == ["name.family"]
+}
+
+test_a_flow_without_identity_needs_a_verified_user if {
+	d := sharing.decision with input as object.union(base, asserted)
+		with data.isa as json.remove(isa, ["agreements/ISA-T/flows/f1/identity"])
+	not d.allow
+	d.reasons == ["this flow needs a verified user"]
 }
 
 test_case_reference_required if {

@@ -13,7 +13,8 @@ What the policy compiler reads (attribute names are the YAML keys):
   :func:`broker.core.fields.expand_fields`), ``conditions`` (``case_reference_required``,
   ``consent``, ``requester_roles``, ``break_glass``, ``verification_only``, ``office_hours``),
   ``notify_provider``, ``recipient_retention_days``, ``onward_sharing``,
-  ``subject_access_hold_days``, ``lawful_basis``.
+  ``subject_access_hold_days``, ``lawful_basis``, ``identity`` (who must be proven behind a
+  request: ``verified``, the default; ``asserted``; ``system``).
 - ``Agreement.dataset_digests``: the digest of every register entry the flows rely on; part of the
   signed content so that a dataset growing under a wildcard needs new signatures.
 """
@@ -93,6 +94,11 @@ Article6 = Literal["a", "b", "c", "d", "e", "f"]
 Article9 = Literal["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
 """UK GDPR Article 9(2) condition for special category data."""
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+IdentityLevel = Literal["verified", "system", "asserted"]
+"""What a flow needs of the person behind a request: ``verified`` (a user-restricted token or a
+checked ID token; what a flow that says nothing means), ``system`` (a machine flow with no person:
+the system asks for itself), ``asserted`` (the user taken on the partner system's word, marked so
+in the log). Only ``verified`` is allowed with Article 9 or 10 data or with break-glass."""
 
 
 class Signatory(Strict):
@@ -213,6 +219,8 @@ class Flow(Strict):
     onward_sharing: Literal["prohibited", "allowed"] = "prohibited"
     subject_access_hold_days: int = Field(default=0, ge=0, le=3650)
     """Exchanges under this flow are held back from the citizen's access report this long."""
+    identity: IdentityLevel = "verified"
+    """Who must be proven behind each request (see :data:`IdentityLevel`)."""
 
 
 class Validity(Strict):

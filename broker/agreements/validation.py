@@ -11,6 +11,8 @@ Rejections (the wording each reason starts with):
 - ``special category data ... without an Article 9(2) condition``
 - ``criminal offence data ... without a DPA 2018 Schedule 1 condition``
 - ``Article 6(1)(f) ... public authority``
+- ``identity ... needs a verified user``: ``system`` or ``asserted`` on a flow with special
+  category (Article 9) or criminal offence (Article 10) data, or with break-glass
 - ``expiry before effect``
 - ``duplicate ...`` ids (parties, purposes, flows, fields, datasets) and agreement versions
 - ``dataset entry ...`` not signed by its owner, or its digest differs from the one signed over
@@ -221,6 +223,7 @@ def _check_flow(
             f"criminal offence data ({entry.id!r}) without a DPA 2018 Schedule 1 condition "
             "(Article 10)",
         )
+    _check_identity(out, at, flow, special=entry.special_category)
     catalogue = entry.field_names()
     _check_fields(out, (*at, "permitted_fields"), flow.permitted_fields, catalogue, entry.id)
     bg = flow.conditions.break_glass
@@ -231,6 +234,26 @@ def _check_flow(
             bg.extra_fields,
             catalogue,
             entry.id,
+        )
+
+
+def _check_identity(out: _Sink, at: tuple[str | int, ...], flow: Flow, *, special: str) -> None:
+    """Only ``verified`` with Article 9 or 10 data or with break-glass (issue 14 item 3)."""
+    if flow.identity == "verified":
+        return
+    why = []
+    if flow.lawful_basis.article_9 is not None or special == "health":
+        why.append("special category data (an Article 9 basis)")
+    if special == "criminal_offence":
+        why.append("criminal offence data (Article 10)")
+    if flow.conditions.break_glass is not None:
+        why.append("break-glass")
+    if why:
+        place = format_place((*at, "identity"))
+        out.add(
+            (*at, "identity"),
+            f"identity {flow.identity!r} is not allowed on flow {flow.id!r} ({place}): a flow with "
+            f"{' and '.join(why)} needs a verified user (identity: verified)",
         )
 
 

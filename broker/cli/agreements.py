@@ -322,6 +322,8 @@ def diff_cmd(
     for row in rows:
         sign = "+" if row["change"] == "gained" else "-"
         extra = " (break-glass)" if row["break_glass"] else ""
+        if row["identity"] != "verified":
+            extra += f" (identity: {row['identity']})"
         typer.echo(
             f"{sign} {row['party']:<28} {row['dataset']:<26} {row['purpose']:<32} "
             f"{row['field']}{extra}"

@@ -12,23 +12,39 @@ from broker.core.pseudonym import Pseudonym
 from broker.exchange.request import ExchangeRequest
 from broker.notify.notice import ProviderNotice, default_summary
 from broker.policy.engine import Decision, obligations_json
+from broker.policy.input import Assurance
 
 
 @dataclass(frozen=True, kw_only=True)
 class Person:
-    """The person behind the request, as asserted by the partner system or as verified."""
+    """The person behind the request: ``assurance`` says how it is known.
+
+    - ``verified``: from a user-restricted token, or a checked ID token;
+    - ``asserted``: ``requested_by`` on the partner system's word;
+    - ``system``: no person (no ``requested_by``, no user token): the system asks for itself,
+      ``user_id`` is its client id and ``role`` is "".
+    """
 
     user_id: str
     role: str
-    verified: bool
+    assurance: Assurance
     issuer: str | None = None
     """The identity provider that verified the user (logged with the user's subject)."""
 
+    @property
+    def verified(self) -> bool:
+        return self.assurance == "verified"
+
     def details(self) -> dict[str, object]:
-        """What the audit entry's details say of the person."""
-        if self.issuer is None:
-            return {"user_verified": self.verified}
-        return {"user_verified": self.verified, "user_issuer": self.issuer}
+        """What the audit entry's details say of the person (``user_assurance`` marks asserted
+        and system entries in the log)."""
+        out: dict[str, object] = {
+            "user_verified": self.verified,
+            "user_assurance": self.assurance,
+        }
+        if self.issuer is not None:
+            out["user_issuer"] = self.issuer
+        return out
 
 
 def exchange_entry(

@@ -1,6 +1,8 @@
 """The person behind a request: from the caller's user-restricted token (token exchange,
 broker/identity/token_exchange.py), else as the partner system asserts it in ``requested_by`` or,
-where the party has an identity provider and an ID token is sent (or required), as verified.
+where the party has an identity provider and an ID token is sent (or required), as verified; with
+neither, the system asks for itself (``assurance: system``). Which of these a flow accepts is
+the agreement's ``identity`` (the policy refuses the rest, break-glass included).
 
 With a user-restricted token the user and role come from the token, never from the body:
 
@@ -66,7 +68,7 @@ def token_person(user: CallerUser, asserted: RequestedBy | None) -> Person:
         )
     if problems or role is None:
         raise UserMismatch("requested_by disagrees with the user-restricted token", problems)
-    return Person(user_id=user.subject, role=role, verified=True, issuer=user.issuer)
+    return Person(user_id=user.subject, role=role, assurance="verified", issuer=user.issuer)
 
 
 def person_of(
@@ -76,9 +78,23 @@ def person_of(
     (an ID token required and absent, or refused)."""
     if caller.user is not None:
         return token_person(caller.user, request.requested_by)
-    user_id, role, id_token = asserted_user(request)
+    asserted = asserted_user(request)
+    if asserted is None:
+        # No requested_by and no user token: the system asks for itself. A party that requires
+        # ID tokens still refuses (IdTokenRequired); the policy decides whether the flow allows
+        # a request with no person (identity: system).
+        if identity is not None:
+            identity.check_request(
+                caller.party_id,
+                caller.client_id,
+                None,
+                break_glass=request.break_glass,
+                now=now.timestamp(),
+            )
+        return Person(user_id=caller.client_id, role="", assurance="system")
+    user_id, role, id_token = asserted
     if identity is None:
-        return Person(user_id=user_id, role=role, verified=False)
+        return Person(user_id=user_id, role=role, assurance="asserted")
     verified = identity.check_request(
         caller.party_id,
         caller.client_id,
@@ -88,7 +104,7 @@ def person_of(
         asserted_role=role,
     )
     if verified is None:
-        return Person(user_id=user_id, role=role, verified=False)
+        return Person(user_id=user_id, role=role, assurance="asserted")
     return Person(
-        user_id=verified.user_id, role=verified.role, verified=True, issuer=verified.issuer
+        user_id=verified.user_id, role=verified.role, assurance="verified", issuer=verified.issuer
     )

@@ -71,7 +71,8 @@ def refused_entry(
 ) -> AuditEntry:
     """A break-glass attempt refused before the policy decided: a denied exchange whose reason
     names the refusing stage. The user is the verified one where the ID token passed, else the
-    asserted one (marked unverified)."""
+    asserted one (marked unverified), else the system itself; ``details.user_assurance`` says
+    which."""
     asserted = request.requested_by
     user = caller.user
     if person is not None:
@@ -81,11 +82,18 @@ def refused_entry(
         wanted = asserted.role if asserted else None
         one = user.roles[0] if len(user.roles) == 1 else ""
         user_id, role = user.subject, wanted if wanted in user.roles else one
+    elif asserted is None:
+        user_id, role = caller.client_id, ""  # no person: the system asks for itself
     else:
-        user_id = (asserted.user_id if asserted else None) or ""
-        role = (asserted.role if asserted else None) or ""
+        user_id, role = asserted.user_id or "", asserted.role or ""
     verified = bool(person and person.verified) or user is not None
     issuer = user.issuer if user is not None else person.issuer if person is not None else None
+    if person is not None:
+        assurance = person.assurance
+    elif user is not None:
+        assurance = "verified"
+    else:
+        assurance = "asserted" if asserted is not None else "system"
     prefix = "break-glass refused" if request.break_glass else "refused"
     return AuditEntry(
         kind="exchange",
@@ -110,6 +118,7 @@ def refused_entry(
         details={
             "mode": request.mode,
             "user_verified": verified,
+            "user_assurance": assurance,
             **({"user_issuer": issuer} if issuer is not None else {}),
             "refused_at": type(error).__name__,
         },

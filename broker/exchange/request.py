@@ -28,8 +28,9 @@ class SubjectIn(Strict):
 
 
 class RequestedBy(Strict):
-    """Required with an application token; with a user-restricted token the user and role come
-    from the token, and what is sent here must agree with it (broker/exchange/person.py)."""
+    """The person, with an application token (left out: the system asks for itself, which only
+    ``identity: system`` flows allow); with a user-restricted token the user and role come from
+    the token, and what is sent here must agree with it (broker/exchange/person.py)."""
 
     user_id: str | None = Field(default=None, min_length=1, max_length=200)
     role: str | None = Field(
@@ -65,10 +66,9 @@ def problems_of(request: ExchangeRequest, *, user_token: bool = False) -> list[F
     ``user_token``: the caller's token names the user, so ``requested_by`` may be left out."""
     problems: list[FieldProblem] = []
     if not user_token:
+        # No requested_by at all: the system asks for itself (identity: system flows only).
         asserted = request.requested_by
-        if asserted is None:
-            problems.append(FieldProblem("requested_by", "Field required"))
-        else:
+        if asserted is not None:
             if asserted.user_id is None:
                 problems.append(FieldProblem("requested_by.user_id", "Field required"))
             if asserted.role is None:
@@ -101,11 +101,14 @@ def problems_of(request: ExchangeRequest, *, user_token: bool = False) -> list[F
     return problems
 
 
-def asserted_user(request: ExchangeRequest) -> tuple[str, str, str | None]:
+def asserted_user(request: ExchangeRequest) -> tuple[str, str, str | None] | None:
     """The asserted user id, role and ID token of a request made with an application token
-    (:func:`valid_subject` has checked that they are there)."""
+    (:func:`valid_subject` has checked that they are there), or None when the request names no
+    person (no ``requested_by``: the system asks for itself)."""
     asserted = request.requested_by
-    if asserted is None or asserted.user_id is None or asserted.role is None:
+    if asserted is None:
+        return None
+    if asserted.user_id is None or asserted.role is None:
         raise InvalidInput(
             "requested_by is required with an application token",
             [FieldProblem("requested_by", "Field required")],

@@ -382,6 +382,7 @@ class ExchangeService:
                 break_glass=request.break_glass,
                 justification=request.justification,
                 consent=consent,
+                user_assurance=person.assurance,
             ),
             now,
         )

@@ -20,7 +20,7 @@ from broker.exchange.bindings import refuse_unbound
 from broker.exchange.request import Name
 from broker.policy.engine import Decision, decision_json
 from broker.policy.holder import PolicyHolder
-from broker.policy.input import ConsentStatus, PolicyRequest, build_input
+from broker.policy.input import Assurance, ConsentStatus, PolicyRequest, build_input
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 
@@ -42,6 +42,10 @@ class SimulationRequest(BaseModel):
     case_reference: StrictBool = False
     break_glass: StrictBool = False
     consent: ConsentStatus = "none"
+    user_assurance: Assurance = Field(
+        default="verified",
+        description="how the imagined user is known: verified, asserted, or system (no person)",
+    )
     at: dt.datetime | None = Field(default=None, description="evaluate at this time (default now)")
 
 
@@ -84,7 +88,7 @@ async def simulate(
             client_id=request.as_client,
             party=request.as_party,
             user_id="simulation",
-            user_role=request.role,
+            user_role="" if request.user_assurance == "system" else request.role,
             purpose=request.purpose,
             dataset=request.dataset,
             agreement_id=request.agreement_id,
@@ -95,6 +99,7 @@ async def simulate(
             break_glass=request.break_glass,
             justification="simulation" if request.break_glass else None,
             consent=request.consent,
+            user_assurance=request.user_assurance,
         ),
         at,
     )

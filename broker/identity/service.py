@@ -3,7 +3,7 @@
 ::
 
     if services.identity.requires_id_token(principal.party_id, request.break_glass) \\
-            and id_token is None:
+            and id_token is None:   # the party's ``required: true``
         raise IdTokenRequired(...)
     if id_token is not None:
         user = services.identity.verify_id_token(
@@ -49,11 +49,11 @@ class IdentityProviders:
     _inline: dict[tuple[str, str, int], list[NamedKey]] = field(default_factory=dict, repr=False)
 
     def requires_id_token(self, party_id: str, break_glass: bool) -> bool:
-        """True when the party requires ID tokens (one of its registrations says so), or for
-        break-glass wherever the party has a provider (an emergency override must name a
-        verified person)."""
-        providers = self.store.for_party(party_id)
-        return bool(providers) and (break_glass or any(p.required for p in providers))
+        """True when the party requires ID tokens (``required: true``). Break-glass without one
+        proceeds as an asserted person, and the policy refuses it ("break-glass needs a verified
+        user", a denied exchange in the log); ``break_glass`` no longer changes the answer."""
+        del break_glass  # kept in the signature: callers name it
+        return any(p.required for p in self.store.for_party(party_id))
 
     def verify_id_token(
         self,
@@ -158,8 +158,9 @@ class IdentityProviders:
         Raises IdTokenRequired and whatever :meth:`verify_id_token` raises."""
         if id_token is None:
             if self.requires_id_token(party_id, break_glass):
-                why = "break-glass requires" if break_glass else f"party {party_id} requires"
-                raise IdTokenRequired(f"{why} an ID token of the person making the request")
+                raise IdTokenRequired(
+                    f"party {party_id} requires an ID token of the person making the request"
+                )
             return None
         return self.verify_id_token(party_id, client_id, id_token, now, asserted_role=asserted_role)
 

@@ -39,6 +39,9 @@ _STRICT = ConfigDict(extra="forbid")
 UK = ZoneInfo("Europe/London")
 """Office hours and agreement validity days are UK local time, summer time included."""
 
+IDENTITY_LEVELS = frozenset({"verified", "asserted", "system"})
+"""A flow's ``identity``: what it needs of the person behind a request."""
+
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -117,6 +120,9 @@ class CompiledFlow:
     notify_provider: bool = False
     subject_access_hold_days: int = 0
     """How long exchanges under this flow are held back from the citizen's own access report."""
+    identity: str = "verified"
+    """Who must be proven behind a request: ``verified``, ``asserted`` or ``system``
+    (broker/agreements/model.py ``IdentityLevel``)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,8 @@ def _compile_flow(flow: CompiledFlow, dataset: DatasetEntry, where: str) -> dict
         }
     if flow.retention_days is not None and flow.retention_days < 0:
         raise PolicyCompileError(f"{where}: retention days must not be negative")
+    if flow.identity not in IDENTITY_LEVELS:
+        raise PolicyCompileError(f"{where}: identity {flow.identity!r} is not known")
     if flow.subject_access_hold_days < 0:
         raise PolicyCompileError(f"{where}: subject-access hold days must not be negative")
     return {
@@ -223,6 +231,7 @@ def _compile_flow(flow: CompiledFlow, dataset: DatasetEntry, where: str) -> dict
         "retention_days": flow.retention_days,
         "notify_provider": flow.notify_provider,
         "subject_access_hold_days": flow.subject_access_hold_days,
+        "identity": flow.identity,
     }
 
 

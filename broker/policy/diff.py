@@ -3,7 +3,9 @@
 A permission is one row: (party, dataset, purpose, field), with wildcards expanded against the
 catalogue (so a catalogue growing under ``prefix.*`` shows up as gained fields). Break-glass
 fields are
-rows too, marked ``break_glass``. Governance officers read this before they sign a new version.
+rows too, marked ``break_glass``; each row names what the flow needs of the person (``identity``),
+so a flow that stops needing a verified user shows every field lost and gained again.
+Governance officers read this before they sign a new version.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ class Permission:
     purpose: str
     field: str
     break_glass: bool = False
+    identity: str = "verified"
+    """What the flow needs of the person behind the request: a flow that takes the user on the
+    system's word (``asserted``) or needs no person (``system``) is a permission of its own."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class PermissionDiff:
                 "purpose": p.purpose,
                 "field": p.field,
                 "break_glass": p.break_glass,
+                "identity": p.identity,
             }
             for change, perms in (("gained", self.gained), ("lost", self.lost))
             for p in perms
@@ -62,9 +68,12 @@ def permissions(
         extra = [] if bg is None else expand_fields(bg.fields, catalogue, where=where)
         for party in flow.recipients:
             for purpose in flow.purposes:
-                rows.update(Permission(party, flow.dataset, purpose, f) for f in fields)
                 rows.update(
-                    Permission(party, flow.dataset, purpose, f, True)
+                    Permission(party, flow.dataset, purpose, f, identity=flow.identity)
+                    for f in fields
+                )
+                rows.update(
+                    Permission(party, flow.dataset, purpose, f, True, flow.identity)
                     for f in extra
                     if f not in fields
                 )

@@ -65,6 +65,7 @@ def _flow(
         retention_days=flow.recipient_retention_days,
         notify_provider=flow.notify_provider,
         subject_access_hold_days=flow.subject_access_hold_days,
+        identity=flow.identity,
     )
 
 

@@ -4,7 +4,11 @@ Schema (every key is always present unless marked optional)::
 
     client_id       str           the authenticated partner system
     party           str           the party that system is registered for
-    user            {id, role}    the person on whose behalf the system asks
+    user            {id, role, verified, assurance}   the person on whose behalf the system
+                    asks: ``assurance`` is "verified" (a user-restricted token or a checked ID
+                    token; ``verified`` is then true), "asserted" (``requested_by`` on the
+                    system's word) or "system" (no person: the system asks for itself, ``id``
+                    is its client id and ``role`` is "")
     agreement_id    str           "" when none was named (open data needs none)
     purpose         str
     dataset         str
@@ -36,6 +40,7 @@ from broker.policy.compiled import UK, WEEKDAY_NAMES
 
 Mode = Literal["fetch", "verify"]
 ConsentStatus = Literal["given", "withdrawn", "none"]
+Assurance = Literal["verified", "asserted", "system"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,9 @@ class PolicyRequest:
     break_glass: bool = False
     justification: str | None = None
     consent: ConsentStatus = "none"
+    user_assurance: Assurance = "asserted"
+    """How the user is known (see the schema above). The default is the weakest assurance that
+    names a person, which every flow that needs a verified user refuses."""
 
 
 def rfc3339_utc(now: dt.datetime) -> str:
@@ -101,6 +109,8 @@ def build_input(request: PolicyRequest, now: dt.datetime) -> dict[str, Any]:
             problems.append(FieldProblem(name, "must not be empty"))
     if request.mode not in ("fetch", "verify"):
         problems.append(FieldProblem("mode", "must be 'fetch' or 'verify'"))
+    if request.user_assurance not in ("verified", "asserted", "system"):
+        problems.append(FieldProblem("user.assurance", "must be verified, asserted or system"))
     if request.mode == "verify" and request.fields is not None:
         problems.append(FieldProblem("fields", "verify mode names claims, not fields"))
     if request.mode == "fetch" and request.claims:
@@ -110,7 +120,12 @@ def build_input(request: PolicyRequest, now: dt.datetime) -> dict[str, Any]:
     policy_input: dict[str, Any] = {
         "client_id": request.client_id,
         "party": request.party,
-        "user": {"id": request.user_id, "role": request.user_role},
+        "user": {
+            "id": request.user_id,
+            "role": request.user_role,
+            "verified": request.user_assurance == "verified",
+            "assurance": request.user_assurance,
+        },
         "agreement_id": request.agreement_id or "",
         "purpose": request.purpose,
         "dataset": request.dataset,

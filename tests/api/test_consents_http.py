@@ -261,6 +261,7 @@ def test_the_live_policy_allows_with_consent_and_denies_at_once_after_withdrawal
             agreement_id="ISA-PROOF-REUSE",
             fields=("document.type",),
             consent=consent,
+            user_assurance="verified",
         )
         decision = demo.services.policy.decide(build_input(request, when))
         return decision.allow, tuple(decision.reasons)

@@ -100,6 +100,7 @@ def _decide(broker: LiveBroker, agreement_id: str = "ISA-HOSPITAL-DISCHARGE") ->
         purpose="discharge-to-assess",
         dataset="r9z.discharge-summary",
         agreement_id=agreement_id,
+        user_assurance="verified",
     )
     return broker.services.policy.decide(build_input(request, dt.datetime.now(dt.UTC)))
 

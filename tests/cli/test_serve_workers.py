@@ -31,6 +31,7 @@ from broker.auth.client_assertion import make_client_assertion
 from broker.cli.audit import app as audit_app
 from broker.settings import load_settings
 from broker.workers import WorkerPlan
+from demo.identity import demo_id_token
 from demo.keys import demo_client_key
 from tests.support import free_port, make_settings
 
@@ -245,12 +246,18 @@ def test_exchanges_on_many_connections_are_all_logged_without_gaps(
 ) -> None:
     bearer = {"Authorization": f"Bearer {token(demo.url, ED_CLIENT)}"}
     people = subjects(demo, 8)
+    # The flow needs a verified user: the nurse's ID token from the demo hospital's provider.
+    nurse = {
+        **ED_BODY["requested_by"],
+        "id_token": demo_id_token("hospital-ed-nurse-17", "safeguarding-nurse", ED_CLIENT),
+    }
 
     def one_connection(nhs_number: str) -> list[tuple[int, bool, str, int]]:
         answers = []
         with httpx.Client(base_url=demo.url, headers=bearer, timeout=30) as client:
             for _ in range(4):
-                body = {**ED_BODY, "subject": {"type": "nhs_number", "value": nhs_number}}
+                subject = {"type": "nhs_number", "value": nhs_number}
+                body = {**ED_BODY, "subject": subject, "requested_by": nurse}
                 r = client.post("/v1/exchanges", json=body)
                 allow = r.status_code == 200 and r.json()["decision"]["allow"]
                 answers.append((r.status_code, allow, r.json()["exchange_id"], demo.served_by(r)))

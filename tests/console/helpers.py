@@ -75,6 +75,7 @@ def seed(log: AuditLog, keyring: PseudonymKeyring) -> Seeded:
             break_glass=True,
             justification="unconscious child, no guardian reachable",
             withheld_fields=(WithheldField("address.line1", "not permitted"),),
+            details={"mode": "fetch", "user_verified": False, "user_assurance": "asserted"},
         )
     )
     council = log.append(

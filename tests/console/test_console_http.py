@@ -257,6 +257,28 @@ def test_exchange_page_shows_its_proof_verified(
     assert "valid (Ed25519" in page.text
 
 
+def test_agreement_page_says_what_each_flow_needs_of_the_person(
+    env: tuple[LiveBroker, Seeded], dpo: httpx.Client
+) -> None:
+    page = dpo.get("/console/agreements/ISA-SAFEGUARDING-CHILDREN")
+    assert page.status_code == 200
+    assert "Person behind each request" in page.text
+    assert "a verified user" in page.text
+    school = dpo.get("/console/agreements/ISA-SCHOOL-ADMISSIONS")
+    assert "none: the system asks for itself" in school.text
+
+
+def test_exchange_page_marks_a_user_only_asserted_by_the_system(
+    env: tuple[LiveBroker, Seeded], dpo: httpx.Client
+) -> None:
+    _, seeded = env
+    asserted = dpo.get(f"/console/exchanges/{seeded.hospital_bg}")
+    assert asserted.status_code == 200
+    assert "asserted by the system, not verified" in asserted.text
+    plain = dpo.get(f"/console/exchanges/{seeded.hospital_allow}")
+    assert "asserted by the system" not in plain.text
+
+
 def test_break_glass_review_is_recorded_and_logged(
     env: tuple[LiveBroker, Seeded], caldicott: httpx.Client
 ) -> None:

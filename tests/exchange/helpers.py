@@ -1,12 +1,86 @@
-"""Requests as the demo partner systems make them."""
+"""Requests as the demo partner systems make them.
+
+Most example flows need a verified user (``identity: verified``): :func:`post` sends, with a
+``requested_by`` that names a user and role, an ID token of that user from an identity provider
+registered for the client's party (the demo hospital's, or a test provider with a key made at test
+time for the other parties). ``asserted=True`` sends ``requested_by`` as the system asserts it.
+"""
 
 from __future__ import annotations
 
+import functools
+import time
 from typing import Any
 
 import httpx
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
+from demo.identity import demo_id_token, register_demo_identity_provider
+from demo.parties import DEMO_CLIENTS, HOSPITAL
 from tests.support import LiveBroker, demo_key
+
+PARTY_OF = {c.id: c.party_id for c in DEMO_CLIENTS}
+
+
+@functools.cache
+def _test_idp_key() -> ECKey:
+    return ECKey.generate_key("P-256")  # made at test time: never committed
+
+
+def test_issuer(party_id: str) -> str:
+    return f"https://idp.{party_id.lower()}.test.example"
+
+
+def ensure_idp(broker: LiveBroker, party_id: str) -> None:
+    """An identity provider for ``party_id`` (the demo one for the hospital), once."""
+    store = broker.services.identity.store
+    if party_id == HOSPITAL:
+        register_demo_identity_provider(store)
+        return
+    if store.get(party_id) is not None:
+        return
+    jwk = dict(_test_idp_key().as_dict(private=False))
+    jwk.update(kid="test-1", use="sig", alg="ES256")
+    store.add(party_id, test_issuer(party_id), actor="test", jwks={"keys": [jwk]})
+
+
+def id_token_of(broker: LiveBroker, client_id: str, user_id: str, role: str) -> str:
+    """An ID token of ``user_id`` with ``role`` for ``client_id``, from its party's provider."""
+    party_id = PARTY_OF[client_id]
+    ensure_idp(broker, party_id)
+    if party_id == HOSPITAL:
+        return demo_id_token(user_id, role, client_id)
+    now = int(time.time())
+    claims = {
+        "iss": test_issuer(party_id),
+        "aud": client_id,
+        "sub": user_id,
+        "role": role,
+        "iat": now,
+        "exp": now + 300,
+    }
+    return jwt.encode({"alg": "ES256", "kid": "test-1"}, claims, _test_idp_key())
+
+
+_id_tokens: dict[tuple[str, str, str, str], tuple[float, str]] = {}
+
+
+def verified(broker: LiveBroker, client_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with an ID token of the user its ``requested_by`` names (unchanged otherwise)."""
+    asserted = body.get("requested_by")
+    if not isinstance(asserted, dict) or "id_token" in asserted:
+        return body
+    if not isinstance(asserted.get("user_id"), str) or not isinstance(asserted.get("role"), str):
+        return body
+    # One token per user and role for a minute: an idempotent retry sends the same body.
+    key = (broker.url, client_id, asserted["user_id"], asserted["role"])
+    made, token = _id_tokens.get(key, (0.0, ""))
+    if time.monotonic() - made > 60:
+        token = id_token_of(broker, client_id, asserted["user_id"], asserted["role"])
+        _id_tokens[key] = (time.monotonic(), token)
+    return {**body, "requested_by": {**asserted, "id_token": token}}
+
 
 CHILD = "9990000018"  # Amelia Hartley, on a child protection plan
 NO_PLAN = "9990000034"
@@ -49,14 +123,21 @@ _tokens: dict[tuple[str, str], str] = {}
 
 
 def post(
-    broker: LiveBroker, client_id: str, body: dict[str, Any], **headers: str
+    broker: LiveBroker,
+    client_id: str,
+    body: dict[str, Any],
+    *,
+    asserted: bool = False,
+    **headers: str,
 ) -> httpx.Response:
+    """``body`` sent by ``client_id``; its ``requested_by`` verified by an ID token unless
+    ``asserted``."""
     cache_key = (broker.url, client_id)
     if cache_key not in _tokens:
         _tokens[cache_key] = broker.token(client_id, demo_key(client_id))
     return broker.http.post(
         "/v1/exchanges",
-        json=body,
+        json=body if asserted else verified(broker, client_id, body),
         headers={"Authorization": f"Bearer {_tokens[cache_key]}", **headers},
     )
 

@@ -58,12 +58,17 @@ def test_break_glass_without_a_justification_is_422_and_logged(broker: LiveBroke
     assert logged["details"]["user_verified"] is False
 
 
-def test_break_glass_without_an_id_token_is_422_and_logged(
+def test_break_glass_without_an_id_token_is_refused_by_the_policy_and_logged(
     broker: LiveBroker, hospital_idp: None
 ) -> None:
-    response = post(broker, "r9z-ed-safeguarding", safeguarding(**BREAK_GLASS))
-    assert response.status_code == 422, response.text
-    _refused_entry(broker, response, "ID token required and absent")
+    """The party has a provider but does not require ID tokens: the request goes on as an
+    asserted person and the policy refuses it (403), a denied exchange marked asserted."""
+    response = post(broker, "r9z-ed-safeguarding", safeguarding(**BREAK_GLASS), asserted=True)
+    assert response.status_code == 403, response.text
+    assert "break-glass needs a verified user" in response.json()["reasons"]
+    logged = _refused_entry(broker, response, "break-glass needs a verified user")
+    assert logged["details"]["user_assurance"] == "asserted"
+    assert logged["details"]["user_verified"] is False
 
 
 def test_break_glass_with_a_forged_id_token_is_422_and_logged(

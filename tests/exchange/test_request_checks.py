@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from broker.audit.factory import public_log_key
 from broker.cli.audit import app as audit_cli
-from tests.exchange.helpers import admissions, post, safeguarding
+from tests.exchange.helpers import admissions, post, safeguarding, verified
 from tests.support import LiveBroker, demo_key, live_broker
 
 runner = CliRunner()
@@ -108,7 +108,7 @@ def test_a_body_not_in_utf8_without_a_charset_is_415(broker: LiveBroker, encodin
 def test_utf8_with_or_without_the_charset_is_answered(
     broker: LiveBroker, content_type: str
 ) -> None:
-    sent = json.dumps(safeguarding()).encode()
+    sent = json.dumps(verified(broker, "r9z-ed-safeguarding", safeguarding())).encode()
     response = _raw(broker, "/v1/exchanges", sent, content_type, "r9z-ed-safeguarding")
     assert response.status_code == 200, response.text
 
@@ -182,7 +182,7 @@ def test_a_chunked_oversized_body_is_413(broker: LiveBroker, path: str, content_
 
 
 def test_a_chunked_body_within_the_limit_is_answered(broker: LiveBroker) -> None:
-    body = json.dumps(safeguarding()).encode()
+    body = json.dumps(verified(broker, "r9z-ed-safeguarding", safeguarding())).encode()
     response = _raw(
         broker,
         "/v1/exchanges",
@@ -213,9 +213,17 @@ def test_the_verification_limit_says_when_to_try_again(broker: LiveBroker) -> No
 
 def test_the_client_rate_limit_says_when_to_try_again(slow_broker: LiveBroker) -> None:
     headers = _bearer(slow_broker, "r9z-ed-safeguarding")
-    first = slow_broker.http.post("/v1/exchanges", json=safeguarding(), headers=headers)
+    first = slow_broker.http.post(
+        "/v1/exchanges",
+        json=verified(slow_broker, "r9z-ed-safeguarding", safeguarding()),
+        headers=headers,
+    )
     assert first.status_code == 200, first.text
-    second = slow_broker.http.post("/v1/exchanges", json=safeguarding(), headers=headers)
+    second = slow_broker.http.post(
+        "/v1/exchanges",
+        json=verified(slow_broker, "r9z-ed-safeguarding", safeguarding()),
+        headers=headers,
+    )
     assert 1 <= _retry_after(second) <= 60
 
 
@@ -288,7 +296,11 @@ def test_a_pending_receipt_says_what_to_fetch_and_checks_with_it(
 ) -> None:
     headers = _bearer(slow_broker, "r9z-ed-safeguarding")
     slow_broker.services.audit.checkpoint_now()  # the next one is due 1000 entries or 60 s on
-    answer = slow_broker.http.post("/v1/exchanges", json=safeguarding(), headers=headers)
+    answer = slow_broker.http.post(
+        "/v1/exchanges",
+        json=verified(slow_broker, "r9z-ed-safeguarding", safeguarding()),
+        headers=headers,
+    )
     assert answer.status_code == 200, answer.text
     receipt = answer.json()["receipt"]
     assert receipt["checkpoint"] is None

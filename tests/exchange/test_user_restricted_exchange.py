@@ -132,10 +132,19 @@ def test_a_user_with_several_roles_names_one(broker: LiveBroker) -> None:
     assert entry(broker, response.json()["exchange_id"])["user_role"] == "admissions-officer"
 
 
-def test_an_application_token_still_needs_requested_by(broker: LiveBroker) -> None:
+def test_an_application_token_without_requested_by_is_the_system_itself(
+    broker: LiveBroker,
+) -> None:
+    """No requested_by and no user token: the system asks for itself, which a flow that needs a
+    verified user refuses (403, logged); a requested_by naming half a user is still 422."""
     response = post(broker, "r9z-ed-safeguarding", without_requested_by())
-    assert response.status_code == 422, response.text
-    assert {e["location"] for e in response.json()["errors"]} == {"requested_by"}
+    assert response.status_code == 403, response.text
+    assert response.json()["reasons"] == ["this flow needs a verified user"]
+    logged = entry(broker, response.json()["exchange_id"])
+    assert logged["decision"] == "deny"
+    assert logged["user_id"] == "r9z-ed-safeguarding"
+    assert logged["user_role"] == ""
+    assert logged["details"]["user_assurance"] == "system"
     partial = post(broker, "r9z-ed-safeguarding", safeguarding(requested_by={"role": "x-y"}))
     assert partial.status_code == 422
     assert {e["location"] for e in partial.json()["errors"]} == {"requested_by.user_id"}

@@ -157,6 +157,7 @@ SCHOOL_ADMISSIONS = CompiledAgreement(
                 office_hours=OfficeHours(frozenset({1, 2, 3, 4, 5}), dt.time(8), dt.time(18)),
             ),
             retention_days=365,
+            identity="system",
         ),
     ),
 )

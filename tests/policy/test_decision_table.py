@@ -33,6 +33,7 @@ SG = PolicyRequest(
     dataset="ccc.child-protection",
     fields=("name.family", "child_protection_plan.status", "child_protection_plan.category"),
     case_reference="ED-2026-11-0042",
+    user_assurance="verified",
 )
 SG_NOW = "2026-11-10T14:00:00Z"
 
@@ -46,6 +47,7 @@ PROOF = PolicyRequest(
     dataset="ccc.proof-documents",
     fields=("document.type", "document.verified_at"),
     consent="given",
+    user_assurance="verified",
 )
 
 SCHOOL = PolicyRequest(
@@ -69,6 +71,7 @@ DISCHARGE = PolicyRequest(
     purpose="discharge-to-assess",
     dataset="r9z.discharge-summary",
     fields=("admission.date", "discharge.expected_date"),
+    user_assurance="verified",
 )
 
 OPEN = PolicyRequest(
@@ -161,6 +164,26 @@ CASES = [
          r(SG, client_id="y99901-gp-system", party=GP_RIVERSIDE, user_role="gp",
            break_glass=True, justification="urgent"),
          SG_NOW, False, reasons=("role 'gp' may not use break-glass",)),
+    # ---- the person behind the request (the flow's identity)
+    Case("sg-asserted-user-refused", r(SG, user_assurance="asserted"), SG_NOW, False,
+         reasons=("this flow needs a verified user",), caller=SPECIFIC),
+    Case("sg-system-without-person-refused",
+         r(SG, user_id="r9z-ed-safeguarding", user_role="", user_assurance="system"), SG_NOW,
+         False, reasons=("this flow needs a verified user",)),
+    Case("sg-break-glass-asserted-refused",
+         r(SG, user_assurance="asserted", break_glass=True, justification="urgent"), SG_NOW,
+         False, reasons=("break-glass needs a verified user", "this flow needs a verified user")),
+    Case("sg-police-break-glass-asserted-refused",
+         r(SG, client_id="wcp-mash", party=POLICE, user_role="mash-officer",
+           user_assurance="asserted", break_glass=True, justification="urgent"), SG_NOW, False,
+         reasons=("break-glass needs a verified user",)),
+    Case("school-system-with-no-person", r(SCHOOL, user_id="ccc-school-admissions",
+         user_role="", user_assurance="system"), "2026-11-10T14:00:00Z", True),
+    Case("school-asserted-officer-accepted", SCHOOL, "2026-11-10T14:00:00Z", True),
+    Case("school-asserted-other-role-refused", r(SCHOOL, user_role="housing-options-officer"),
+         "2026-11-10T14:00:00Z", False, reasons=("role 'housing-options-officer' may not",)),
+    Case("proof-asserted-user-refused", r(PROOF, user_assurance="asserted"), SG_NOW, False,
+         reasons=("this flow needs a verified user",)),
     Case("sg-unknown-agreement", r(SG, agreement_id="ISA-NOPE"), SG_NOW, False,
          reasons=("agreement 'ISA-NOPE' is not in force",), caller=GENERIC),
     Case("sg-non-party-gets-generic-refusal",
@@ -245,7 +268,8 @@ CASES = [
          reasons=("agreement 'ISA-SPD-FRAUD' takes effect on 2027-01-01",)),
     Case("spd-effective-from-2027", PolicyRequest(
         "ccc-revenues-benefits", COUNCIL, "rb-1", "fraud-officer",
-        "single-person-discount-review", "ccc.electoral-register", "ISA-SPD-FRAUD"),
+        "single-person-discount-review", "ccc.electoral-register", "ISA-SPD-FRAUD",
+        user_assurance="verified"),
          "2027-01-04T10:00:00Z", True, released=("address.uprn", "electors.count")),
     # ---- open data
     Case("open-data-needs-no-agreement", OPEN, SG_NOW, True, basis="open-data",

@@ -32,6 +32,18 @@ def test_gained_and_lost_rows() -> None:
     assert list(diff.gained) == sorted(diff.gained)
 
 
+def test_a_flow_that_stops_needing_a_verified_user_shows_in_the_diff() -> None:
+    new = dataclasses.replace(
+        SAFEGUARDING, version=3, flows=(dataclasses.replace(FLOW, identity="asserted"),)
+    )
+    diff = diff_agreements(SAFEGUARDING, new, DATASETS)
+    purpose = "child-protection-check"
+    gained = Permission("R9Z", CHILD_PROTECTION.id, purpose, "name.family", identity="asserted")
+    assert gained in diff.gained
+    assert Permission("R9Z", CHILD_PROTECTION.id, purpose, "name.family") in diff.lost
+    assert {row["identity"] for row in diff.rows() if row["change"] == "gained"} == {"asserted"}
+
+
 def test_catalogue_growing_under_a_wildcard_shows_as_gained() -> None:
     grown = dataclasses.replace(CHILD_PROTECTION, fields=(*CHILD_PROTECTION.fields, "name.middle"))
     register = [grown if d.id == grown.id else d for d in DATASETS]
@@ -52,4 +64,5 @@ def test_rows_for_json_output() -> None:
         "purpose": "child-protection-check",
         "field": "name.middle",
         "break_glass": False,
+        "identity": "verified",
     }

@@ -101,6 +101,7 @@ def test_fast_path_agrees_on_the_decision_table(both: _Both) -> None:
     case_reference=st.sampled_from([None, "", "ED-1"]),
     break_glass=st.booleans(),
     now=st.sampled_from([SG_NOW, "2025-12-31T23:59:59Z", "2028-01-01T00:00:00Z"]),
+    assurance=st.sampled_from(["verified", "asserted", "system"]),
 )
 def test_fast_path_agrees_on_random_requests(
     both: _Both,
@@ -110,6 +111,7 @@ def test_fast_path_agrees_on_random_requests(
     case_reference: str | None,
     break_glass: bool,
     now: str,
+    assurance: str,
 ) -> None:
     request = PolicyRequest(
         **{
@@ -120,6 +122,7 @@ def test_fast_path_agrees_on_random_requests(
             "case_reference": case_reference,
             "break_glass": break_glass,
             "justification": "urgent" if break_glass else None,
+            "user_assurance": assurance,
         }
     )
     _check(both, build_input(request, utc(now)))
