@@ -1,5 +1,7 @@
 """Systems bound to roles: a partner system acts only for the roles its party's administrator
 bound it to (``broker clients bind``), each for any agreement or narrowed to one agreement or flow.
+A system asking for itself, with no person (a flow that says ``identity: system``), needs a
+binding that covers the flow.
 
 Pure. Applied to the policy's decision, so a request under a role its system is not bound to is
 a denied exchange in the log and a 403 naming the binding, by the same path as any refusal. An
@@ -23,7 +25,16 @@ def unbound_reason(
     flow_id: str,
 ) -> str | None:
     """Why ``client_id`` may not act as ``role`` under ``agreement_id``'s ``flow_id``, or None
-    when one of its ``bindings`` covers that."""
+    when one of its ``bindings`` covers that. A system asking for itself (no person, role
+    ``""``, where the flow says ``identity: system``) needs a binding, of any role, that covers
+    the flow."""
+    if role == "":
+        if any(b.covers(b.role, agreement_id, flow_id) for b in bindings):
+            return None
+        return (
+            f"system {client_id!r} is bound to no role under agreement {agreement_id} "
+            f"flow {flow_id} (it asked for itself)"
+        )
     for_role = [b for b in bindings if b.role == role]
     if any(b.covers(role, agreement_id, flow_id) for b in for_role):
         return None

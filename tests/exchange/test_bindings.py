@@ -74,3 +74,27 @@ def test_open_data_asks_no_role() -> None:
 def test_a_binding_prints_as_the_cli_gives_it() -> None:
     assert str(RoleBinding("gp")) == "gp"
     assert str(RoleBinding("gp", SG, FLOW)) == f"gp for agreement {SG} flow {FLOW}"
+
+
+@pytest.mark.parametrize(
+    ("bindings", "allowed"),
+    [
+        ((RoleBinding("admissions-officer", SG),), True),
+        ((RoleBinding("admissions-officer"),), True),
+        ((RoleBinding("admissions-officer", SG, FLOW),), True),
+        ((RoleBinding("admissions-officer", "ISA-SCHOOL-ADMISSIONS"),), False),
+        ((RoleBinding("admissions-officer", SG, "another-flow"),), False),
+        ((), False),
+    ],
+)
+def test_a_system_asking_for_itself_needs_a_binding_covering_the_flow(
+    bindings: tuple[RoleBinding, ...], allowed: bool
+) -> None:
+    reason = unbound_reason("c1", bindings, "", SG, FLOW)
+    if allowed:
+        assert reason is None
+    else:
+        assert reason == (
+            f"system 'c1' is bound to no role under agreement {SG} flow {FLOW} "
+            "(it asked for itself)"
+        )

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.exchange.helpers import admissions, ensure_idp, entry, log_size, post, safeguarding
+from tests.exchange.helpers import (
+    admissions,
+    ensure_idp,
+    entry,
+    log_size,
+    post,
+    safeguarding,
+    throwaway_issuer,
+)
 from tests.support import LiveBroker
 
 BREAK_GLASS = {
@@ -82,9 +90,10 @@ def test_a_system_asking_for_itself_is_refused_on_a_verified_flow(broker: LiveBr
 def police_require_id_tokens(broker: LiveBroker) -> Iterator[None]:
     ensure_idp(broker, "west-calder-police")
     store = broker.services.identity.store
-    provider = store.get("west-calder-police")
+    issuer = throwaway_issuer("west-calder-police")
+    provider = store.get("west-calder-police", issuer)
     assert provider is not None
-    store.remove("west-calder-police", actor="test")
+    store.remove("west-calder-police", actor="test", issuer=issuer)
     store.add(
         "west-calder-police",
         provider.issuer,
@@ -94,7 +103,7 @@ def police_require_id_tokens(broker: LiveBroker) -> Iterator[None]:
         required=True,
     )
     yield
-    store.remove("west-calder-police", actor="test")
+    store.remove("west-calder-police", actor="test", issuer=issuer)
 
 
 def test_a_party_that_requires_id_tokens_still_refuses_without_one(

@@ -83,7 +83,8 @@ def test_governance_lists_one_verified_user_and_suspends_them_everywhere(
 ) -> None:
     a, b = pair
     # The nurse asks on both instances; another nurse, and an asserted user of the same name
-    # (an application token), ask too: neither is the nurse.
+    # (an application token; refused, as the flow needs a verified user, and logged), ask too:
+    # neither is the nurse.
     mine = []
     for broker in (a, b):
         response = ask(broker, user_token(broker), without_requested_by())
@@ -95,8 +96,9 @@ def test_governance_lists_one_verified_user_and_suspends_them_everywhere(
         a,
         "r9z-ed-safeguarding",
         safeguarding(requested_by={"user_id": NURSE, "role": "safeguarding-nurse"}),
+        asserted=True,
     )
-    assert asserted.status_code == 200, asserted.text
+    assert asserted.status_code == 403, asserted.text
 
     listed = listing(a, "r9z-governance")
     assert listed.status_code == 200, listed.text
