@@ -17,7 +17,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from broker.auth.registry import Client
-from broker.auth.tokens import TokenCitizen, TokenClaims
+from broker.auth.tokens import TokenCitizen, TokenClaims, TokenUser
 from broker.container import Services
 from broker.core.errors import Forbidden, InvalidToken
 
@@ -48,6 +48,8 @@ class Principal:
     scopes: frozenset[str]
     citizen: TokenCitizen | None = None
     """The citizen a citizen token names (broker/identity/citizen_exchange.py), else None."""
+    user: TokenUser | None = None
+    """The verified member of staff a user-restricted token names (token exchange), else None."""
 
     @property
     def client_id(self) -> str:
@@ -83,7 +85,7 @@ def check_client(services: Services, claims: TokenClaims) -> Principal:
     if not client.active:
         metrics.auth_failures.labels("suspended").inc()
         raise InvalidToken("the client is suspended")
-    return Principal(client, claims.scopes & frozenset(client.scopes), claims.citizen)
+    return Principal(client, claims.scopes & frozenset(client.scopes), claims.citizen, claims.user)
 
 
 async def authenticate(request: Request, services: Services, token: str | None) -> Principal:

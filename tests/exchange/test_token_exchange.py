@@ -100,6 +100,13 @@ def test_a_good_id_token_gives_a_user_restricted_token(
     assert token["act"] == {"sub": CLIENT}
     whoami = broker.get("/v1/whoami", answer["access_token"])
     assert whoami.status_code == 200, whoami.text
+    assert whoami.json()["user"] == {
+        "issuer": DEMO_ISSUER,
+        "subject": NURSE,
+        "name": "Ada Okoro",
+        "roles": ["safeguarding-nurse"],
+    }
+    assert "citizen" not in whoami.json()
 
 
 def test_the_token_lives_no_longer_than_the_id_token(
