@@ -6,7 +6,6 @@ import pytest
 from sqlalchemy import Engine
 
 from broker.audit.memory import MemoryAuditLog
-from broker.core.errors import Forbidden
 from broker.core.pseudonym import Pseudonym
 from broker.db import migrate
 from broker.subjects.preview import HoldDecided, HoldNotFound, PreviewService
@@ -63,9 +62,10 @@ def test_decide_once(setup: tuple[PreviewService, MemoryAuditLog, Clock], approv
 
 
 def test_someone_elses_hold_is_refused(setup: tuple[PreviewService, MemoryAuditLog, Clock]) -> None:
+    """As if it did not exist: a citizen learns nothing of another person's hold."""
     service, _, _ = setup
     hold_id = hold(service, "e-2")
-    with pytest.raises(Forbidden, match="not about this subject"):
+    with pytest.raises(HoldNotFound):
         service.decide(hold_id, approve=True, pseudonyms=["cd" * 32], client_id="portal")
     assert service.get(hold_id).status == "held"
 
