@@ -35,6 +35,16 @@ class Person:
     def verified(self) -> bool:
         return self.assurance == "verified"
 
+    @property
+    def key(self) -> str:
+        """Who this person is, for a citizen preview bound to the requester: the subject at its
+        identity provider when verified (the same subject at two providers is two people), else
+        how the system named it. A verified user's approval is never usable by an asserted user of
+        the same name, nor by a user of another provider."""
+        if self.verified and self.issuer is not None:
+            return f"{self.user_id} @ {self.issuer}"
+        return f"{self.user_id} ({self.assurance})"
+
     def details(self) -> dict[str, object]:
         """What the audit entry's details say of the person (``user_assurance`` marks asserted
         and system entries in the log)."""

@@ -173,7 +173,7 @@ class ExchangeService:
         if matched is not None and self._preview_required(matched.agreement_id, matched.flow_id):
             held = await self._preview.check(
                 caller=caller,
-                user_id=prepared.person.user_id,
+                user_id=prepared.person.key,
                 request=request,
                 subject=prepared.subject,
                 pseudonym=prepared.pseudonym,

@@ -62,3 +62,18 @@ def test_a_forged_id_token_is_refused(broker: Any, hospital_idp: None) -> None:
         requested_by={"user_id": "x", "role": "safeguarding-nurse", "id_token": forged}
     )
     assert post(broker, "r9z-ed-safeguarding", body).status_code == 422
+
+
+def test_a_preview_binds_the_person_with_their_provider() -> None:
+    """A held request is released only to the same person: the same subject asserted by the
+    system, or verified by another provider, is someone else."""
+    from broker.exchange.entries import Person
+
+    verified = Person(user_id="nurse-17", role="r", assurance="verified", issuer="https://a")
+    other_provider = Person(user_id="nurse-17", role="r", assurance="verified", issuer="https://b")
+    asserted = Person(user_id="nurse-17", role="r", assurance="asserted")
+    assert len({verified.key, other_provider.key, asserted.key}) == 3
+    assert (
+        verified.key
+        == Person(user_id="nurse-17", role="other", assurance="verified", issuer="https://a").key
+    )
