@@ -108,6 +108,16 @@ class SqlAttestationStatuses:
             raise AttestationStoreUnavailable("the attestation statuses cannot be read") from e
         return indexes, (int(top) + 1 if top is not None else 0)
 
+    def exchange_count(self, exchange_id: str) -> int:
+        """How many attestations were signed (or about to be) in one exchange."""
+        c = attestation_statuses.c
+        try:
+            with self._engine.connect() as conn:
+                query = select(func.count()).where(c.exchange_id == exchange_id)
+                return int(conn.execute(query).scalar() or 0)
+        except SQLAlchemyError as e:
+            raise AttestationStoreUnavailable("the attestation statuses cannot be read") from e
+
     def status_of(self, jti: str) -> str | None:
         """``valid`` | ``revoked`` | None (unknown): for tests and the operator."""
         c = attestation_statuses.c

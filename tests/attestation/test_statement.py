@@ -168,9 +168,7 @@ def test_cli_verify_with_key_jwks_and_tamper(signer: AttestationSigner, tmp_path
     jwks.write_text(json.dumps(signer.jwks()))
     runner = CliRunner()
 
-    ok = runner.invoke(
-        app, ["attestation", "verify", str(good), "--key", str(pem), "--no-status"]
-    )
+    ok = runner.invoke(app, ["attestation", "verify", str(good), "--key", str(pem), "--no-status"])
     assert ok.exit_code == 0, ok.output
     assert "VALID: income document" in ok.output
     as_json = runner.invoke(
