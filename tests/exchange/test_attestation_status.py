@@ -80,8 +80,14 @@ def verify_cli(tmp_path: Path, broker: LiveBroker, attestation: Any, *extra: str
     (tmp_path / "a.json").write_text(json.dumps(attestation))
     return CliRunner().invoke(
         app,
-        ["attestation", "verify", str(tmp_path / "a.json"), "--jwks", str(tmp_path / "keys.json")]
-        + list(extra),
+        [
+            "attestation",
+            "verify",
+            str(tmp_path / "a.json"),
+            "--jwks",
+            str(tmp_path / "keys.json"),
+            *extra,
+        ],
     )
 
 
@@ -135,7 +141,8 @@ def test_an_altered_document_is_never_attested_and_its_attestations_are_revoked(
     digest = BENEFITS_CLAIMANT_DOCUMENTS["income"]
     before = [a for a in attest(broker) if a["claims"]["document"]["sha256"] == digest]
     others = [a for a in attest(broker) if a["claims"]["document"]["sha256"] != digest]
-    assert before and others
+    assert before
+    assert others
     path = demo_sources.root / "documents" / "objects" / digest[:2] / digest
     original = path.read_bytes()
     path.write_bytes(original + b" altered after verification")
@@ -185,7 +192,8 @@ def test_the_status_list_is_signed_by_the_attestation_key(
     uri = f"{broker.settings.public_url}/v1/attestations/status-list"
     verify_status_list(response.text, keys(broker), uri=uri, now=_now())
     header = json.loads(base64.urlsafe_b64decode(response.text.split(".")[0] + "=="))
-    assert header["typ"] == "statuslist+jwt" and header["alg"] == "Ed25519"
+    assert header["typ"] == "statuslist+jwt"
+    assert header["alg"] == "Ed25519"
     forged = response.text.rsplit(".", 1)[0] + ".AAAA" + response.text.rsplit(".", 1)[1][4:]
     with pytest.raises(AttestationInvalid, match="signature"):
         verify_status_list(forged, keys(broker), uri=uri, now=_now())
