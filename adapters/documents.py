@@ -32,7 +32,7 @@ from typing import Any
 
 from adapters.base import BaseAdapter, check_claim_names, guard_identity
 from adapters.bindings import DatasetBinding, SourceConfig
-from adapters.errors import SourceBadData, SourceUnavailable, SubjectNotFound
+from adapters.errors import DocumentAltered, SourceBadData, SourceUnavailable, SubjectNotFound
 from adapters.records import Verification, claims_hold
 from adapters.resilience import Clock, call_resiliently
 from broker.core.identifiers import SubjectId
@@ -181,7 +181,9 @@ class DocumentsAdapter(BaseAdapter):
         except FileNotFoundError as e:
             raise SourceBadData("document content missing from the store", **where) from e
         except ValueError as e:
-            raise SourceBadData("document content does not match its SHA-256", **where) from e
+            raise DocumentAltered(
+                "document content does not match its SHA-256", sha256=sha256, **where
+            ) from e
         except OSError as e:
             raise SourceUnavailable(f"document store unreadable: {e.strerror}", **where) from e
 

@@ -13,6 +13,7 @@ translated into one of these at the adapter's edge; nothing else escapes a fetch
         │   └── CircuitOpen       the breaker is open: the source was not even asked (502)
         ├── SourceTimeout         connect or read timeout (504)
         ├── SourceBadData         unparseable/invalid answer, or a field that cannot map (502)
+        │   └── DocumentAltered   a document's content no longer matches its SHA-256 (502)
         └── WrongSubject          the answer is about someone else (wrong-person guard) (502)
             └── MultipleMatches   the search matched several people: never take the first (502)
 
@@ -69,6 +70,15 @@ class SourceBadData(SourceError):
     ) -> None:
         super().__init__(detail, dataset=dataset, source=source)
         self.field = field
+
+
+class DocumentAltered(SourceBadData):
+    """A stored document's content no longer hashes to the SHA-256 it was verified under
+    (``sha256``): the broker revokes every attestation over it."""
+
+    def __init__(self, detail: str, *, sha256: str, dataset: str = "", source: str = "") -> None:
+        super().__init__(detail, dataset=dataset, source=source)
+        self.sha256 = sha256
 
 
 class WrongSubject(SourceError):

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=600, ge=10, le=86400)
     preview_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     """How long an exchange held for the citizen's preview waits before it expires."""
+    attestation_validity_seconds: int = Field(default=86400, ge=60, le=90 * 86400)
+    """How long an attestation (``mode: attest``) is valid; its status can revoke it sooner."""
 
     # audit log
     audit_checkpoint_every_entries: int = Field(default=1000, ge=1)

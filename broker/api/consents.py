@@ -7,6 +7,8 @@
 - ``GET /v1/consents?subject_type=&subject_value=`` (``consent`` or ``subject-access``): the
   subject's consents (each read is logged); ``GET /v1/consents/{id}``: one.
 - ``GET /.well-known/attestation-keys.json``: the JWKS that verifies attestations and receipts.
+- ``GET /v1/attestations/status-list``: the attestations' signed status list (IETF Token Status
+  List, ``application/statuslist+jwt``), public like the keys.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from broker.api.deps import Principal, ServicesDep, require_scope
+from broker.attestation.status import MEDIA_TYPE
 from broker.consent.model import CollectionMethod
 from broker.consent.service import consent_json
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import Caller, SubjectId, parse_subject
+from broker.subjects.wiring import STATUS_LIST_PATH
 
 router = APIRouter(tags=["consents"])
 Recorder = Annotated[Principal, Depends(require_scope("consent"))]
@@ -165,3 +169,15 @@ async def get_consent(consent_id: str, principal: Reader, services: ServicesDep)
 )
 async def attestation_keys(services: ServicesDep) -> dict[str, Any]:
     return services.subjects.attestation.jwks()
+
+
+@router.get(
+    STATUS_LIST_PATH,
+    summary="The attestations' status list (signed; a revoked attestation's bit is 1)",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPE: {}}}},
+)
+async def attestation_status_list(services: ServicesDep) -> Response:
+    subjects = services.subjects
+    signed = await run_in_threadpool(subjects.status_list, dt.datetime.now(dt.UTC))
+    return Response(signed, media_type=MEDIA_TYPE, headers={"Cache-Control": "no-cache"})

@@ -7,9 +7,15 @@ document of ``document.type`` was verified by ``document.verified_by_party`` on
 it, with the document's SHA-256, the exchange id and an expiry. It never holds content: the
 recipient learns the fact, not the document.
 
+It is bound to whoever asked: ``aud`` is the requesting system (its client id), ``party`` its
+party and, where a verified user asked, ``user`` their identity provider's issuer and subject.
+``status`` points at its entry in the broker's status list (:mod:`broker.attestation.status`),
+which turns revoked when the consent behind it is withdrawn or the document is found altered.
+
 :func:`verify_attestation` is what ``broker attestation verify`` runs offline: the signature
 must verify with one of the given public keys under exactly ``Ed25519``, the claims must be
-complete and not expired; anything else raises :class:`AttestationInvalid`.
+complete and not expired, and ``aud`` must be the expected system when one is named; anything
+else raises :class:`AttestationInvalid`.
 """
 
 from __future__ import annotations
@@ -32,9 +38,20 @@ from broker.auth.jose import MalformedJose, unverified_parts
 from broker.core.pseudonym import Pseudonym
 
 TYP: Final = "attestation+jwt"
-DEFAULT_VALIDITY: Final = dt.timedelta(days=90)
+#: The default of ``BROKER_ATTESTATION_VALIDITY_SECONDS``.
+DEFAULT_VALIDITY: Final = dt.timedelta(hours=24)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_REQUIRED: Final = ("iss", "jti", "iat", "exp", "sub", "sub_key_version", "exchange_id", "document")
+_REQUIRED: Final = (
+    "iss",
+    "jti",
+    "iat",
+    "exp",
+    "aud",
+    "sub",
+    "sub_key_version",
+    "exchange_id",
+    "document",
+)
 _DOCUMENT_KEYS: Final = (
     "type",
     "sha256",
@@ -73,6 +90,17 @@ def document_facts(meta: object, verified_by_party: str) -> DocumentFacts:
 
 
 @dataclass(frozen=True)
+class Audience:
+    """Who an attestation is for: the requesting system and, where there is one, the verified
+    user behind the request (their identity provider's issuer and subject)."""
+
+    client_id: str
+    party_id: str
+    user_issuer: str | None = None
+    user_subject: str | None = None
+
+
+@dataclass(frozen=True)
 class Attestation:
     jws: str
     claims: Mapping[str, Any]
@@ -93,13 +121,16 @@ def issue_attestation(
     subject: Pseudonym,
     document: DocumentFacts,
     exchange_id: str,
-    recipient_party: str,
+    audience: Audience,
     agreement_id: str,
     now: dt.datetime,
     valid_for: dt.timedelta = DEFAULT_VALIDITY,
+    jti: str | None = None,
+    status: tuple[int, str] | None = None,
 ) -> Attestation:
-    """Sign an attestation about ``document``. Raises :class:`AttestationInvalid` for a
-    document digest that is not SHA-256 hex or a naive ``now``."""
+    """Sign an attestation about ``document`` for ``audience``; ``status`` is its ``(idx, uri)``
+    in the status list. Raises :class:`AttestationInvalid` for a document digest that is not
+    SHA-256 hex or a naive ``now``."""
     if not _SHA256.fullmatch(document.sha256):
         raise AttestationInvalid("the document digest is not a SHA-256 hex digest")
     if now.tzinfo is None:
@@ -107,12 +138,13 @@ def issue_attestation(
     iat = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": issuer,
-        "jti": str(uuid.uuid4()),
+        "jti": jti or str(uuid.uuid4()),
         "iat": iat,
         "exp": iat + int(valid_for.total_seconds()),
         "sub": subject.value,
         "sub_key_version": subject.key_version,
-        "aud": recipient_party,
+        "aud": audience.client_id,
+        "party": audience.party_id,
         "agreement_id": agreement_id,
         "exchange_id": exchange_id,
         "document": {
@@ -124,6 +156,10 @@ def issue_attestation(
             "verification_method": document.verification_method,
         },
     }
+    if audience.user_issuer is not None and audience.user_subject is not None:
+        claims["user"] = {"iss": audience.user_issuer, "sub": audience.user_subject}
+    if status is not None:
+        claims["status"] = {"status_list": {"idx": status[0], "uri": status[1]}}
     return Attestation(signer.sign(claims, TYP), claims)
 
 
@@ -144,13 +180,18 @@ def read_attestation_text(text: str) -> str:
 
 
 def verify_attestation(
-    compact: str, keys: Sequence[OKPKey], *, now: dt.datetime | None = None
+    compact: str,
+    keys: Sequence[OKPKey],
+    *,
+    now: dt.datetime | None = None,
+    audience: str | None = None,
 ) -> dict[str, Any]:
     """Verify ``compact`` with the key whose thumbprint is its ``kid`` (or any of ``keys``
     when it names none); return its claims.
 
     Raises :class:`AttestationInvalid` when the JWS is malformed, altered, signed by another key
-    or algorithm, not an attestation, incomplete, or expired at ``now`` (when given).
+    or algorithm, not an attestation, incomplete, expired at ``now`` (when given), or issued to
+    another system than ``audience`` (when given).
     """
     try:
         header, _ = unverified_parts(compact)
@@ -180,6 +221,10 @@ def verify_attestation(
     if claims is None:
         raise AttestationInvalid("the signature does not verify: the attestation was altered")
     _check_claims(claims, now)
+    if audience is not None and claims["aud"] != audience:
+        raise AttestationInvalid(
+            f"the attestation was issued to {claims['aud']!r}, not to {audience!r}"
+        )
     return claims
 
 

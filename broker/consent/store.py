@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from broker.consent.model import ConsentRecord
@@ -64,9 +64,15 @@ def _from_row(row: Any) -> ConsentRecord:
     return ConsentRecord(**values)
 
 
+#: Run in a withdrawal's transaction with the consent id and the time (e.g. revoking the
+#: attestations given under it, broker/attestation/store.py): both happen, or neither.
+OnWithdraw = Callable[[Connection, str, int], object]
+
+
 class SqlConsentStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, on_withdraw: OnWithdraw | None = None) -> None:
         self._engine = engine
+        self._on_withdraw = on_withdraw
 
     def add(self, record: ConsentRecord) -> None:
         try:
@@ -116,6 +122,8 @@ class SqlConsentStore:
                         withdrawal_reason=reason,
                     )
                 ).rowcount
+                if changed == 1 and self._on_withdraw is not None:
+                    self._on_withdraw(conn, consent_id, at_ms)
                 row = conn.execute(select(consents).where(c.id == consent_id)).first()
         except SQLAlchemyError as e:
             raise ConsentStoreUnavailable("the withdrawal could not be stored") from e

@@ -8,6 +8,7 @@ itself).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import SimpleNamespace
@@ -16,7 +17,8 @@ from typing import Any, Protocol
 import structlog
 from anyio import to_thread
 
-from broker.attestation.statement import document_facts
+from adapters.errors import DocumentAltered
+from broker.attestation.statement import Audience, document_facts
 from broker.core.errors import Unavailable
 from broker.core.identifiers import Caller, SubjectId
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
@@ -107,29 +109,55 @@ async def attest(
     pseudonym: Pseudonym,
     decision: Decision,
     exchange_id: str,
-    caller: Caller,
+    audience: Audience,
+    purpose: str,
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
-    """Fetch the subject's verified proof documents and attest each (never their content)."""
+    """Fetch the subject's verified proof documents and attest each (never their content) to
+    ``audience``. Every document is read and hashed first: one whose content no longer matches
+    its stored SHA-256 raises :class:`DocumentAltered` (502) and nothing is signed."""
     if attester is None or decision.matched is None:  # checked before the fetch
         raise Unavailable("attestations are not configured")
     fetched = await sources.fetch(dataset, subject, ATTESTED_FIELDS)
     documents = fetched.get("document")
     if isinstance(documents, dict):
         documents = [documents]
-    out = []
-    for doc in documents or []:
-        facts = document_facts(SimpleNamespace(**doc), decision.matched.provider)
-        attestation = attester.attest(
-            subject=pseudonym,
-            document=facts,
-            exchange_id=exchange_id,
-            recipient_party=caller.party_id,
-            agreement_id=decision.matched.agreement_id,
-            now=now,
+    provider, agreement_id = decision.matched.provider, decision.matched.agreement_id
+    facts = [document_facts(SimpleNamespace(**doc), provider) for doc in documents or []]
+    for fact in facts:
+        await check_content(sources, dataset, subject, fact.sha256)
+
+    def sign_all() -> list[dict[str, Any]]:
+        return [
+            attester.attest(
+                subject=subject,
+                pseudonym=pseudonym,
+                document=fact,
+                dataset=dataset,
+                purpose=purpose,
+                exchange_id=exchange_id,
+                audience=audience,
+                agreement_id=agreement_id,
+                now=now,
+            ).to_json()
+            for fact in facts
+        ]
+
+    return await to_thread.run_sync(sign_all)
+
+
+async def check_content(
+    sources: SourcesPort, dataset: str, subject: SubjectId, sha256: str
+) -> None:
+    """Read the whole document through the source and hash it: raises :class:`DocumentAltered`
+    (or the adapter's own error) unless its content hashes to ``sha256`` at this moment."""
+    hasher = hashlib.sha256()
+    async for chunk in sources.stream_document(dataset, subject, sha256):
+        hasher.update(chunk)
+    if hasher.hexdigest() != sha256:
+        raise DocumentAltered(
+            "document content does not match its SHA-256", sha256=sha256, dataset=dataset
         )
-        out.append(attestation.to_json())
-    return out
 
 
 async def open_document(

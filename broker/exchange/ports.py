@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from broker.attestation.statement import Attestation, DocumentFacts
+from broker.attestation.statement import Attestation, Audience, DocumentFacts
 from broker.audit.port import Appended as Appended
 from broker.audit.port import AuditSink
 from broker.audit.port import ExtraRowsWriter as ExtraRowsWriter
@@ -146,16 +146,29 @@ class PreviewPort(Protocol):
 
 
 class Attester(Protocol):
+    """Signs attestations with a status entry each (``broker.subjects.wiring.SubjectServices``).
+    Both methods block (run them in a worker thread)."""
+
     def attest(
         self,
         *,
-        subject: Pseudonym,
+        subject: SubjectId,
+        pseudonym: Pseudonym,
         document: DocumentFacts,
+        dataset: str,
+        purpose: str,
         exchange_id: str,
-        recipient_party: str,
+        audience: Audience,
         agreement_id: str,
         now: dt.datetime,
-    ) -> Attestation: ...
+    ) -> Attestation:
+        """Record the attestation's status (under the consent in force, if any), then sign."""
+        ...
+
+    def document_altered(self, sha256: str, now: dt.datetime) -> int:
+        """Revoke every attestation over a document whose content no longer matches
+        ``sha256``; returns how many."""
+        ...
 
 
 class VerifiedPerson(Protocol):

@@ -22,7 +22,8 @@ from typing import Any
 import structlog
 from anyio import to_thread
 
-from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
+from adapters.errors import DocumentAltered, SourceError, SourceTimeout, SubjectNotFound
+from broker.attestation.statement import Audience
 from broker.audit.entry import AuditEntry, ReleasedDigest, digest_released_record
 from broker.audit.errors import AuditEntryError
 from broker.consent.model import ConsentQuery
@@ -62,6 +63,18 @@ from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
 from broker.policy.input import ConsentStatus, PolicyRequest, build_input
 
 log = structlog.get_logger("broker.exchange")
+
+
+def _audience(prepared: Prepared) -> Audience:
+    """Who an attestation is for: the asking system and, where verified, its user."""
+    person, caller = prepared.person, prepared.caller
+    verified = person.assurance == "verified" and person.issuer is not None
+    return Audience(
+        client_id=caller.client_id,
+        party_id=caller.party_id,
+        user_issuer=person.issuer if verified else None,
+        user_subject=person.user_id if verified else None,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,7 +237,8 @@ class ExchangeService:
                     pseudonym=prepared.pseudonym,
                     decision=decision,
                     exchange_id=entry.exchange_id,
-                    caller=caller,
+                    audience=_audience(prepared),
+                    purpose=request.purpose,
                     now=now,
                 )
                 released_value = attestations
@@ -239,6 +253,8 @@ class ExchangeService:
         except (SourceError, Unavailable, ConfigurationError) as e:
             # ConfigurationError: no source bound to this dataset (an operator must fix it).
             outcome = "timeout" if isinstance(e, SourceTimeout) else "error"
+            if isinstance(e, DocumentAltered):
+                await self._document_altered(e, request.dataset, now)
             appended = await self._append(entry, outcome, started)
             log.warning("source failed", dataset=request.dataset, error=type(e).__name__)
             e.with_extra(exchange_id=appended.exchange_id)
@@ -258,6 +274,18 @@ class ExchangeService:
             document=document,
             document_sha256=request.document_sha256,
         )
+
+    async def _document_altered(self, e: DocumentAltered, dataset: str, now: dt.datetime) -> None:
+        """A stored document no longer matches its hash: every attestation over it is revoked
+        (its status list entry turns revoked), and the fact logged."""
+        if self._attester is None:
+            return
+        try:
+            revoked = await to_thread.run_sync(self._attester.document_altered, e.sha256, now)
+        except BrokerError as failed:
+            log.error("attestations over an altered document not revoked", error=failed.detail)
+            return
+        log.warning("document altered: attestations revoked", dataset=dataset, revoked=revoked)
 
     async def _verify(
         self, sources: SourcesPort, p: Prepared, request: ExchangeRequest, now: Any, t: float

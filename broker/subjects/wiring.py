@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -11,20 +12,27 @@ from sqlalchemy import Engine
 from broker.agreements.loader import VerifiedAgreement
 from broker.attestation.keys import AttestationSigner, load_or_create_attestation_key
 from broker.attestation.statement import (
-    DEFAULT_VALIDITY,
     Attestation,
+    Audience,
     DocumentFacts,
     issue_attestation,
 )
+from broker.attestation.status import sign_status_list
+from broker.attestation.store import NewStatus, SqlAttestationStatuses, revoke_for_consent
 from broker.audit.memory import AuditSink
+from broker.consent.model import ConsentQuery
 from broker.consent.service import ConsentService
 from broker.consent.store import SqlConsentStore
+from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.policy.runtime import PolicyRuntime
 from broker.pseudonym_keys import load_pseudonym_keys
 from broker.settings import Settings
 from broker.subjects.preview import PreviewService
 from broker.subjects.report import HoldRules
+
+#: The public path of the attestations' status list (broker/api/consents.py serves it).
+STATUS_LIST_PATH = "/v1/attestations/status-list"
 
 
 @dataclass
@@ -39,30 +47,72 @@ class SubjectServices:
     """Every agreement the broker has verified (any status): holds outlive agreements."""
     issuer: str
     """The broker's public URL: the ``iss`` of attestations and receipts."""
+    statuses: SqlAttestationStatuses
+    attestation_validity: dt.timedelta
+    """How long an attestation is valid (``BROKER_ATTESTATION_VALIDITY_SECONDS``)."""
+
+    @property
+    def status_list_uri(self) -> str:
+        """Where the attestations' status list is published (their ``status.status_list.uri``)."""
+        return f"{self.issuer}{STATUS_LIST_PATH}"
 
     def attest(
         self,
         *,
-        subject: Pseudonym,
+        subject: SubjectId,
+        pseudonym: Pseudonym,
         document: DocumentFacts,
+        dataset: str,
+        purpose: str,
         exchange_id: str,
-        recipient_party: str,
+        audience: Audience,
         agreement_id: str,
         now: dt.datetime,
-        valid_for: dt.timedelta = DEFAULT_VALIDITY,
     ) -> Attestation:
-        """Sign an attestation for the exchange pipeline (see :func:`issue_attestation`)."""
+        """Sign an attestation for the exchange pipeline (see :func:`issue_attestation`): its
+        status is recorded first, under the consent in force for the document's type (if any),
+        so that the consent's withdrawal revokes it. Blocking."""
+        query = ConsentQuery(
+            document.verified_by_party, audience.party_id, purpose, dataset, document.type
+        )
+        consent = self.consents.check_subject(subject, query, now)
+        jti = str(uuid.uuid4())
+        iat_ms = int(now.timestamp()) * 1000
+        validity_ms = int(self.attestation_validity.total_seconds()) * 1000
+        idx = self.statuses.allocate(
+            NewStatus(
+                jti=jti,
+                exchange_id=exchange_id,
+                dataset=dataset,
+                document_sha256=document.sha256,
+                consent_id=consent.consent_id if consent.state == "granted" else None,
+                audience=audience.client_id,
+                issued_ms=iat_ms,
+                expires_ms=iat_ms + validity_ms,
+            )
+        )
         return issue_attestation(
             self.attestation,
             issuer=self.issuer,
-            subject=subject,
+            subject=pseudonym,
             document=document,
             exchange_id=exchange_id,
-            recipient_party=recipient_party,
+            audience=audience,
             agreement_id=agreement_id,
             now=now,
-            valid_for=valid_for,
+            valid_for=self.attestation_validity,
+            jti=jti,
+            status=(idx, self.status_list_uri),
         )
+
+    def document_altered(self, sha256: str, now: dt.datetime) -> int:
+        """Revoke every attestation over ``sha256`` (its content was found altered). Blocking."""
+        return self.statuses.revoke_document(sha256, int(now.timestamp() * 1000))
+
+    def status_list(self, now: dt.datetime) -> str:
+        """The signed status list of every attestation (``typ: statuslist+jwt``). Blocking."""
+        revoked, size = self.statuses.snapshot()
+        return sign_status_list(self.attestation, self.status_list_uri, revoked, size, now)
 
     def hold_rules(self) -> HoldRules:
         return HoldRules.from_agreements(self.all_agreements())
@@ -88,7 +138,8 @@ def build_subject_services(
     pseudonyms = load_pseudonym_keys(settings.pseudonym_key_file)
     signer = load_or_create_attestation_key(settings.keys_dir)
     consents = ConsentService(
-        store=SqlConsentStore(engine),
+        # A withdrawal revokes the attestations given under the consent, in its transaction.
+        store=SqlConsentStore(engine, on_withdraw=revoke_for_consent),
         audit=audit,
         pseudonyms=pseudonyms,
         agreements=active,
@@ -103,4 +154,6 @@ def build_subject_services(
         pseudonyms=pseudonyms,
         all_agreements=every,
         issuer=settings.public_url,
+        statuses=SqlAttestationStatuses(engine),
+        attestation_validity=dt.timedelta(seconds=settings.attestation_validity_seconds),
     )

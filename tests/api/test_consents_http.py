@@ -15,7 +15,7 @@ from joserfc.jwk import KeySet
 from typer.testing import CliRunner
 
 from adapters.documents import DocumentMeta
-from broker.attestation.statement import document_facts
+from broker.attestation.statement import Audience, document_facts
 from broker.audit.search import SearchFilters, search
 from broker.cli.main import app as cli
 from broker.consent.fhir import from_fhir
@@ -293,12 +293,16 @@ def test_an_attestation_verifies_offline_against_the_published_keys(
         media_type="application/pdf",
         size=2048,
     )
-    subject = demo.services.subjects.pseudonyms.pseudonymise("nhs_number", synthetic_nhs(107))
+    person = SubjectId("nhs_number", synthetic_nhs(107))
+    subject = demo.services.subjects.pseudonyms.pseudonymise(person.type, person.value)
     attestation = demo.services.subjects.attest(
-        subject=subject,
+        subject=person,
+        pseudonym=subject,
         document=document_facts(meta, COUNCIL),
+        dataset="ccc.proof-documents",
+        purpose="homelessness-assessment",
         exchange_id="0190f0a8-0000-7000-8000-0000000000b1",
-        recipient_party=COUNCIL,
+        audience=Audience("ccc-housing-options", COUNCIL),
         agreement_id="ISA-PROOF-REUSE",
         now=dt.datetime.now(dt.UTC),
     )

@@ -18,7 +18,9 @@ from broker.attestation.keys import (
     load_or_create_attestation_key,
 )
 from broker.attestation.statement import (
+    DEFAULT_VALIDITY,
     Attestation,
+    Audience,
     DocumentFacts,
     issue_attestation,
     verify_attestation,
@@ -35,6 +37,7 @@ DOCUMENT = DocumentFacts(
     verified_at="2026-10-02",
     verification_method="original payslips seen in person",
 )
+AUDIENCE = Audience("ccc-housing-options", "calderbridge-city-council")
 
 
 @pytest.fixture
@@ -53,7 +56,7 @@ def attest(signer: AttestationSigner) -> Attestation:
         subject=Pseudonym("ab" * 32, "v1"),
         document=DOCUMENT,
         exchange_id="0190f0a8-0000-7000-8000-000000000001",
-        recipient_party="calderbridge-city-council",
+        audience=AUDIENCE,
         agreement_id="ISA-PROOF-REUSE",
         now=NOW,
     )
@@ -70,7 +73,10 @@ def test_sign_and_verify(signer: AttestationSigner) -> None:
     assert claims["document"]["sha256"] == "5" * 64
     assert claims["exchange_id"].startswith("0190f0a8")
     assert "content" not in claims["document"]
-    assert claims["exp"] - claims["iat"] == 90 * 86400
+    assert claims["exp"] - claims["iat"] == DEFAULT_VALIDITY.total_seconds() == 86400
+    assert claims["aud"] == "ccc-housing-options"
+    assert claims["party"] == "calderbridge-city-council"
+    assert "user" not in claims
 
 
 def test_the_key_is_created_once_and_reloaded(tmp_path: Path) -> None:
@@ -120,7 +126,7 @@ def test_another_key_and_expiry_are_refused(signer: AttestationSigner, tmp_path:
     with pytest.raises(AttestationInvalid, match="no trusted attestation key"):
         verify_attestation(compact, public(stranger), now=NOW)
     with pytest.raises(AttestationInvalid, match="expired"):
-        verify_attestation(compact, public(signer), now=NOW + dt.timedelta(days=91))
+        verify_attestation(compact, public(signer), now=NOW + dt.timedelta(days=1))
 
 
 def test_a_document_digest_must_be_sha256(signer: AttestationSigner) -> None:
@@ -131,7 +137,7 @@ def test_a_document_digest_must_be_sha256(signer: AttestationSigner) -> None:
             subject=Pseudonym("ab" * 32, "v1"),
             document=DocumentFacts("income", "not-a-digest", "p", "o", "2026-01-01", "m"),
             exchange_id="e",
-            recipient_party="p",
+            audience=AUDIENCE,
             agreement_id="a",
             now=NOW,
         )
@@ -148,7 +154,7 @@ def test_cli_verify_with_key_jwks_and_tamper(signer: AttestationSigner, tmp_path
         subject=Pseudonym("ab" * 32, "v1"),
         document=DOCUMENT,
         exchange_id="e-1",
-        recipient_party="p",
+        audience=AUDIENCE,
         agreement_id="ISA-PROOF-REUSE",
         now=now,
     )
@@ -162,11 +168,11 @@ def test_cli_verify_with_key_jwks_and_tamper(signer: AttestationSigner, tmp_path
     jwks.write_text(json.dumps(signer.jwks()))
     runner = CliRunner()
 
-    ok = runner.invoke(app, ["attestation", "verify", str(good), "--key", str(pem)])
+    ok = runner.invoke(app, ["attestation", "verify", str(good), "--key", str(pem), "--no-status"])
     assert ok.exit_code == 0, ok.output
     assert "VALID: income document" in ok.output
     as_json = runner.invoke(
-        app, ["attestation", "verify", str(good), "--jwks", str(jwks), "--json"]
+        app, ["attestation", "verify", str(good), "--jwks", str(jwks), "--json", "--no-status"]
     )
     assert as_json.exit_code == 0
     assert json.loads(as_json.output)["claims"]["exchange_id"] == "e-1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 import broker.agreements.tables
+import broker.attestation.tables
 import broker.audit.tables
 import broker.consent.tables
 import broker.console.tables
