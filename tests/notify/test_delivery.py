@@ -19,6 +19,7 @@ from demo.notify import register_demo_webhook
 from demo.parties import COUNCIL
 from demo.sources.webhook_receiver import DemoWebhookReceiver
 from tests.notify.conftest import CHILD, Clock, enqueue, outbox_row, register
+from tests.support import LOOPBACK_GUARD
 
 POLICY = DeliveryPolicy(max_attempts=4, backoff_base_seconds=10.0, backoff_max_seconds=100.0)
 
@@ -28,7 +29,7 @@ def _worker(
 ) -> DeliveryWorker:
     return DeliveryWorker(
         OutboxStore(engine),
-        WebhookRegistry(engine),
+        WebhookRegistry(engine, LOOPBACK_GUARD),
         policy,
         sealer=sealer,
         clock=clock,
@@ -105,7 +106,9 @@ def test_a_bad_signature_is_refused_by_the_receiver_and_retried(
     engine: Engine, clock: Clock, sealer: SubjectSealer, receiver: DemoWebhookReceiver
 ) -> None:
     clock.now = time.time()
-    register_demo_webhook(WebhookRegistry(engine), receiver.url, new_secret())  # wrong secret
+    register_demo_webhook(
+        WebhookRegistry(engine, LOOPBACK_GUARD), receiver.url, new_secret()
+    )  # wrong secret
     row_id = enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
     assert receiver.rejected == 1
@@ -134,7 +137,7 @@ def test_a_paused_webhook_is_not_posted_to(
 ) -> None:
     clock.now = time.time()
     register(engine, receiver)
-    WebhookRegistry(engine).set_active(COUNCIL, False, actor="test")
+    WebhookRegistry(engine, LOOPBACK_GUARD).set_active(COUNCIL, False, actor="test")
     enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
     assert receiver.attempts == 0
@@ -143,7 +146,9 @@ def test_a_paused_webhook_is_not_posted_to(
 def test_an_unreachable_webhook_is_retried(
     engine: Engine, clock: Clock, sealer: SubjectSealer
 ) -> None:
-    WebhookRegistry(engine).add(COUNCIL, "http://127.0.0.1:9/nothing-listens", actor="test")
+    WebhookRegistry(engine, LOOPBACK_GUARD).add(
+        COUNCIL, "http://127.0.0.1:9/nothing-listens", actor="test"
+    )
     row_id = enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
     row = outbox_row(engine, row_id)
@@ -202,7 +207,7 @@ def test_run_forever_delivers_when_woken_and_stops_when_cancelled(
 def test_registering_the_demo_webhook_again_replaces_it(
     engine: Engine, receiver: DemoWebhookReceiver
 ) -> None:
-    registry = WebhookRegistry(engine)
+    registry = WebhookRegistry(engine, LOOPBACK_GUARD)
     register_demo_webhook(registry, "http://127.0.0.1:1/old", new_secret())
     register_demo_webhook(registry, receiver.url, receiver.secret)
     hook = registry.get(COUNCIL)
