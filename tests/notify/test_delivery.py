@@ -4,6 +4,7 @@ giving up, waiting for a registration, and resuming after a restart (state only 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 
@@ -18,7 +19,7 @@ from broker.notify.webhooks import WebhookRegistry
 from demo.notify import register_demo_webhook
 from demo.parties import COUNCIL
 from demo.sources.webhook_receiver import DemoWebhookReceiver
-from tests.notify.conftest import CHILD, Clock, enqueue, outbox_row, register
+from tests.notify.conftest import CHILD, Clock, enqueue, notice, outbox_row, register
 from tests.support import LOOPBACK_GUARD
 
 POLICY = DeliveryPolicy(max_attempts=4, backoff_base_seconds=10.0, backoff_max_seconds=100.0)
@@ -49,6 +50,12 @@ def test_a_notification_reaches_the_council_signed_and_with_its_own_identifier(
     assert event["type"] == "exchange.record-shared"
     data = event["data"]
     assert data["subject"] == {"type": "nhs_number", "value": CHILD.value}
+    # Next to the identifier: the council's own reference, never the broker's pseudonym.
+    pseudonym = notice().subject_pseudonym
+    assert pseudonym is not None
+    assert "subject_pseudonym" not in data
+    assert pseudonym.value not in json.dumps(event)
+    assert data["subject_reference"] == sealer.reference(pseudonym, COUNCIL)
     assert data["dataset"] == "ccc.child-protection"
     assert data["requesting_party"] == "R9Z"
     assert "emergency department" in data["summary"]
