@@ -33,7 +33,13 @@ import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from broker.core.errors import FieldProblem, InvalidInput
-from broker.core.outbound import AllowList, literal_address, parse_allow_list, refusal
+from broker.core.outbound import (
+    AllowList,
+    is_loopback_name,
+    literal_address,
+    parse_allow_list,
+    refusal,
+)
 from broker.settings import Settings
 
 ALLOW_SETTING = "BROKER_OUTBOUND_ALLOW"
@@ -82,6 +88,8 @@ class OutboundGuard:
         literal = literal_address(host)
         if literal is not None:
             found = [str(literal)]
+        elif is_loopback_name(host):  # RFC 6761: loopback, whatever a resolver says
+            found = ["127.0.0.1"]
         else:
             try:
                 found = list(self.resolve(host, port))

@@ -165,8 +165,8 @@ class AllowList:
 def _split_port(entry: str) -> tuple[str, int | None]:
     """``("[::1]", 5432)`` from ``[::1]:5432``; a bare IPv6 address has no port."""
     if entry.startswith("["):
-        inside, _, rest = entry[1:].partition("]")
-        if rest and not rest.startswith(":"):
+        inside, closed, rest = entry[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
             raise ValueError(f"{entry!r}: expected [address]:port")
         return inside, (int(rest[1:]) if rest else None)
     if entry.count(":") == 1:
