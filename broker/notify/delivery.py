@@ -251,6 +251,12 @@ class DeliveryWorker:
             return Outcome(row.id, error=str(e))
         except OutboundRefused as e:
             error = f"refused address: {e}"
+        except aiohttp.ClientConnectorError as e:  # the guard's resolver refused, or no answer
+            refused = e.os_error if isinstance(e.os_error, OutboundRefused) else e.__cause__
+            if isinstance(refused, OutboundRefused):
+                error = f"refused address: {refused}"
+            else:
+                error = f"{type(e).__name__}: {e}"
         except (aiohttp.ClientError, TimeoutError, RuntimeError) as e:
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         attempts = row.attempts + 1

@@ -32,7 +32,7 @@ NOTHING = parse_allow_list([])
         ("100.64.0.1", "shared (CGNAT)"),
         ("224.0.0.1", "multicast"),
         ("ff02::1", "multicast"),
-        ("0.0.0.0", "unspecified"),
+        ("0.0.0.0", "unspecified"),  # noqa: S104 - an address judged, not bound
         ("::", "unspecified"),
         ("255.255.255.255", "broadcast"),
         ("192.0.2.1", "reserved"),
