@@ -60,6 +60,7 @@ from demo.notify import register_demo_webhook
 from demo.parties import COUNCIL, HOSPITAL
 from demo.sources.runtime import ServerThread
 from demo.sources.webhook_receiver import PATH, DemoWebhookReceiver
+from tests.support import LOOPBACK_GUARD
 
 KEY = PseudonymKey("v1", b"bench-pseudonym-key-of-32-bytes!")
 CHILD = SubjectId("nhs_number", "9990000018")
@@ -322,7 +323,7 @@ def main() -> None:
         registry.add_party(HOSPITAL, "Hospital", "nhs", "R9Z", actor="bench")
         log = AuditLog(engine, LogSigner("bench.example/audit", Ed25519PrivateKey.generate()))
         sealer = SubjectSealer(PseudonymKeyring((KEY,)))
-        store, hooks = OutboxStore(engine), WebhookRegistry(engine)
+        store, hooks = OutboxStore(engine), WebhookRegistry(engine, LOOPBACK_GUARD)
         worker = DeliveryWorker(store, hooks, sealer=sealer)  # replaced per run of part 3
         notifications = Notifications(store, hooks, worker, sealer)
 

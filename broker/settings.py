@@ -8,10 +8,12 @@ Nothing here is built at import time; the application factory and the CLI call
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from broker.core.outbound import parse_allow_list
 
 #: Values that mean "nobody set this": refused outside ``--demo``.
 PLACEHOLDER_SECRETS = frozenset(
@@ -94,6 +96,11 @@ class Settings(BaseSettings):
     idp_jwks_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     id_token_max_age_seconds: int = Field(default=600, ge=30, le=3600)
     """An ID token must have been issued (``iat``) within this many seconds."""
+    outbound_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Loopback, private, link-local, CGNAT and metadata addresses the broker may still connect
+    to (webhooks, identity providers' key sets, OPA): comma-separated addresses, networks or
+    host names, each optionally with a port (``10.20.0.0/16,opa:8181,[::1]:8443``). Empty: none
+    (broker/core/outbound.py)."""
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -127,6 +134,16 @@ class Settings(BaseSettings):
     """The client secret, in a file outside the database (client_secret_basic)."""
     console_oidc_username_claim: str = "preferred_username"
     """The ID token claim shown in console sign-in log entries (never used to pick the account)."""
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            parse_allow_list(str(v) for v in value)  # raises ValueError naming a bad entry
+            return list(value)
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -28,9 +28,21 @@ from demo.parties import DEMO_CLIENTS, DEMO_PARTIES, DemoClient
 ACTOR = "demo-bootstrap"
 
 
+DEMO_OUTBOUND_ALLOW = ("127.0.0.0/8", "::1", "localhost")
+"""The demo's own services on loopback (its webhook receiver, its identity providers' key sets,
+a local OPA): the only inside addresses the demo broker may connect to."""
+
+
 def demo_settings(settings: Settings) -> Settings:
-    """The demo's own database and secret locations, unless the operator set them."""
-    overrides: dict[str, object] = {"demo": True}
+    """The demo's own database and secret locations, unless the operator set them; its loopback
+    services added to the outbound allow-list."""
+    overrides: dict[str, object] = {
+        "demo": True,
+        "outbound_allow": [
+            *settings.outbound_allow,
+            *(a for a in DEMO_OUTBOUND_ALLOW if a not in settings.outbound_allow),
+        ],
+    }
     demo_dir = settings.demo_dir
     defaults = {
         "database_url": f"sqlite:///{demo_dir}/broker.db",

@@ -20,6 +20,7 @@ from broker.app import create_app
 from broker.auth.assertion import ASSERTION_TYPE
 from broker.auth.client_assertion import PrivateKey, make_client_assertion
 from broker.container import Services, build_services
+from broker.outbound import OutboundGuard
 from broker.secrets_check import init_secrets
 from broker.settings import Settings
 
@@ -30,10 +31,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+LOOPBACK_ALLOW = ("127.0.0.0/8", "::1", "localhost")
+"""The outbound allow-list of tests: their servers (webhook receivers, key sets, OPA doubles)
+listen on loopback."""
+
+LOOPBACK_GUARD = OutboundGuard.from_entries(LOOPBACK_ALLOW)
+"""The outbound guard for services built directly in tests."""
+
+
 def make_settings(
     tmp_path: Path, database_url: str, port: int | None = None, **extra: Any
 ) -> Settings:
     port = port or free_port()
+    extra.setdefault("outbound_allow", list(LOOPBACK_ALLOW))
     config = Settings(
         public_url=f"http://127.0.0.1:{port}",
         database_url=database_url,

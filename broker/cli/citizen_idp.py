@@ -30,6 +30,7 @@ from broker.db.engine import build_engine
 from broker.identity.citizen_store import CitizenProviderStore
 from broker.identity.citizens import CitizenRules
 from broker.identity.store import DEFAULT_ALGORITHMS
+from broker.outbound import guard_for
 from demo.citizen_identity import PORTAL, demo_citizen_token
 
 app = typer.Typer(
@@ -43,10 +44,13 @@ Issuer = Annotated[str, typer.Option(help="the provider's issuer (the tokens' is
 
 @contextlib.contextmanager
 def _store() -> Iterator[CitizenProviderStore]:
-    engine = build_engine(settings().database_url, pooled=False)
+    config = settings()
+    engine = build_engine(config.database_url, pooled=False)
     try:
         migrate.upgrade(engine)
-        yield CitizenProviderStore(engine, refused_thumbprints=PUBLISHED_KEY_THUMBPRINTS)
+        yield CitizenProviderStore(
+            engine, refused_thumbprints=PUBLISHED_KEY_THUMBPRINTS, guard=guard_for(config)
+        )
     finally:
         engine.dispose()
 

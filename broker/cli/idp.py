@@ -29,6 +29,7 @@ from broker.core.published_keys import PUBLISHED_KEY_THUMBPRINTS
 from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.identity.store import DEFAULT_ALGORITHMS, IdentityProviderStore
+from broker.outbound import guard_for
 from demo.identity import demo_id_token
 
 app = typer.Typer(help="Parties' identity providers (OIDC ID tokens).", no_args_is_help=True)
@@ -40,10 +41,13 @@ app.command("citizen-token")(citizen_token)
 
 @contextlib.contextmanager
 def _store() -> Iterator[IdentityProviderStore]:
-    engine = build_engine(settings().database_url, pooled=False)
+    config = settings()
+    engine = build_engine(config.database_url, pooled=False)
     try:
         migrate.upgrade(engine)
-        yield IdentityProviderStore(engine, refused_thumbprints=PUBLISHED_KEY_THUMBPRINTS)
+        yield IdentityProviderStore(
+            engine, refused_thumbprints=PUBLISHED_KEY_THUMBPRINTS, guard=guard_for(config)
+        )
     finally:
         engine.dispose()
 

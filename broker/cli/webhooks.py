@@ -19,6 +19,7 @@ from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.notify.outbox import OutboxStore
 from broker.notify.webhooks import WebhookRegistry
+from broker.outbound import guard_for
 
 app = typer.Typer(help="Webhooks that notify provider parties.", no_args_is_help=True)
 
@@ -27,10 +28,11 @@ Party = Annotated[str, typer.Option("--party", help="the provider party's id")]
 
 @contextlib.contextmanager
 def _stores() -> Iterator[tuple[WebhookRegistry, OutboxStore]]:
-    engine = build_engine(settings().database_url, pooled=False)
+    config = settings()
+    engine = build_engine(config.database_url, pooled=False)
     try:
         migrate.upgrade(engine)
-        yield WebhookRegistry(engine), OutboxStore(engine)
+        yield WebhookRegistry(engine, guard_for(config)), OutboxStore(engine)
     finally:
         engine.dispose()
 
@@ -38,7 +40,13 @@ def _stores() -> Iterator[tuple[WebhookRegistry, OutboxStore]]:
 @app.command("add")
 def add(
     party: Party,
-    url: Annotated[str, typer.Option("--url", help="https URL (http only to loopback)")],
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            help="https URL; no loopback, private or metadata address unless allow-listed",
+        ),
+    ],
 ) -> None:
     """Register a party's webhook; prints its signing secret (shown only now)."""
     with handled(), _stores() as (hooks, _):

@@ -22,6 +22,7 @@ from broker.db.tables import log_admin_event, parties
 from broker.identity.citizens import CITIZEN_IDENTIFIER_TYPES, CitizenRules
 from broker.identity.store import DEFAULT_ALGORITHMS, validate
 from broker.identity.tables import citizen_identity_providers, citizen_links
+from broker.outbound import OutboundGuard
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,16 @@ def _check_rules(rules: CitizenRules) -> list[FieldProblem]:
 
 class CitizenProviderStore:
     def __init__(
-        self, engine: Engine, *, refused_thumbprints: frozenset[str] = frozenset()
+        self,
+        engine: Engine,
+        *,
+        refused_thumbprints: frozenset[str] = frozenset(),
+        guard: OutboundGuard | None = None,
     ) -> None:
         self._engine = engine
         self.refused_thumbprints = refused_thumbprints
+        self.guard = guard or OutboundGuard()
+        """The outbound address rule JWKS URLs are checked against (nothing inside by default)."""
 
     def add(
         self,
@@ -110,6 +117,7 @@ class CitizenProviderStore:
                 user_claim="sub",
                 role_claim=rules.identifier_claim,
                 refused_thumbprints=self.refused_thumbprints,
+                guard=self.guard,
             )
         except InvalidInput as e:
             problems.extend(e.problems)

@@ -21,6 +21,7 @@ import structlog
 from broker.auth.jose import import_public_jwk
 from broker.identity.errors import IdentityProviderUnavailable
 from broker.identity.id_tokens import NamedKey
+from broker.outbound import OutboundGuard
 
 log = structlog.get_logger("broker.identity")
 
@@ -34,15 +35,23 @@ class JwksFetcher(Protocol):
 
 
 class HttpJwksFetcher:
-    """Fetches with httpx: a timeout, no redirects, a size limit."""
+    """Fetches with httpx: a timeout, no redirects, a size limit, and only from addresses the
+    outbound rule allows (``guard``: resolved, every address checked, the checked one connected
+    to; the default allows nothing inside)."""
 
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(self, timeout_seconds: float, guard: OutboundGuard | None = None) -> None:
         self._timeout = timeout_seconds
+        self._guard = guard or OutboundGuard()
         self._client: httpx.Client | None = None  # made on first use: most parties have none
 
     def fetch(self, url: str) -> Mapping[str, Any]:
         if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout, follow_redirects=False)
+            self._client = httpx.Client(
+                timeout=self._timeout,
+                follow_redirects=False,
+                transport=self._guard.httpx_transport(),
+                trust_env=False,
+            )
         response = self._client.get(url, headers={"accept": "application/json"})
         response.raise_for_status()
         if len(response.content) > MAX_JWKS_BYTES:

@@ -35,6 +35,7 @@ from broker.identity.id_tokens import (
 )
 from broker.identity.jwks import HttpJwksFetcher, JwksCache, parse_jwks
 from broker.identity.store import IdentityProvider, IdentityProviderStore
+from broker.outbound import guard_for
 from broker.settings import Settings
 
 T = TypeVar("T")
@@ -178,13 +179,14 @@ class IdentityProviders:
 def build_identity(settings: Settings, engine: Engine) -> IdentityProviders:
     """The service on ``engine`` with an HTTP key fetcher (timeout and cache from settings)."""
     refused = refused_thumbprints(demo=settings.demo)
+    guard = guard_for(settings)
     cache = JwksCache(
-        HttpJwksFetcher(settings.idp_jwks_timeout_seconds),
+        HttpJwksFetcher(settings.idp_jwks_timeout_seconds, guard),
         ttl_seconds=settings.idp_jwks_cache_seconds,
         refused_thumbprints=refused,
     )
     return IdentityProviders(
-        IdentityProviderStore(engine, refused_thumbprints=refused),
+        IdentityProviderStore(engine, refused_thumbprints=refused, guard=guard),
         cache,
         max_age_seconds=settings.id_token_max_age_seconds,
         skew_seconds=settings.clock_skew_seconds,

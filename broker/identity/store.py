@@ -26,6 +26,7 @@ from broker.db.tables import log_admin_event, parties
 from broker.identity.jwks import parse_jwks
 from broker.identity.roles import ROLE_FORMATS
 from broker.identity.tables import identity_providers
+from broker.outbound import OutboundGuard
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA", "Ed25519")
 
@@ -65,8 +66,10 @@ def validate(
     role_format: str = "claim",
     role_map: Mapping[str, str] | None = None,
     refused_thumbprints: frozenset[str] = frozenset(),
+    guard: OutboundGuard | None = None,
 ) -> None:
-    """Raise InvalidInput naming every bad part of a registration."""
+    """Raise InvalidInput naming every bad part of a registration (a JWKS URL is checked
+    against the outbound address rule, ``guard``: the default allows nothing inside)."""
     problems: list[FieldProblem] = []
     if not issuer.strip():
         problems.append(FieldProblem("issuer", "must not be empty"))
@@ -75,6 +78,7 @@ def validate(
     if jwks_url is not None:
         try:
             check_admin_url(jwks_url, "jwks_url")
+            (guard or OutboundGuard()).check_url(jwks_url, "jwks_url")
         except InvalidInput as e:
             problems.extend(e.problems)
     if jwks is not None:
@@ -136,9 +140,12 @@ class IdentityProviderStore:
         refresh_seconds: float = 5.0,
         refused_thumbprints: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
+        guard: OutboundGuard | None = None,
     ) -> None:
         self._engine = engine
         self.refused_thumbprints = refused_thumbprints
+        self.guard = guard or OutboundGuard()
+        """The outbound address rule JWKS URLs are checked against (nothing inside by default)."""
         self._refresh = refresh_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -173,6 +180,7 @@ class IdentityProviderStore:
             role_format=role_format,
             role_map=role_map,
             refused_thumbprints=self.refused_thumbprints,
+            guard=self.guard,
         )
         now = int(time.time() * 1000)
         values = {

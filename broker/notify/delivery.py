@@ -15,7 +15,11 @@ takes the rows of many exchanges. A full batch starts the next cycle at once.
 Each attempt: the party's active webhook (none: the attempt fails and is retried, so a
 notification waits for a registration rather than being dropped), a body of canonical JSON, the
 Standard Webhooks signature headers (:mod:`broker.notify.signing`), no redirects followed, no
-cookies kept, no proxy or ``.netrc`` taken from the environment. A 2xx answer marks the row
+cookies kept, no proxy or ``.netrc`` taken from the environment, and only to addresses the
+outbound rule allows (:mod:`broker.outbound`: the session's resolver checks every address a name
+resolves to and aiohttp connects to those; a literal address is checked before the request; a
+refused address fails the attempt, retried in case the operator allow-lists it or the name
+changes). A 2xx answer marks the row
 delivered; anything else (status, timeout, refused connection) is retried after
 :func:`broker.notify.outbox.backoff_seconds` (at least the provider's ``Retry-After``) until
 ``max_attempts``, then the row is marked failed with its last error. ``timeout_seconds`` bounds a
@@ -43,6 +47,7 @@ from broker.notify.outbox import OutboxRow, OutboxStore, Outcome, backoff_second
 from broker.notify.sealing import SealingError, SubjectSealer
 from broker.notify.signing import sign_headers
 from broker.notify.webhooks import Webhook, WebhookRegistry
+from broker.outbound import OutboundGuard, OutboundRefused
 
 log = structlog.get_logger("broker.notify")
 
@@ -123,12 +128,20 @@ class DeliveryWorker:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def guard(self) -> OutboundGuard:
+        """The outbound address rule: the registry's (checked at registration and here)."""
+        return self.registry.guard
+
     def _session(self) -> aiohttp.ClientSession:
         """The connection pool of one run: a cycle's attempts never wait for a connection (the
-        wait would count against their timeout), idle ones are kept for the next cycle."""
+        wait would count against their timeout), idle ones are kept for the next cycle. Names
+        resolve through the outbound guard (every address checked)."""
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=self.policy.batch, keepalive_timeout=IDLE_CONNECTION_SECONDS
+                limit=self.policy.batch,
+                keepalive_timeout=IDLE_CONNECTION_SECONDS,
+                resolver=self.guard.aiohttp_resolver(),
             ),
             timeout=aiohttp.ClientTimeout(total=self.policy.timeout_seconds),
             headers={"User-Agent": USER_AGENT},
@@ -194,6 +207,8 @@ class DeliveryWorker:
 
     def _body(self, row: OutboxRow) -> bytes:
         data: dict[str, Any] = dict(row.payload)
+        # Rows queued before notices stopped carrying it: the broker's pseudonym is never sent.
+        data.pop("subject_pseudonym", None)
         if row.subject_sealed is not None:
             if self._sealer is None or row.subject_key_version is None:
                 raise _GiveUp("the row holds a sealed identifier but no sealer is configured")
@@ -217,6 +232,7 @@ class DeliveryWorker:
         try:
             if hook is None:
                 raise RuntimeError(f"no active webhook registered for {row.party_id}")
+            self.guard.check_literal(hook.url)  # aiohttp resolves names only through the guard
             body = self._body(row)
             headers = sign_headers(hook.secret, row.id, int(self._clock()), body)
             headers["content-type"] = "application/json"
@@ -233,6 +249,14 @@ class DeliveryWorker:
         except _GiveUp as e:
             log.error("notification given up", id=row.id, party=row.party_id, error=str(e))
             return Outcome(row.id, error=str(e))
+        except OutboundRefused as e:
+            error = f"refused address: {e}"
+        except aiohttp.ClientConnectorError as e:  # the guard's resolver refused, or no answer
+            refused = e.os_error if isinstance(e.os_error, OutboundRefused) else e.__cause__
+            if isinstance(refused, OutboundRefused):
+                error = f"refused address: {refused}"
+            else:
+                error = f"{type(e).__name__}: {e}"
         except (aiohttp.ClientError, TimeoutError, RuntimeError) as e:
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         attempts = row.attempts + 1

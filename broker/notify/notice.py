@@ -33,11 +33,15 @@ class ProviderNotice:
     break_glass: bool = False
     released_fields: tuple[str, ...] = ()
     subject_pseudonym: Pseudonym | None = None
+    """The broker's pseudonym of the subject: never sent (it is the value governance searches
+    show, so a provider told it next to the identifier could map pseudonyms back to people).
+    The outbox derives the recipient's own ``subject_reference`` from it."""
     event_type: str = EVENT_RECORD_SHARED
 
-    def to_payload(self) -> dict[str, Any]:
-        """The stored payload (JSON-ready; the sealed identifier is added at delivery)."""
-        pseudonym = self.subject_pseudonym
+    def to_payload(self, subject_reference: str | None = None) -> dict[str, Any]:
+        """The stored payload (JSON-ready; the sealed identifier is added at delivery).
+        ``subject_reference``: the recipient's own reference to the subject (see
+        :meth:`broker.notify.sealing.SubjectSealer.reference`)."""
         return {
             "exchange_id": self.exchange_id,
             "occurred_at_ms": self.occurred_at_ms,
@@ -51,9 +55,7 @@ class ProviderNotice:
             "break_glass": self.break_glass,
             "released_fields": list(self.released_fields),
             "summary": self.summary,
-            "subject_pseudonym": None
-            if pseudonym is None
-            else {"value": pseudonym.value, "key_version": pseudonym.key_version},
+            "subject_reference": subject_reference,
         }
 
 

@@ -9,14 +9,17 @@ provider drop duplicates.
 
 What the provider is sent, and why (an explicit choice): the payload names the exchange, the
 agreement, flow, purpose and dataset, who asked (party, system, role), when, whether it was
-break-glass, which fields were released, and the subject's keyed pseudonym. The subject's own
+break-glass, which fields were released, and the recipient's own reference to the subject
+(never the broker's pseudonym, which governance searches show: see :mod:`broker.notify.sealing`).
+The subject's own
 identifier is added only when the pipeline passes ``subject``: it should do so for the provider of
 the dataset the record was just fetched from, under a flow with ``notify_provider: true``. That
 provider already holds the record under that identifier (the broker fetched it from there), so
 telling it which of its own records was shared reveals no identifier it does not hold, and the
 signed agreement names this notice as its purpose. Without it a notice would be useless: a
-pseudonym keyed by the broker means nothing to the provider. The identifier is never stored in
-clear (see :mod:`broker.notify.sealing`) and is erased from the row once delivered or given up.
+reference keyed by the broker means nothing to the provider beyond telling notices apart. The
+identifier is never stored in clear (see :mod:`broker.notify.sealing`) and is erased from the
+row once delivered or given up.
 """
 
 from __future__ import annotations
@@ -63,7 +66,10 @@ def enqueue_notification(
         if sealer is None:
             raise ValueError("a subject identifier can only be queued sealed: pass a sealer")
         sealed, version = sealer.seal(subject, row_id)
-    payload = json.dumps(notice.to_payload(), sort_keys=True, separators=(",", ":"))
+    reference = None
+    if sealer is not None and notice.subject_pseudonym is not None:
+        reference = sealer.reference(notice.subject_pseudonym, notice.provider_party)
+    payload = json.dumps(notice.to_payload(reference), sort_keys=True, separators=(",", ":"))
     values = (
         row_id,
         notice.exchange_id,

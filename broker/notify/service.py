@@ -23,6 +23,7 @@ from broker.notify.notice import ProviderNotice
 from broker.notify.outbox import OutboxStore, enqueue_notification
 from broker.notify.sealing import SubjectSealer, load_sealer
 from broker.notify.webhooks import WebhookRegistry
+from broker.outbound import guard_for
 from broker.settings import Settings
 
 
@@ -88,6 +89,6 @@ def build_notifications(
     """The service on ``engine``; the sealer's key is the pseudonym key file (already checked
     by the secrets check when the broker starts)."""
     sealer = sealer or load_sealer(settings.pseudonym_key_file)
-    store, registry = OutboxStore(engine), WebhookRegistry(engine)
+    store, registry = OutboxStore(engine), WebhookRegistry(engine, guard_for(settings))
     worker = DeliveryWorker(store, registry, delivery_policy(settings), sealer=sealer, clock=clock)
     return Notifications(store, registry, worker, sealer, clock)

@@ -2,8 +2,10 @@
 
 Only an administrator registers a URL (``broker webhooks add``, or the demo set-up); nothing in a
 request can name one, so the broker cannot be made to post to an address of a caller's choosing.
-URLs must be ``https://``, except on a loopback host (the demo receiver, tests). Every change is
-an ``admin_events`` row written in the same transaction. Secrets never appear in events or lists.
+URLs must be ``https://``, except on a loopback host (the demo receiver, tests), and must not be,
+or resolve to, a loopback, private, link-local or metadata address unless the operator
+allow-lists it (:mod:`broker.outbound`; checked again at every delivery). Every change is an
+``admin_events`` row written in the same transaction. Secrets never appear in events or lists.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from broker.core.urls import check_admin_url
 from broker.db.tables import log_admin_event, parties
 from broker.notify.signing import new_secret
 from broker.notify.tables import webhooks
+from broker.outbound import OutboundGuard
 
 
 @dataclass(frozen=True)
@@ -52,15 +55,18 @@ _FOR_PARTIES = select(webhooks).where(webhooks.c.party_id.in_(bindparam("parties
 class WebhookRegistry:
     """Admin-only registrations, one per party."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, guard: OutboundGuard | None = None) -> None:
         self._engine = engine
+        self.guard = guard or OutboundGuard()
+        """The outbound address rule (the default allows nothing inside)."""
 
     def add(self, party_id: str, url: str, *, actor: str, secret: str | None = None) -> Webhook:
         """Register ``party_id``'s webhook with a fresh secret (or ``secret``).
 
-        Raises NotFound (no such party), Conflict (already registered), InvalidInput (URL).
+        Raises NotFound (no such party), Conflict (already registered), InvalidInput (URL,
+        naming the refused address class).
         """
-        check_url(url)
+        self.guard.check_url(check_url(url), "url")
         now = _now_ms()
         with self._engine.begin() as conn:
             if conn.execute(select(parties.c.id).where(parties.c.id == party_id)).first() is None:

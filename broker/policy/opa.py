@@ -3,7 +3,9 @@
 ``POST {base}/v1/data/sharing/decision?provenance`` with ``{"input": ...}``; OPA answers
 ``{"result": ..., "provenance": {"bundles": {name: {"revision": ...}}}}`` (no ``result`` when the
 rule is undefined). The revision a decision records is the one OPA reports. Connections are pooled
-(one ``httpx.Client``); every failure (timeout, connection error, non-200, undefined or malformed
+(one ``httpx.Client``) and made only to addresses the outbound rule allows (:mod:`broker.outbound`:
+an OPA sidecar on loopback or a private network must be in ``BROKER_OUTBOUND_ALLOW``); redirects
+are not followed. Every failure (timeout, connection error, non-200, undefined or malformed
 result) is a deny with ``policy engine unavailable``: fail closed.
 
 The ``httpx`` client is used rather than ``opa-python-client``: it gives pooling and timeouts
@@ -17,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from broker.outbound import OutboundGuard
 from broker.policy.engine import Decision, decision_from_result, unavailable
 
 DECISION_PATH = "/v1/data/sharing/decision"
@@ -33,17 +36,25 @@ class OpaEngine:
         bundle_name: str | None = None,
         max_connections: int = 20,
         transport: httpx.BaseTransport | None = None,
+        guard: OutboundGuard | None = None,
     ) -> None:
-        """``bundle_name``: which bundle's revision to record (default: the only or first one)."""
+        """``bundle_name``: which bundle's revision to record (default: the only or first one).
+        ``guard``: the outbound address rule (default: nothing inside allowed), unless a test
+        passes its own ``transport``."""
         self._bundle_name = bundle_name
         self._revision = "unknown"
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        if transport is None:
+            transport = (guard or OutboundGuard()).httpx_transport(limits)
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            limits=limits,
             transport=transport,
+            follow_redirects=False,
+            trust_env=False,
         )
 
     @property

@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 
 from broker.agreements.store import SqlAgreementStore, import_party_keys
 from broker.auth.registry import Registry
-from broker.core.errors import ConfigurationError
+from broker.core.errors import ConfigurationError, InvalidInput
 from broker.core.signing_key import SigningKey
+from broker.outbound import guard_for
 from broker.policy.bundle import VerificationKey
 from broker.policy.embedded import EmbeddedEngine
 from broker.policy.holder import EngineFactory, PolicyHolder, opa_factory
@@ -55,8 +56,14 @@ def build_policy(
     if settings.policy_engine == "opa":
         if not settings.opa_url:
             raise ConfigurationError("BROKER_POLICY_ENGINE=opa needs BROKER_OPA_URL")
+        guard = guard_for(settings)
+        try:
+            guard.check_url(settings.opa_url, "BROKER_OPA_URL")
+        except InvalidInput as e:
+            problems = "; ".join(p.message for p in e.problems)
+            raise ConfigurationError(f"BROKER_OPA_URL refused: {problems}") from e
         factory = opa_factory(
-            OpaEngine(settings.opa_url, timeout_seconds=settings.opa_timeout_seconds),
+            OpaEngine(settings.opa_url, timeout_seconds=settings.opa_timeout_seconds, guard=guard),
             EmbeddedEngine.from_bundle,
         )
     holder = PolicyHolder(factory, verification)

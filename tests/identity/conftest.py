@@ -27,6 +27,7 @@ from broker.identity.service import IdentityProviders
 from broker.identity.store import IdentityProviderStore
 from demo.parties import COUNCIL, HOSPITAL
 from demo.sources.runtime import ServerThread
+from tests.support import LOOPBACK_GUARD
 
 ISSUER = "https://login.r9z.nhs.example"
 CLIENT = "r9z-ed-safeguarding"
@@ -142,7 +143,7 @@ def mono() -> MonoClock:
 
 @pytest.fixture
 def fetcher() -> Iterator[HttpJwksFetcher]:
-    f = HttpJwksFetcher(timeout_seconds=0.5)
+    f = HttpJwksFetcher(timeout_seconds=0.5, guard=LOOPBACK_GUARD)
     yield f
     f.close()
 
@@ -150,4 +151,6 @@ def fetcher() -> Iterator[HttpJwksFetcher]:
 @pytest.fixture
 def idp(engine: Engine, fetcher: HttpJwksFetcher, mono: MonoClock) -> IdentityProviders:
     cache = JwksCache(fetcher, ttl_seconds=300, min_refresh_seconds=30, clock=mono)
-    return IdentityProviders(IdentityProviderStore(engine, refresh_seconds=0), cache)
+    return IdentityProviders(
+        IdentityProviderStore(engine, refresh_seconds=0, guard=LOOPBACK_GUARD), cache
+    )

@@ -24,6 +24,7 @@ from demo.notify import register_demo_webhook
 from demo.parties import COUNCIL, HOSPITAL
 from demo.sources.runtime import ServerThread
 from demo.sources.webhook_receiver import PATH, DemoWebhookReceiver
+from tests.support import LOOPBACK_GUARD
 
 KEY = PseudonymKey("v1", b"notify-tests-pseudonym-key-32-b!")
 CHILD = SubjectId("nhs_number", "9990000018")
@@ -78,7 +79,7 @@ def outbox_row(engine: Engine, row_id: str) -> OutboxRow:
 
 
 def register(engine: Engine, receiver: DemoWebhookReceiver) -> None:
-    register_demo_webhook(WebhookRegistry(engine), receiver.url, receiver.secret)
+    register_demo_webhook(WebhookRegistry(engine, LOOPBACK_GUARD), receiver.url, receiver.secret)
 
 
 async def until(check: Callable[[], bool]) -> None:

@@ -4,6 +4,7 @@ giving up, waiting for a registration, and resuming after a restart (state only 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 
@@ -18,7 +19,8 @@ from broker.notify.webhooks import WebhookRegistry
 from demo.notify import register_demo_webhook
 from demo.parties import COUNCIL
 from demo.sources.webhook_receiver import DemoWebhookReceiver
-from tests.notify.conftest import CHILD, Clock, enqueue, outbox_row, register
+from tests.notify.conftest import CHILD, Clock, enqueue, notice, outbox_row, register
+from tests.support import LOOPBACK_GUARD
 
 POLICY = DeliveryPolicy(max_attempts=4, backoff_base_seconds=10.0, backoff_max_seconds=100.0)
 
@@ -28,7 +30,7 @@ def _worker(
 ) -> DeliveryWorker:
     return DeliveryWorker(
         OutboxStore(engine),
-        WebhookRegistry(engine),
+        WebhookRegistry(engine, LOOPBACK_GUARD),
         policy,
         sealer=sealer,
         clock=clock,
@@ -48,6 +50,12 @@ def test_a_notification_reaches_the_council_signed_and_with_its_own_identifier(
     assert event["type"] == "exchange.record-shared"
     data = event["data"]
     assert data["subject"] == {"type": "nhs_number", "value": CHILD.value}
+    # Next to the identifier: the council's own reference, never the broker's pseudonym.
+    pseudonym = notice().subject_pseudonym
+    assert pseudonym is not None
+    assert "subject_pseudonym" not in data
+    assert pseudonym.value not in json.dumps(event)
+    assert data["subject_reference"] == sealer.reference(pseudonym, COUNCIL)
     assert data["dataset"] == "ccc.child-protection"
     assert data["requesting_party"] == "R9Z"
     assert "emergency department" in data["summary"]
@@ -105,7 +113,9 @@ def test_a_bad_signature_is_refused_by_the_receiver_and_retried(
     engine: Engine, clock: Clock, sealer: SubjectSealer, receiver: DemoWebhookReceiver
 ) -> None:
     clock.now = time.time()
-    register_demo_webhook(WebhookRegistry(engine), receiver.url, new_secret())  # wrong secret
+    register_demo_webhook(
+        WebhookRegistry(engine, LOOPBACK_GUARD), receiver.url, new_secret()
+    )  # wrong secret
     row_id = enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
     assert receiver.rejected == 1
@@ -134,7 +144,7 @@ def test_a_paused_webhook_is_not_posted_to(
 ) -> None:
     clock.now = time.time()
     register(engine, receiver)
-    WebhookRegistry(engine).set_active(COUNCIL, False, actor="test")
+    WebhookRegistry(engine, LOOPBACK_GUARD).set_active(COUNCIL, False, actor="test")
     enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
     assert receiver.attempts == 0
@@ -143,7 +153,9 @@ def test_a_paused_webhook_is_not_posted_to(
 def test_an_unreachable_webhook_is_retried(
     engine: Engine, clock: Clock, sealer: SubjectSealer
 ) -> None:
-    WebhookRegistry(engine).add(COUNCIL, "http://127.0.0.1:9/nothing-listens", actor="test")
+    WebhookRegistry(engine, LOOPBACK_GUARD).add(
+        COUNCIL, "http://127.0.0.1:9/nothing-listens", actor="test"
+    )
     row_id = enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
     row = outbox_row(engine, row_id)
@@ -202,7 +214,7 @@ def test_run_forever_delivers_when_woken_and_stops_when_cancelled(
 def test_registering_the_demo_webhook_again_replaces_it(
     engine: Engine, receiver: DemoWebhookReceiver
 ) -> None:
-    registry = WebhookRegistry(engine)
+    registry = WebhookRegistry(engine, LOOPBACK_GUARD)
     register_demo_webhook(registry, "http://127.0.0.1:1/old", new_secret())
     register_demo_webhook(registry, receiver.url, receiver.secret)
     hook = registry.get(COUNCIL)

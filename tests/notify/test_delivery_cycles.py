@@ -20,6 +20,7 @@ from broker.settings import Settings
 from demo.parties import COUNCIL, HOSPITAL
 from demo.sources.webhook_receiver import DemoWebhookReceiver
 from tests.notify.conftest import Clock, enqueue, register, until
+from tests.support import LOOPBACK_GUARD
 
 
 class CountingStore(OutboxStore):
@@ -64,7 +65,7 @@ def _worker(
 ) -> DeliveryWorker:
     return DeliveryWorker(
         store,
-        WebhookRegistry(engine),
+        WebhookRegistry(engine, LOOPBACK_GUARD),
         DeliveryPolicy(poll_seconds=30.0, **policy),  # only a wake makes it look again soon
         sealer=sealer,
         clock=clock,
@@ -153,7 +154,9 @@ def test_a_cycle_reads_all_its_webhooks_in_one_query_and_writes_twice(
 ) -> None:
     clock.now = time.time()
     register(engine, receiver)
-    WebhookRegistry(engine).add(HOSPITAL, receiver.url, actor="test", secret=receiver.secret)
+    WebhookRegistry(engine, LOOPBACK_GUARD).add(
+        HOSPITAL, receiver.url, actor="test", secret=receiver.secret
+    )
     for party in (COUNCIL, HOSPITAL, COUNCIL, HOSPITAL):
         enqueue(engine, clock, sealer, party=party)
     worker = _worker(engine, OutboxStore(engine), sealer, clock, Window())

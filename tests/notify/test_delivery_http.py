@@ -21,6 +21,7 @@ from demo.parties import COUNCIL
 from demo.sources.runtime import ServerThread
 from demo.sources.webhook_receiver import DemoWebhookReceiver
 from tests.notify.conftest import Clock, enqueue, outbox_row, register, until
+from tests.support import LOOPBACK_GUARD
 
 # Only a wake makes the worker look again; no coalescing window to wait through.
 PROMPT = DeliveryPolicy(poll_seconds=30.0, coalesce_seconds=0.0)
@@ -31,7 +32,7 @@ def _worker(
 ) -> DeliveryWorker:
     return DeliveryWorker(
         OutboxStore(engine),
-        WebhookRegistry(engine),
+        WebhookRegistry(engine, LOOPBACK_GUARD),
         policy,
         sealer=sealer,
         clock=clock,
@@ -128,7 +129,9 @@ def test_an_answer_body_is_read_only_up_to_a_bound(
     connections: int,
 ) -> None:
     webhook = Answering(body_bytes)
-    WebhookRegistry(engine).add(COUNCIL, servers.serve(webhook.app()) + "/hook", actor="test")
+    WebhookRegistry(engine, LOOPBACK_GUARD).add(
+        COUNCIL, servers.serve(webhook.app()) + "/hook", actor="test"
+    )
     ids = _deliver_one_by_one(engine, clock, sealer, _worker(engine, clock, sealer), 2)
     # A 2xx is a delivery whatever follows it: reading the whole of an endless body would have
     # ended in a timeout and a retry instead.
@@ -146,7 +149,7 @@ def test_a_webhook_that_does_not_answer_in_time_is_retried(
 
     app = web.Application()
     app.router.add_post("/hook", silent)
-    WebhookRegistry(engine).add(COUNCIL, servers.serve(app) + "/hook", actor="test")
+    WebhookRegistry(engine, LOOPBACK_GUARD).add(COUNCIL, servers.serve(app) + "/hook", actor="test")
     row_id = enqueue(engine, clock, sealer)
     policy = DeliveryPolicy(timeout_seconds=0.2)
     assert asyncio.run(_worker(engine, clock, sealer, policy).run_once()) == 1
@@ -171,7 +174,7 @@ def test_a_redirect_is_a_failed_attempt_and_is_not_followed(
     app = web.Application()
     app.router.add_post("/hook", moved)
     app.router.add_post("/elsewhere", elsewhere)
-    WebhookRegistry(engine).add(COUNCIL, servers.serve(app) + "/hook", actor="test")
+    WebhookRegistry(engine, LOOPBACK_GUARD).add(COUNCIL, servers.serve(app) + "/hook", actor="test")
     row_id = enqueue(engine, clock, sealer)
     asyncio.run(_worker(engine, clock, sealer).run_once())
     row = outbox_row(engine, row_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 
@@ -20,6 +21,7 @@ from broker.audit.tables import audit_entries
 from broker.notify.outbox import OutboxStore, backoff_seconds, enqueue_notification
 from broker.notify.sealing import SealingError, SubjectSealer
 from broker.notify.tables import outbox
+from demo.parties import HOSPITAL
 from tests.audit.conftest import make_entry
 from tests.notify.conftest import CHILD, T0, notice
 
@@ -147,8 +149,40 @@ def test_no_identifier_is_stored_in_clear(engine: Engine, sealer: SubjectSealer)
     row = OutboxStore(engine).get(row_id)
     assert row is not None
     assert row.subject_sealed is not None
-    assert row.payload["subject_pseudonym"]["key_version"] == "v1"
     assert sealer.open(row.subject_sealed, "v1", row_id) == CHILD
+
+
+def test_the_payload_carries_the_recipients_own_reference_not_the_brokers_pseudonym(
+    engine: Engine, sealer: SubjectSealer
+) -> None:
+    """The pseudonym is what governance searches show: next to the identifier a provider could
+    map pseudonyms back to people. The reference is the recipient's own: stable for it,
+    different for another provider, and not the pseudonym."""
+    pseudonym = notice().subject_pseudonym
+    assert pseudonym is not None
+    with engine.begin() as conn:
+        first = enqueue_notification(conn, notice(), now_ms=1, subject=CHILD, sealer=sealer)
+        again = enqueue_notification(conn, notice(), now_ms=2, subject=CHILD, sealer=sealer)
+        other = enqueue_notification(
+            conn,
+            dataclasses.replace(notice(), provider_party=HOSPITAL),
+            now_ms=3,
+            subject=CHILD,
+            sealer=sealer,
+        )
+    with engine.connect() as conn:
+        for raw in conn.execute(select(outbox)).all():
+            for value in raw:
+                as_bytes = value if isinstance(value, bytes) else str(value).encode()
+                assert pseudonym.value.encode() not in as_bytes
+    store = OutboxStore(engine)
+    payloads = [store.get(i).payload for i in (first, again, other)]  # type: ignore[union-attr]
+    assert all("subject_pseudonym" not in p for p in payloads)
+    references = [p["subject_reference"] for p in payloads]
+    assert references[0].startswith("ref_")
+    assert references[0] == references[1]
+    assert references[2] != references[0]
+    assert pseudonym.value not in references
 
 
 def test_a_sealed_identifier_does_not_open_in_another_row(sealer: SubjectSealer) -> None:

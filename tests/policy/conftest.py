@@ -13,6 +13,7 @@ from broker.policy.opa import OpaEngine
 from broker.policy.regorus_engine import RegorusEngine
 from tests.policy.fixtures import DEMO_DATA, policy_modules
 from tests.policy.opa_double import OpaRestDouble
+from tests.support import LOOPBACK_GUARD
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +40,9 @@ def opa_double(embedded: EmbeddedEngine) -> Iterator[OpaRestDouble]:
 
 @pytest.fixture(scope="session")
 def opa_engine(opa_double: OpaRestDouble) -> Iterator[OpaEngine]:
-    engine = OpaEngine(opa_double.url, timeout_seconds=5.0, bundle_name="broker")
+    engine = OpaEngine(
+        opa_double.url, timeout_seconds=5.0, bundle_name="broker", guard=LOOPBACK_GUARD
+    )
     yield engine
     engine.close()
 

@@ -14,6 +14,7 @@ from broker.policy.opa import OpaEngine
 from tests.policy.fixtures import utc
 from tests.policy.opa_double import OpaRestDouble
 from tests.policy.test_decision_table import SG, SG_NOW
+from tests.support import LOOPBACK_GUARD
 
 
 def _free_port() -> int:
@@ -25,7 +26,9 @@ def _free_port() -> int:
 
 def test_records_the_revision_opa_reports(embedded: EmbeddedEngine) -> None:
     with OpaRestDouble(embedded, bundle_name="broker") as server:
-        engine = OpaEngine(server.url, bundle_name="broker", timeout_seconds=5)
+        engine = OpaEngine(
+            server.url, bundle_name="broker", timeout_seconds=5, guard=LOOPBACK_GUARD
+        )
         assert engine.healthy()
         decision = engine.decide(build_input(SG, utc(SG_NOW)))
         engine.close()
@@ -65,7 +68,7 @@ def test_fails_closed_on_bad_answers(transport: httpx.MockTransport, detail: str
 
 
 def test_fails_closed_when_unreachable() -> None:
-    engine = OpaEngine(f"http://127.0.0.1:{_free_port()}", timeout_seconds=1)
+    engine = OpaEngine(f"http://127.0.0.1:{_free_port()}", timeout_seconds=1, guard=LOOPBACK_GUARD)
     decision = engine.decide(build_input(SG, utc(SG_NOW)))
     assert not decision.allow
     assert decision.reasons[0] == ENGINE_UNAVAILABLE
@@ -75,7 +78,7 @@ def test_fails_closed_when_unreachable() -> None:
 def test_fails_closed_on_timeout(embedded: EmbeddedEngine) -> None:
     with OpaRestDouble(embedded) as server:
         server.delay_seconds = 1.0
-        engine = OpaEngine(server.url, timeout_seconds=0.1)
+        engine = OpaEngine(server.url, timeout_seconds=0.1, guard=LOOPBACK_GUARD)
         decision = engine.decide(build_input(SG, utc(SG_NOW)))
         engine.close()
     assert not decision.allow
