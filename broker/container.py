@@ -24,6 +24,7 @@ from broker.core.pseudonym import PseudonymKeyring
 from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
+from broker.exchange.document_types import TYPE_FIELD
 from broker.exchange.idempotency import IdempotencyStore, OnceOnly
 from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
 from broker.exchange.ports import DatasetFacts
@@ -155,7 +156,10 @@ def build_services(
                         consent.setdefault(flow.dataset, set()).add(a.id)
             table = {
                 e.id: DatasetFacts(
-                    e.owner, frozenset(e.subject_id_types), frozenset(consent.get(e.id, ()))
+                    e.owner,
+                    frozenset(e.subject_id_types),
+                    frozenset(consent.get(e.id, ())),
+                    typed_documents=TYPE_FIELD in e.field_names(),
                 )
                 for e in last.register.entries.values()
             }

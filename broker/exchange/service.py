@@ -20,18 +20,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from anyio import to_thread
+from anyio import from_thread, to_thread
 
 from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
 from broker.audit.entry import AuditEntry, ReleasedDigest, digest_released_record
 from broker.audit.errors import AuditEntryError
-from broker.consent.model import ConsentQuery
+from broker.consent.model import ConsentCheck, ConsentQuery
 from broker.core.errors import BrokerError, ConfigurationError, Refused, Unavailable
 from broker.core.identifiers import Caller, SubjectId
 from broker.core.projection import project
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange import modes
 from broker.exchange.bindings import refuse_unbound
+from broker.exchange.document_types import requested_document_types
 from broker.exchange.entries import Person, exchange_entry, not_found_entry, provider_notice
 from broker.exchange.limits import RateLimited
 from broker.exchange.person import UserMismatch, person_of
@@ -59,7 +60,7 @@ from broker.exchange.refusals import refused_entry, subject_pseudonym
 from broker.exchange.request import ExchangeRequest, valid_subject
 from broker.exchange.suspensions import UserSuspended, check_not_suspended
 from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
-from broker.policy.input import ConsentStatus, PolicyRequest, build_input
+from broker.policy.input import PolicyRequest, build_input
 
 log = structlog.get_logger("broker.exchange")
 
@@ -347,21 +348,29 @@ class ExchangeService:
         """The subject's consent (only where an agreement for the dataset asks for it) and the
         decision. Blocking: runs in a worker thread."""
         facts = self._datasets(request.dataset)
-        consent: ConsentStatus = "none"
+        consent = ConsentCheck("none")
+        requested_types: tuple[str, ...] | None = None
         if facts is not None and (
             request.agreement_id is None or request.agreement_id in facts.consent_agreements
         ):
             every_version = tuple(
                 p.value for p in self._pseudonyms.all_pseudonyms(subject.type, subject.value)
             )
+            sources = self._sources()
+            if facts.typed_documents and sources is not None:
+                # A consent may cover some document types only: which would this release?
+                requested_types = from_thread.run(
+                    requested_document_types, sources, request, subject
+                )
             query = ConsentQuery(
                 facts.owner,
                 caller.party_id,
                 request.purpose,
                 request.dataset,
+                document_types=requested_types,
                 subject_pseudonyms=every_version,
             )
-            consent = self._consents.status(query, now)
+            consent = self._consents.check(query, now)
         policy_input = build_input(
             PolicyRequest(
                 client_id=caller.client_id,
@@ -381,7 +390,9 @@ class ExchangeService:
                 case_reference=request.case_reference,
                 break_glass=request.break_glass,
                 justification=request.justification,
-                consent=consent,
+                consent=consent.policy_status,
+                consent_covers=consent.covered_document_types,
+                document_types=requested_types or (),
                 user_assurance=person.assurance,
             ),
             now,
