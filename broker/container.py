@@ -40,7 +40,7 @@ from broker.policy.setup import build_policy
 from broker.pseudonym_keys import load_pseudonym_keys
 from broker.secrets_check import check_secrets
 from broker.settings import Settings
-from broker.subjects.wiring import SubjectServices, build_subject_services
+from broker.subjects.wiring import SourceSubjects, SubjectServices, build_subject_services
 
 #: A readiness check returns None when ready, or a short reason when not.
 ReadinessCheck = Callable[[], str | None]
@@ -133,8 +133,15 @@ def build_services(
     pseudonyms = load_pseudonym_keys(settings.pseudonym_key_file)
     if bindings is None and settings.bindings_file is not None:
         bindings = load_bindings(settings.bindings_file)
-    subjects = build_subject_services(settings, engine, audit, runtime, clock)
     holder_ref: list[Services] = []
+    subjects = build_subject_services(
+        settings,
+        engine,
+        audit,
+        runtime,
+        clock,
+        SourceSubjects(lambda: holder_ref[0].sources if holder_ref else None),
+    )
 
     facts_cache: dict[int, dict[str, DatasetFacts]] = {}
 

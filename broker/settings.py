@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=600, ge=10, le=86400)
     preview_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     """How long an exchange held for the citizen's preview waits before it expires."""
+    consent_backdate_max_days: int = Field(default=90, ge=0, le=366)
+    """A consent given before it is recorded (on paper, ``given_at`` with an evidence reference)
+    may be recorded at most this many days later."""
 
     # audit log
     audit_checkpoint_every_entries: int = Field(default=1000, ge=1)
