@@ -25,7 +25,7 @@ from anyio import from_thread, to_thread
 from adapters.errors import SourceError, SourceTimeout, SubjectNotFound
 from broker.audit.entry import AuditEntry, ReleasedDigest, digest_released_record
 from broker.audit.errors import AuditEntryError
-from broker.consent.model import ConsentCheck, ConsentQuery
+from broker.consent.model import ConsentQuery
 from broker.core.errors import BrokerError, ConfigurationError, Refused, Unavailable
 from broker.core.identifiers import Caller, SubjectId
 from broker.core.projection import project
@@ -60,7 +60,7 @@ from broker.exchange.refusals import refused_entry, subject_pseudonym
 from broker.exchange.request import ExchangeRequest, valid_subject
 from broker.exchange.suspensions import UserSuspended, check_not_suspended
 from broker.policy.engine import ENGINE_UNAVAILABLE, Decision
-from broker.policy.input import PolicyRequest, build_input
+from broker.policy.input import ConsentStatus, PolicyRequest, build_input
 
 log = structlog.get_logger("broker.exchange")
 
@@ -348,7 +348,8 @@ class ExchangeService:
         """The subject's consent (only where an agreement for the dataset asks for it) and the
         decision. Blocking: runs in a worker thread."""
         facts = self._datasets(request.dataset)
-        consent = ConsentCheck("none")
+        consent: ConsentStatus = "none"
+        covers: tuple[str, ...] = ()
         requested_types: tuple[str, ...] | None = None
         if facts is not None and (
             request.agreement_id is None or request.agreement_id in facts.consent_agreements
@@ -370,7 +371,8 @@ class ExchangeService:
                 document_types=requested_types,
                 subject_pseudonyms=every_version,
             )
-            consent = self._consents.check(query, now)
+            check = self._consents.check(query, now)
+            consent, covers = check.policy_status, check.covered_document_types
         policy_input = build_input(
             PolicyRequest(
                 client_id=caller.client_id,
@@ -390,8 +392,8 @@ class ExchangeService:
                 case_reference=request.case_reference,
                 break_glass=request.break_glass,
                 justification=request.justification,
-                consent=consent.policy_status,
-                consent_covers=consent.covered_document_types,
+                consent=consent,
+                consent_covers=covers,
                 document_types=requested_types or (),
                 user_assurance=person.assurance,
             ),
