@@ -18,6 +18,7 @@ from adapters.errors import (
     MultipleMatches,
     SourceBadData,
     SourceError,
+    SubjectNotFound,
     WrongSubject,
 )
 from adapters.records import Verification, claims_hold, record_key
@@ -121,6 +122,15 @@ class BaseAdapter:
         keys = binding.key_fields()
         held = flatten(await self.fetch(binding, subject, [*claims, *keys]))
         return Verification(claims_hold(held, claims), require_key(binding, held, keys))
+
+    async def exists(self, binding: DatasetBinding, subject: SubjectId) -> bool:
+        """Whether the source holds ``subject`` in ``binding.dataset``: a read of the record's
+        stable key only (wrong-person guard, breaker and retries as for any fetch)."""
+        try:
+            await self.fetch(binding, subject, binding.key_fields())
+        except SubjectNotFound:
+            return False
+        return True
 
     def stream_document(
         self, binding: DatasetBinding, subject: SubjectId, sha256: str

@@ -216,6 +216,19 @@ class DocumentsAdapter(BaseAdapter):
         key = min(d.sha256 for d in documents)
         return Verification(any(claims_hold(row, claims) for row in rows), f"documents={key}")
 
+    async def exists(self, binding: DatasetBinding, subject: SubjectId) -> bool:
+        """Whether the store lists any document for ``subject`` (its index only, no content)."""
+        self._check(binding, subject, [])
+
+        async def attempt() -> bool:
+            try:
+                await self._documents(binding, subject)
+            except SubjectNotFound:
+                return False
+            return True
+
+        return await call_resiliently(attempt, retry=self.source.retries, breaker=self.breaker)
+
     async def stream_document(
         self, binding: DatasetBinding, subject: SubjectId, sha256: str
     ) -> AsyncIterator[bytes]:

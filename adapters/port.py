@@ -8,6 +8,8 @@ and every dataset bound to it. It promises:
 * :meth:`SourceAdapter.verify` answers whether the source holds every claim, and returns no value
   of the record, only its stable key at the source (the binding's ``key``, else every identifier
   the record holds), for the broker to count answers per record whatever identifier was asked;
+* :meth:`SourceAdapter.exists` answers whether the source holds the subject at all (a cheap
+  lookup of the record's key, or a document index; no value leaves the adapter);
 * :meth:`SourceAdapter.stream_document` yields a document's bytes, whose SHA-256 is checked;
 * the wrong-person guard: the identifier in the record the source returned equals the one asked
   for, and a search that matches several people raises :class:`MultipleMatches`;
@@ -69,6 +71,11 @@ class SourceAdapter(Protocol):
     ) -> Verification:
         """Whether the source holds every claim (field -> value) for ``subject``, and the
         stable key of the record that answered."""
+        ...
+
+    async def exists(self, binding: DatasetBinding, subject: SubjectId) -> bool:
+        """Whether the source holds ``subject`` in ``binding.dataset`` (False: not found; a
+        failing source raises as for :meth:`fetch`)."""
         ...
 
     def stream_document(

@@ -57,6 +57,11 @@ class Sources:
         adapter, binding = self._for(dataset)
         return await adapter.verify(binding, subject, claims)
 
+    async def exists(self, dataset: str, subject: SubjectId) -> bool:
+        """See :meth:`adapters.port.SourceAdapter.exists`."""
+        adapter, binding = self._for(dataset)
+        return await adapter.exists(binding, subject)
+
     def stream_document(
         self, dataset: str, subject: SubjectId, sha256: str
     ) -> AsyncIterator[bytes]:

@@ -24,6 +24,7 @@ from broker.core.pseudonym import PseudonymKeyring
 from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
+from broker.exchange.document_types import TYPE_FIELD
 from broker.exchange.idempotency import IdempotencyStore, OnceOnly
 from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
 from broker.exchange.ports import DatasetFacts
@@ -39,7 +40,7 @@ from broker.policy.setup import build_policy
 from broker.pseudonym_keys import load_pseudonym_keys
 from broker.secrets_check import check_secrets
 from broker.settings import Settings
-from broker.subjects.wiring import SubjectServices, build_subject_services
+from broker.subjects.wiring import SourceSubjects, SubjectServices, build_subject_services
 
 #: A readiness check returns None when ready, or a short reason when not.
 ReadinessCheck = Callable[[], str | None]
@@ -132,8 +133,15 @@ def build_services(
     pseudonyms = load_pseudonym_keys(settings.pseudonym_key_file)
     if bindings is None and settings.bindings_file is not None:
         bindings = load_bindings(settings.bindings_file)
-    subjects = build_subject_services(settings, engine, audit, runtime, clock)
     holder_ref: list[Services] = []
+    subjects = build_subject_services(
+        settings,
+        engine,
+        audit,
+        runtime,
+        clock,
+        SourceSubjects(lambda: holder_ref[0].sources if holder_ref else None),
+    )
 
     facts_cache: dict[int, dict[str, DatasetFacts]] = {}
 
@@ -155,7 +163,10 @@ def build_services(
                         consent.setdefault(flow.dataset, set()).add(a.id)
             table = {
                 e.id: DatasetFacts(
-                    e.owner, frozenset(e.subject_id_types), frozenset(consent.get(e.id, ()))
+                    e.owner,
+                    frozenset(e.subject_id_types),
+                    frozenset(consent.get(e.id, ())),
+                    typed_documents=TYPE_FIELD in e.field_names(),
                 )
                 for e in last.register.entries.values()
             }

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     """How long an exchange held for the citizen's preview waits before it expires."""
     attestation_validity_seconds: int = Field(default=86400, ge=60, le=90 * 86400)
     """How long an attestation (``mode: attest``) is valid; its status can revoke it sooner."""
+    consent_backdate_max_days: int = Field(default=90, ge=0, le=366)
+    """A consent given before it is recorded (on paper, ``given_at`` with an evidence reference)
+    may be recorded at most this many days later."""
 
     # audit log
     audit_checkpoint_every_entries: int = Field(default=1000, ge=1)

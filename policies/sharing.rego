@@ -220,8 +220,21 @@ flow_reason contains msg if {
 flow_reason contains msg if {
 	not open_data
 	flow.consent_required == true
+	consent_status == "not_covered"
+	doc_types := input.consent_document_types
+	# concat, not sprintf: rego-cpp's sprintf quotes a string that concat built.
+	msg := concat("", [
+		"agreement '", agreement_id, "' requires consent and the subject's consent covers document types ",
+		concat(", ", doc_types.covered), " only; this request is for ", concat(", ", doc_types.requested),
+	])
+}
+
+flow_reason contains msg if {
+	not open_data
+	flow.consent_required == true
 	consent_status != "given"
 	consent_status != "withdrawn"
+	consent_status != "not_covered"
 	msg := sprintf("agreement '%s' requires recorded consent and none is on record", [agreement_id])
 }
 

@@ -67,6 +67,9 @@ class ConsentIn(Body):
     period: PeriodIn = PeriodIn()
     collection_method: CollectionMethod
     recorded_by: RecordedByIn
+    given_at: dt.datetime | None = None
+    """When the person gave it, if before now (on paper); needs ``evidence_reference``."""
+    evidence_reference: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 class WithdrawalIn(Body):
@@ -100,7 +103,11 @@ async def record_consent(
     subject = parse_subject(body.subject.type, body.subject.value)
     naive = [
         FieldProblem(name, "must carry a time zone")
-        for name, value in (("period.start", body.period.start), ("period.end", body.period.end))
+        for name, value in (
+            ("period.start", body.period.start),
+            ("period.end", body.period.end),
+            ("given_at", body.given_at),
+        )
         if value is not None and value.tzinfo is None
     ]
     if naive:
@@ -120,6 +127,8 @@ async def record_consent(
             collection_method=body.collection_method,
             recorded_by_name=body.recorded_by.name,
             recorded_by_role=body.recorded_by.role,
+            given_at=body.given_at,
+            evidence_reference=body.evidence_reference,
         )
     )
     return JSONResponse(

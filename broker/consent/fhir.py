@@ -12,6 +12,8 @@ Mapping (R4 ``Consent``; R4B did not change it, so ``fhir.resources.R4B`` valida
   custodian = the sharing party, ``IRCP`` information recipient = the receiving party),
   ``purpose`` (one coding), ``data`` (one ``related`` reference per dataset) and ``code``
   (document types, when narrowed).
+- ``sourceReference``: the evidence of a consent given before it was recorded (identifier
+  system ``urn:broker:consent-evidence``), with the extension ``consent-given-at``.
 - Broker extensions: how consent was collected, the named person who recorded it (and role),
   the recording client, and the withdrawal (time, client, reason).
 """
@@ -29,6 +31,7 @@ DATASET_SYSTEM: Final = "urn:broker:dataset"
 PURPOSE_SYSTEM: Final = "urn:broker:purpose"
 DOCUMENT_TYPE_SYSTEM: Final = "urn:broker:document-type"
 PSEUDONYM_SYSTEM: Final = "urn:broker:pseudonym"
+EVIDENCE_SYSTEM: Final = "urn:broker:consent-evidence"
 PARTICIPATION: Final = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 
 
@@ -86,6 +89,10 @@ def to_fhir(record: ConsentRecord) -> dict[str, Any]:
         extensions.append(
             {"url": EXT + "consent-recorded-by-role", "valueString": record.recorded_by_role}
         )
+    if record.given_at_ms is not None:
+        extensions.append(
+            {"url": EXT + "consent-given-at", "valueDateTime": _time(record.given_at_ms)}
+        )
     if record.withdrawn_at_ms is not None:
         extensions.append(
             {"url": EXT + "consent-withdrawn-at", "valueDateTime": _time(record.withdrawn_at_ms)}
@@ -98,7 +105,7 @@ def to_fhir(record: ConsentRecord) -> dict[str, Any]:
         extensions.append(
             {"url": EXT + "consent-withdrawal-reason", "valueString": record.withdrawal_reason}
         )
-    return {
+    resource: dict[str, Any] = {
         "resourceType": "Consent",
         "id": record.id,
         "extension": extensions,
@@ -130,6 +137,11 @@ def to_fhir(record: ConsentRecord) -> dict[str, Any]:
         },
         "provision": provision,
     }
+    if record.evidence_reference is not None:
+        resource["sourceReference"] = {
+            "identifier": {"system": EVIDENCE_SYSTEM, "value": record.evidence_reference}
+        }
+    return resource
 
 
 def from_fhir(doc: dict[str, Any]) -> ConsentRecord:
@@ -155,6 +167,8 @@ def from_fhir(doc: dict[str, Any]) -> ConsentRecord:
     }
     period = provision["period"]
     withdrawn_at = ext_value("consent-withdrawn-at", "valueDateTime")
+    given_at = ext_value("consent-given-at", "valueDateTime")
+    evidence = doc.get("sourceReference", {}).get("identifier", {}).get("value")
     return ConsentRecord(
         id=doc["id"],
         status=cast("Any", doc["status"]),
@@ -179,4 +193,6 @@ def from_fhir(doc: dict[str, Any]) -> ConsentRecord:
         withdrawn_at_ms=_ms(withdrawn_at) if withdrawn_at else None,
         withdrawn_by_client=ext_value("consent-withdrawn-by-client", "valueString"),
         withdrawal_reason=ext_value("consent-withdrawal-reason", "valueString"),
+        given_at_ms=_ms(given_at) if given_at else None,
+        evidence_reference=None if evidence is None else str(evidence),
     )

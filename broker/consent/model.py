@@ -26,12 +26,15 @@ RecordStatus = Literal["active", "inactive"]
 CollectionMethod = Literal["written", "verbal", "electronic", "portal"]
 COLLECTION_METHODS: Final[tuple[str, ...]] = get_args(CollectionMethod)
 
-#: What a consent check found, richer than the policy's :data:`ConsentStatus`.
-ConsentState = Literal["granted", "withdrawn", "expired", "not_started", "none"]
+#: What a consent check found, richer than the policy's :data:`ConsentStatus`. ``not_covered``:
+#: a consent in force for the request's parties, purpose and dataset, narrowed to document types
+#: that do not include every type the request would release.
+ConsentState = Literal["granted", "not_covered", "withdrawn", "expired", "not_started", "none"]
 
 #: How each state reads in the policy input: only a consent in force is ``given``.
 POLICY_STATUS: Final[dict[str, ConsentStatus]] = {
     "granted": "given",
+    "not_covered": "not_covered",
     "withdrawn": "withdrawn",
     "expired": "none",
     "not_started": "none",
@@ -52,7 +55,9 @@ class ConsentQuery:
     """The party asking for it."""
     purpose: str
     dataset: str
-    document_type: str | None = None
+    document_types: tuple[str, ...] | None = None
+    """The types of the documents the request would release, on a dataset of typed documents
+    (``document.type``; empty when the subject has none); ``None`` for a dataset without."""
     subject_pseudonyms: tuple[str, ...] = ()
     """Empty where the records are already narrowed to the subject (:func:`evaluate`)."""
 
@@ -90,19 +95,29 @@ class ConsentRecord:
     withdrawn_at_ms: int | None = None
     withdrawn_by_client: str | None = None
     withdrawal_reason: str | None = None
+    given_at_ms: int | None = None
+    """When the citizen gave it, if before it was recorded (on paper); ``None``: when recorded."""
+    evidence_reference: str | None = None
+    """Where the evidence of a consent given before it was recorded is kept (a form's number)."""
 
-    def covers(self, query: ConsentQuery) -> bool:
-        """Actors, purpose and data match (subject, status and period are not looked at)."""
+    def applies(self, query: ConsentQuery) -> bool:
+        """Actors, purpose and dataset match (subject, status, period and document types are not
+        looked at)."""
         asked = (query.from_party, query.to_party, query.purpose)
         if (self.from_party, self.to_party, self.purpose) != asked:
             return False
-        if query.dataset not in self.datasets:
-            return False
-        if self.document_types:
-            # A consent narrowed to some document types covers a request only when it names one
-            # of them: an unnamed type could be any document (fail closed).
-            return query.document_type is not None and query.document_type in self.document_types
-        return True
+        return query.dataset in self.datasets
+
+    def covers_documents(self, query: ConsentQuery) -> bool:
+        """A consent narrowed to document types covers a request on a dataset of typed documents
+        only when every type the request would release is one of them."""
+        if not self.document_types or query.document_types is None:
+            return True
+        return set(query.document_types) <= set(self.document_types)
+
+    def covers(self, query: ConsentQuery) -> bool:
+        """Actors, purpose, dataset and document types match."""
+        return self.applies(query) and self.covers_documents(query)
 
     def state_at(self, now_ms: int) -> ConsentState:
         """This record's state at ``now_ms``."""
@@ -123,6 +138,8 @@ class ConsentCheck:
 
     state: ConsentState
     consent_id: str | None = None
+    covered_document_types: tuple[str, ...] = ()
+    """``not_covered``: the document types the consent in force covers (for the reason)."""
 
     @property
     def policy_status(self) -> ConsentStatus:
@@ -134,6 +151,7 @@ class ConsentCheck:
 # consent recorded after an old one was withdrawn grants again.
 _PRECEDENCE: Final[tuple[ConsentState, ...]] = (
     "granted",
+    "not_covered",
     "withdrawn",
     "expired",
     "not_started",
@@ -145,9 +163,15 @@ def evaluate(records: Iterable[ConsentRecord], query: ConsentQuery, *, now_ms: i
     """The consent condition for ``query`` over ``records`` (already narrowed to the subject)."""
     best: ConsentCheck = ConsentCheck("none")
     for record in records:
-        if not record.covers(query):
+        if not record.applies(query):
             continue
         state = record.state_at(now_ms)
+        if state == "granted" and not record.covers_documents(query):
+            state = "not_covered"
         if _PRECEDENCE.index(state) < _PRECEDENCE.index(best.state):
-            best = ConsentCheck(state, record.id if state == "granted" else None)
+            best = ConsentCheck(
+                state,
+                record.id if state == "granted" else None,
+                record.document_types if state == "not_covered" else (),
+            )
     return best

@@ -18,7 +18,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from broker.agreements.loader import VerifiedAgreement
 from broker.attestation.keys import AttestationSigner
@@ -42,6 +42,20 @@ from broker.policy.input import ConsentStatus
 
 RECEIPT_TYP: Final = "consent-receipt+jwt"
 
+#: How far a consent's ``given_at`` or ``period.start`` may lie before the recording instant and
+#: still count as given now (clocks of the collecting service and the broker differ).
+SKEW_MS: Final = 5 * 60 * 1000
+DAY_MS: Final = 86_400_000
+
+
+class SubjectsAtSource(Protocol):
+    """Whether the source of a dataset holds a person (``adapters.sources.Sources.exists``)."""
+
+    def known(self, dataset: str, subject: SubjectId) -> bool:
+        """Blocking. Raises ``SourceError`` (502/504) when the source fails, ``Unavailable``
+        when no source is configured: never "unknown" for a failure."""
+        ...
+
 
 @dataclass(frozen=True)
 class RecordedConsent:
@@ -64,8 +78,17 @@ def consent_json(record: ConsentRecord) -> dict[str, Any]:
         "purpose": record.purpose,
         "datasets": list(record.datasets),
         "document_types": list(record.document_types),
+        "given_at": _iso(record.given_at_ms),
+        "evidence_reference": record.evidence_reference,
         "fhir": to_fhir(record),
     }
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms(when: dt.datetime) -> int:
@@ -83,7 +106,11 @@ class ConsentService:
         signer: AttestationSigner,
         issuer: str,
         clock: Callable[[], float],
+        subjects: SubjectsAtSource,
+        backdate_max_days: int = 90,
     ) -> None:
+        self.subjects = subjects
+        self.backdate_max_days = backdate_max_days
         self.store = store
         self.audit = audit
         self.pseudonyms = pseudonyms
@@ -113,11 +140,15 @@ class ConsentService:
         collection_method: CollectionMethod,
         recorded_by_name: str,
         recorded_by_role: str | None = None,
+        given_at: dt.datetime | None = None,
+        evidence_reference: str | None = None,
     ) -> RecordedConsent:
-        """Check the caller may record it, log it, store it, sign a receipt.
+        """Check the caller may record it and that each dataset's source knows the person, log
+        it, store it, sign a receipt.
 
-        Raises :class:`InvalidInput` (fields named), :class:`RecorderForbidden`, and the audit
-        and store errors (nothing is recorded without its audit entry).
+        Raises :class:`InvalidInput` (fields named; also for a person no source holds),
+        :class:`RecorderForbidden`, ``SourceError`` / ``Unavailable`` when a source cannot say,
+        and the audit and store errors (nothing is recorded without its audit entry).
         """
         if subject.type not in PERSONAL_IDENTIFIERS:
             raise InvalidInput(
@@ -125,13 +156,9 @@ class ConsentService:
                 [FieldProblem("subject.type", "must be nhs_number or person_id")],
             )
         now_ms = self._now_ms()
-        start_ms = now_ms if period_start is None else _ms(period_start)
-        end_ms = None if period_end is None else _ms(period_end)
-        if end_ms is not None and end_ms <= start_ms:
-            raise InvalidInput(
-                "the consent period ends before it starts",
-                [FieldProblem("period.end", "must be after period.start")],
-            )
+        given_ms, start_ms, end_ms = self._period(
+            now_ms, given_at, period_start, period_end, evidence_reference
+        )
         scope = consent_scope(
             self.agreements(),
             agreement_id=agreement_id,
@@ -142,6 +169,11 @@ class ConsentService:
             document_types=document_types,
             caller_party=caller.party_id,
         )
+        # Only the recorder gets this far: nobody else learns whom a source holds.
+        for dataset in dict.fromkeys(datasets):
+            if not self.subjects.known(dataset, subject):
+                detail = f"no person {subject.value} at the source of {dataset}"
+                raise InvalidInput(detail, [FieldProblem("subject.value", detail)])
         pseudonym = self.pseudonyms.pseudonymise(subject.type, subject.value)
         record = ConsentRecord(
             id=str(uuid.uuid4()),
@@ -164,6 +196,8 @@ class ConsentService:
             recorder_party=caller.party_id,
             recorder_client=caller.client_id,
             recorded_at_ms=now_ms,
+            given_at_ms=given_ms,
+            evidence_reference=evidence_reference,
         )
         self.audit.append(
             AuditEntry(
@@ -188,11 +222,74 @@ class ConsentService:
                     "period_start_ms": start_ms,
                     "period_end_ms": end_ms,
                     "collection_method": collection_method,
+                    "given_at_ms": given_ms,
+                    "evidence_reference_given": evidence_reference is not None,
                 },
             )
         )
         self.store.add(record)
         return RecordedConsent(record, self._receipt(record))
+
+    def _period(
+        self,
+        now_ms: int,
+        given_at: dt.datetime | None,
+        period_start: dt.datetime | None,
+        period_end: dt.datetime | None,
+        evidence_reference: str | None,
+    ) -> tuple[int | None, int, int | None]:
+        """(given_at_ms or None when given now, start, end). A consent does not start before it
+        was given; one given before it is recorded (on paper) says when, with the reference of
+        its evidence, at most ``backdate_max_days`` ago. Raises InvalidInput naming the field."""
+        given_ms = None if given_at is None else _ms(given_at)
+        if given_ms is not None:
+            earliest = now_ms - self.backdate_max_days * DAY_MS
+            if given_ms > now_ms + SKEW_MS:
+                raise InvalidInput(
+                    "a consent cannot be given in the future",
+                    [FieldProblem("given_at", "must not be after the time it is recorded")],
+                )
+            if given_ms < earliest:
+                raise InvalidInput(
+                    f"a consent given more than {self.backdate_max_days} days ago cannot be"
+                    " recorded now: ask the person again",
+                    [
+                        FieldProblem(
+                            "given_at",
+                            f"must be within {self.backdate_max_days} days before recording",
+                        )
+                    ],
+                )
+            if given_ms >= now_ms - SKEW_MS:
+                given_ms = None  # given now
+            elif evidence_reference is None:
+                raise InvalidInput(
+                    "a consent given before it is recorded needs the reference of its evidence",
+                    [FieldProblem("evidence_reference", "required with a past given_at")],
+                )
+        given_or_now = now_ms if given_ms is None else given_ms
+        start_ms = given_or_now if period_start is None else _ms(period_start)
+        if start_ms < given_or_now - SKEW_MS:
+            raise InvalidInput(
+                "a consent cannot start before it was given",
+                [
+                    FieldProblem(
+                        "period.start",
+                        "must not be before given_at (a consent given earlier on paper names"
+                        " given_at and evidence_reference)"
+                        if given_ms is not None
+                        else "must not be before the consent is recorded (a consent given"
+                        " earlier on paper names given_at and evidence_reference)",
+                    )
+                ],
+            )
+        end_ms = None if period_end is None else _ms(period_end)
+        if end_ms is not None and end_ms <= start_ms:
+            raise InvalidInput(
+                "the consent period ends before it starts",
+                [FieldProblem("period.end", "must be after period.start")],
+            )
+        return given_ms, start_ms, end_ms
 
     def _receipt(self, record: ConsentRecord) -> str:
         claims = {
@@ -215,6 +312,8 @@ class ConsentService:
                 "period_start_ms": record.period_start_ms,
                 "period_end_ms": record.period_end_ms,
                 "collection_method": record.collection_method,
+                "given_at_ms": record.given_at_ms,
+                "evidence_reference": record.evidence_reference,
                 "recorded_by": record.recorded_by_name,
                 "recorder_party": record.recorder_party,
                 "withdraw_at": f"/v1/consents/{record.id}/withdraw",

@@ -3,7 +3,8 @@
 - ``consents`` (a SQLModel table model, storage only): one row per consent record. The subject
   is held only as a keyed pseudonym with its key version, never the identifier in clear.
   Withdrawal sets ``status`` to ``inactive`` and fills the ``withdrawn_*`` columns; rows are
-  never deleted.
+  never deleted. ``given_at_ms`` and ``evidence_reference`` (migration 0016): a consent given
+  before it was recorded, on paper.
 - ``preview_holds`` (SQLAlchemy Core, on the exchange path): exchanges held for the citizen's
   preview (the 202 flow): status ``held`` -> ``approved`` | ``refused`` | ``expired``.
   ``requester_client`` and ``requester_user`` (migration 0008) name the system and the user that
@@ -59,6 +60,10 @@ class ConsentRow(TableModel, table=True):
     )
     withdrawal_reason: str | None = Field(
         sa_column=Column("withdrawal_reason", Text, nullable=True)
+    )
+    given_at_ms: int | None = Field(sa_column=Column("given_at_ms", BigInteger, nullable=True))
+    evidence_reference: str | None = Field(
+        sa_column=Column("evidence_reference", String(200), nullable=True)
     )
 
 

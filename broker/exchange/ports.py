@@ -18,12 +18,11 @@ from broker.attestation.statement import Attestation, Audience, DocumentFacts
 from broker.audit.port import Appended as Appended
 from broker.audit.port import AuditSink
 from broker.audit.port import ExtraRowsWriter as ExtraRowsWriter
-from broker.consent.model import ConsentQuery
+from broker.consent.model import ConsentCheck, ConsentQuery
 from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym
 from broker.notify.notice import ProviderNotice
 from broker.policy.engine import Decision
-from broker.policy.input import ConsentStatus
 
 #: The audit port: ``append`` returns once the entry is durable, or raises.
 AuditPort = AuditSink
@@ -49,6 +48,9 @@ class DatasetFacts:
     consent_agreements: frozenset[str] = frozenset()
     """Agreements with a consent-required flow on this dataset: only then is consent looked up
     (the policy still decides; without a lookup it sees ``none``)."""
+    typed_documents: bool = False
+    """The dataset's records are typed documents (a ``document.type`` field): a consent may be
+    narrowed to some types, so the exchange reads which types a request would release."""
 
 
 class PolicyPort(Protocol):
@@ -87,16 +89,16 @@ class SourcesPort(Protocol):
 class ConsentPort(Protocol):
     """What the exchange pipeline asks before it asks the policy."""
 
-    def status(self, query: ConsentQuery, now: dt.datetime) -> ConsentStatus:
-        """``given`` | ``withdrawn`` | ``none`` for ``PolicyRequest.consent``."""
+    def check(self, query: ConsentQuery, now: dt.datetime) -> ConsentCheck:
+        """The consent state; its ``policy_status`` is ``PolicyRequest.consent``."""
         ...
 
 
 class NoConsents:
     """A port that finds no consent: consent-required flows deny (tests without consents)."""
 
-    def status(self, query: ConsentQuery, now: dt.datetime) -> ConsentStatus:
-        return "none"
+    def check(self, query: ConsentQuery, now: dt.datetime) -> ConsentCheck:
+        return ConsentCheck("none")
 
 
 class HeldPreview(Protocol):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from anyio import to_thread
+from anyio import from_thread, to_thread
 
 from adapters.errors import DocumentAltered, SourceError, SourceTimeout, SubjectNotFound
 from broker.attestation.statement import Audience
@@ -33,6 +33,7 @@ from broker.core.projection import project
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.exchange import modes
 from broker.exchange.bindings import refuse_unbound
+from broker.exchange.document_types import requested_document_types
 from broker.exchange.entries import Person, exchange_entry, not_found_entry, provider_notice
 from broker.exchange.limits import RateLimited
 from broker.exchange.person import UserMismatch, person_of
@@ -376,20 +377,30 @@ class ExchangeService:
         decision. Blocking: runs in a worker thread."""
         facts = self._datasets(request.dataset)
         consent: ConsentStatus = "none"
+        covers: tuple[str, ...] = ()
+        requested_types: tuple[str, ...] | None = None
         if facts is not None and (
             request.agreement_id is None or request.agreement_id in facts.consent_agreements
         ):
             every_version = tuple(
                 p.value for p in self._pseudonyms.all_pseudonyms(subject.type, subject.value)
             )
+            sources = self._sources()
+            if facts.typed_documents and sources is not None:
+                # A consent may cover some document types only: which would this release?
+                requested_types = from_thread.run(
+                    requested_document_types, sources, request, subject
+                )
             query = ConsentQuery(
                 facts.owner,
                 caller.party_id,
                 request.purpose,
                 request.dataset,
+                document_types=requested_types,
                 subject_pseudonyms=every_version,
             )
-            consent = self._consents.status(query, now)
+            check = self._consents.check(query, now)
+            consent, covers = check.policy_status, check.covered_document_types
         policy_input = build_input(
             PolicyRequest(
                 client_id=caller.client_id,
@@ -410,6 +421,8 @@ class ExchangeService:
                 break_glass=request.break_glass,
                 justification=request.justification,
                 consent=consent,
+                consent_covers=covers,
+                document_types=requested_types or (),
                 user_assurance=person.assurance,
             ),
             now,

@@ -18,7 +18,11 @@ Schema (every key is always present unless marked optional)::
     case_reference  str | null
     break_glass     bool
     justification   str | null
-    consent         "given" | "withdrawn" | "none"   consent on record for this subject and flow
+    consent         "given" | "not_covered" | "withdrawn" | "none"   consent on record for this
+                    subject and flow; ``not_covered``: one is in force but narrowed to document
+                    types that leave out some the request would release
+    consent_document_types  optional, with ``not_covered`` only: {covered: [str], requested:
+                    [str]}, the types the consent covers and those the request would release
     now             str           RFC 3339, UTC, e.g. "2026-03-29T00:30:00Z"
     now_ns          int           the same instant, nanoseconds since the epoch
     clock           {uk_date, uk_weekday (1 = Monday), uk_minute (minutes since local midnight),
@@ -39,7 +43,7 @@ from broker.core.errors import FieldProblem, InvalidInput
 from broker.policy.compiled import UK, WEEKDAY_NAMES
 
 Mode = Literal["fetch", "verify"]
-ConsentStatus = Literal["given", "withdrawn", "none"]
+ConsentStatus = Literal["given", "not_covered", "withdrawn", "none"]
 Assurance = Literal["verified", "asserted", "system"]
 
 
@@ -63,6 +67,10 @@ class PolicyRequest:
     break_glass: bool = False
     justification: str | None = None
     consent: ConsentStatus = "none"
+    consent_covers: tuple[str, ...] = ()
+    """With ``consent="not_covered"``: the document types the consent in force covers."""
+    document_types: tuple[str, ...] = ()
+    """With ``consent="not_covered"``: the document types the request would release."""
     user_assurance: Assurance = "asserted"
     """How the user is known (see the schema above). The default is the weakest assurance that
     names a person, which every flow that needs a verified user refuses."""
@@ -141,6 +149,11 @@ def build_input(request: PolicyRequest, now: dt.datetime) -> dict[str, Any]:
     }
     if request.fields is not None:
         policy_input["fields"] = _names(request.fields)
+    if request.consent == "not_covered":
+        policy_input["consent_document_types"] = {
+            "covered": _names(request.consent_covers),
+            "requested": _names(request.document_types),
+        }
     return policy_input
 
 

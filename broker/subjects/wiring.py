@@ -7,8 +7,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from anyio import from_thread
 from sqlalchemy import Engine
 
+from adapters.sources import Sources
 from broker.agreements.loader import VerifiedAgreement
 from broker.attestation.keys import AttestationSigner, load_or_create_attestation_key
 from broker.attestation.statement import (
@@ -21,8 +23,9 @@ from broker.attestation.status import sign_status_list
 from broker.attestation.store import NewStatus, SqlAttestationStatuses, revoke_for_consent
 from broker.audit.memory import AuditSink
 from broker.consent.model import ConsentQuery
-from broker.consent.service import ConsentService
+from broker.consent.service import ConsentService, SubjectsAtSource
 from broker.consent.store import SqlConsentStore
+from broker.core.errors import Unavailable
 from broker.core.identifiers import SubjectId
 from broker.core.pseudonym import Pseudonym, PseudonymKeyring
 from broker.policy.runtime import PolicyRuntime
@@ -73,7 +76,7 @@ class SubjectServices:
         status is recorded first, under the consent in force for the document's type (if any),
         so that the consent's withdrawal revokes it. Blocking."""
         query = ConsentQuery(
-            document.verified_by_party, audience.party_id, purpose, dataset, document.type
+            document.verified_by_party, audience.party_id, purpose, dataset, (document.type,)
         )
         consent = self.consents.check_subject(subject, query, now)
         jti = str(uuid.uuid4())
@@ -118,12 +121,27 @@ class SubjectServices:
         return HoldRules.from_agreements(self.all_agreements())
 
 
+class SourceSubjects:
+    """:class:`~broker.consent.service.SubjectsAtSource` over the configured source adapters,
+    asked on the event loop from the worker thread the consent service runs in."""
+
+    def __init__(self, sources: Callable[[], Sources | None]) -> None:
+        self._sources = sources
+
+    def known(self, dataset: str, subject: SubjectId) -> bool:
+        sources = self._sources()
+        if sources is None:
+            raise Unavailable("no source systems are configured: the person cannot be checked")
+        return bool(from_thread.run(sources.exists, dataset, subject))
+
+
 def build_subject_services(
     settings: Settings,
     engine: Engine,
     audit: AuditSink,
     runtime: PolicyRuntime,
     clock: Callable[[], float],
+    subjects_at_source: SubjectsAtSource,
 ) -> SubjectServices:
     """Raises ConfigurationError when the pseudonym or attestation key cannot be read."""
 
@@ -146,6 +164,8 @@ def build_subject_services(
         signer=signer,
         issuer=settings.public_url,
         clock=clock,
+        subjects=subjects_at_source,
+        backdate_max_days=settings.consent_backdate_max_days,
     )
     return SubjectServices(
         consents=consents,

@@ -30,10 +30,22 @@ PURPOSE = "homelessness-assessment"
 DATASET = "ccc.proof-documents"
 
 
+class EveryoneKnown:
+    """This module's broker runs without source systems: its sources hold every synthetic
+    person. (The real check against the demo sources: tests/exchange/test_consent_scope.py.)"""
+
+    def known(self, dataset: str, subject: SubjectId) -> bool:
+        return True
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBroker]:
     tmp = tmp_path_factory.mktemp("consents")
-    with live_broker(tmp, f"sqlite:///{tmp / 'broker.db'}", demo=True) as live:
+
+    def customise(services: Any) -> None:
+        services.subjects.consents.subjects = EveryoneKnown()
+
+    with live_broker(tmp, f"sqlite:///{tmp / 'broker.db'}", customise=customise, demo=True) as live:
         yield live
 
 
@@ -68,7 +80,8 @@ def now(live: LiveBroker) -> dt.datetime:
 
 
 def status(live: LiveBroker, nhs: str, document_type: str | None = "income") -> str:
-    query = ConsentQuery(COUNCIL, COUNCIL, PURPOSE, DATASET, document_type)
+    types = None if document_type is None else (document_type,)
+    query = ConsentQuery(COUNCIL, COUNCIL, PURPOSE, DATASET, types)
     return live.services.subjects.consents.check_subject(
         SubjectId("nhs_number", nhs), query, now(live)
     ).state
@@ -97,7 +110,7 @@ def test_record_receipt_fhir_list_and_withdraw(demo: LiveBroker) -> None:
     )
 
     assert status(demo, nhs) == "granted"
-    assert status(demo, nhs, "residence") == "none"  # narrowed to identity and income
+    assert status(demo, nhs, "residence") == "not_covered"  # narrowed to identity and income
 
     listed = demo.get(
         "/v1/consents",
@@ -200,7 +213,7 @@ def test_scope_is_needed(demo: LiveBroker, client_id: str | None, expected: int)
             id="several-bad-fields",
         ),
         pytest.param(
-            {"period": {"start": "2026-12-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}},
+            {"period": {"start": "2099-12-01T00:00:00Z", "end": "2099-11-01T00:00:00Z"}},
             {"period.end"},
             id="period-backwards",
         ),
@@ -269,7 +282,14 @@ def test_the_live_policy_allows_with_consent_and_denies_at_once_after_withdrawal
     allowed, reasons = decide()
     assert not allowed
     assert any("none is on record" in r for r in reasons)
-    body = consent_body(nhs, document_types=[], period={"start": "2026-11-01T00:00:00Z"})
+    # Given on paper on 1 November (within the bounded past), recorded now with its evidence.
+    body = consent_body(
+        nhs,
+        document_types=[],
+        period={},
+        given_at="2026-11-01T00:00:00Z",
+        evidence_reference="CCC-CONSENT-FORM-0042",
+    )
     created = post(demo, "/v1/consents", "ccc-revenues-benefits", body)
     assert created.status_code == 201, created.text
     assert decide()[0]

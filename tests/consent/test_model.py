@@ -46,26 +46,42 @@ ASK = {
         pytest.param(
             record(document_types=("income",)),
             T0 + 1,
-            {"document_type": "income"},
+            {"document_types": ("income",)},
             "granted",
             "given",
-            id="document-type-named",
+            id="document-type-covered",
         ),
         pytest.param(
-            record(document_types=("income",)),
+            record(document_types=("identity",)),
             T0 + 1,
-            {"document_type": "identity"},
-            "none",
-            "none",
+            {"document_types": ("income",)},
+            "not_covered",
+            "not_covered",
             id="document-type-other",
         ),
         pytest.param(
+            record(document_types=("income", "identity")),
+            T0 + 1,
+            {"document_types": ("identity", "income", "residence")},
+            "not_covered",
+            "not_covered",
+            id="document-types-some-not-covered",
+        ),
+        pytest.param(
             record(document_types=("income",)),
             T0 + 1,
-            {},
-            "none",
-            "none",
-            id="document-type-unnamed-fails-closed",
+            {"document_types": ()},
+            "granted",
+            "given",
+            id="no-documents-nothing-to-cover",
+        ),
+        pytest.param(
+            record(document_types=("identity",), status="inactive", withdrawn_at_ms=T0),
+            T0 + 1,
+            {"document_types": ("income",)},
+            "withdrawn",
+            "withdrawn",
+            id="document-type-other-but-withdrawn",
         ),
     ],
 )
@@ -76,6 +92,20 @@ def test_one_record(
     assert check.state == state
     assert check.policy_status == policy
     assert (check.consent_id == consent.id) == (state == "granted")
+
+
+def test_not_covered_names_the_types_the_consent_covers() -> None:
+    narrowed = record(id="narrow", document_types=("identity",))
+    ask = ConsentQuery(**ASK, document_types=("income",))
+    check = evaluate([narrowed], ask, now_ms=T0 + 1)
+    assert (check.state, check.consent_id, check.covered_document_types) == (
+        "not_covered",
+        None,
+        ("identity",),
+    )
+    # A consent covering every type of the request, beside the narrowed one, grants.
+    wide = record(id="wide")
+    assert evaluate([narrowed, wide], ask, now_ms=T0 + 1).consent_id == "wide"
 
 
 def test_a_fresh_consent_after_a_withdrawal_grants_again() -> None:

@@ -215,6 +215,11 @@ CASES = [
          reasons=("requires recorded consent and none is on record",)),
     Case("proof-consent-withdrawn", r(PROOF, consent="withdrawn"), SG_NOW, False,
          reasons=("the subject has withdrawn it",)),
+    Case("proof-consent-not-covering-the-document-types",
+         r(PROOF, consent="not_covered", consent_covers=("identity",),
+           document_types=("residence", "income")), SG_NOW, False,
+         reasons=("agreement 'ISA-PROOF-REUSE' requires consent and the subject's consent covers"
+                  " document types identity only; this request is for income, residence",)),
     Case("proof-second-dataset-benefit-claims",
          r(PROOF, dataset="ccc.benefit-claims", fields=None), SG_NOW, True,
          released=("claim.start_date", "claim.status", "claim.type")),
