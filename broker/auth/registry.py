@@ -1,7 +1,7 @@
 """The registry of parties and their partner systems (clients), in the database.
 
-Every change is an administrative action and is written to ``admin_events`` in the same
-transaction as the change itself.
+Every change is an administrative action: an ``admin_events`` row and an entry of the audit log,
+written in the same transaction as the change itself (``broker.audit.admin.log_admin_event``).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from sqlmodel import select as select_rows
 
+from broker.audit.admin import log_admin_event
 from broker.auth.jose import import_public_jwk
 from broker.auth.scopes import parse_scopes
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.core.identifiers import RoleBinding
 from broker.db.tables import (
-    AdminEventRow,
     ClientRoleRow,
     ClientRow,
     PartyRow,
@@ -93,9 +93,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _log(session: Session, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
-    session.add(
-        AdminEventRow(at=_now(), actor=actor, action=action, target=target, details=details)
+def _log(
+    session: Session,
+    actor: str,
+    action: str,
+    target: str,
+    details: dict[str, Any],
+    party_id: str | None = None,
+) -> None:
+    """The act's ``admin_events`` row and audit log entry, in the session's transaction."""
+    log_admin_event(
+        session.connection(),
+        actor=actor,
+        action=action,
+        target=target,
+        details=details,
+        party_id=party_id,
     )
 
 
@@ -409,7 +422,7 @@ class Registry:
                 setattr(row, name, value)
             row.updated_at = _now()
             session.add(row)
-            _log(session, actor, action, client_id, details)
+            _log(session, actor, action, client_id, details, row.party_id)
             session.commit()
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from broker.console.tables import console_sessions, console_users
 from broker.core.errors import Conflict, InvalidInput, NotFound
-from broker.db.tables import log_admin_event
+from broker.audit.admin import log_admin_event
 
 
 class Enrolment:

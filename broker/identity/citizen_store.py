@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.core.pseudonym import Pseudonym
-from broker.db.tables import log_admin_event, parties
+from broker.audit.admin import log_admin_event
+from broker.db.tables import parties
 from broker.identity.citizens import CITIZEN_IDENTIFIER_TYPES, CitizenRules
 from broker.identity.store import DEFAULT_ALGORITHMS, validate
 from broker.identity.tables import citizen_identity_providers, citizen_links
