@@ -68,7 +68,7 @@ def entry_parts(
     public = {k: v for k, v in details.items() if k not in PERSONAL_KEYS}
     if action in PERSONAL_TARGETS:
         personal["target"] = target
-    shown = {
+    shown: dict[str, JsonValue] = {
         "action": action,
         "actor": actor,
         "target": None if action in PERSONAL_TARGETS else target,
@@ -164,12 +164,17 @@ def check_admin_events(conn: Connection) -> list[tuple[str, int | None, str | No
     for row in rows:
         if row.entry_id is None:
             if first_logged is not None and row.id > first_logged:
-                found.append((_row_problem(row, "is in no log entry (added to the table?)"), None, None))
+                what = "is in no log entry (added to the table?)"
+                found.append((_row_problem(row, what), None, None))
             continue
         entry = entries.get(str(row.entry_id))
         if entry is None:
             found.append(
-                (_row_problem(row, f"names log entry {row.entry_id}, which is not an admin act"), None, str(row.entry_id))
+                (
+                    _row_problem(row, f"names log entry {row.entry_id}: no such admin act"),
+                    None,
+                    str(row.entry_id),
+                )
             )
             continue
         seen.add(str(row.entry_id))
@@ -213,4 +218,3 @@ def _differences(row: Any, body: Mapping[str, JsonValue], user_id: str | None) -
     elif personal is not None and user_id is not None and user_id != personal:
         differs.append("personal values")  # None with a commitment: redacted, checked by the scan
     return differs
-

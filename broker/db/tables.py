@@ -143,4 +143,3 @@ class AdminEventRow(TableModel, table=True):
 
 
 admin_events = table_of(AdminEventRow)
-

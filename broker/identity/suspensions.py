@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.audit.admin import log_admin_event
+from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.db.tables import parties
 from broker.identity.tables import user_suspensions
 
