@@ -203,7 +203,9 @@ def check_admin_events(conn: Connection) -> list[tuple[str, int | None, str | No
 
 
 def _differences(row: Any, body: Mapping[str, JsonValue], user_id: str | None) -> Sequence[str]:
-    shown, personal = entry_parts(row.actor, row.action, row.target, dict(row.details or {}))
+    if not isinstance(row.details, dict):
+        return ["details (not a JSON object)"]
+    shown, personal = entry_parts(row.actor, row.action, row.target, row.details)
     differs = []
     if body.get("details") != shown:
         differs.append("actor, action, target or details")
