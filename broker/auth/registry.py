@@ -220,7 +220,7 @@ class Registry:
                 _log(session, actor, "party.add", party_id, {"name": name, "kind": kind})
                 session.commit()
         except IntegrityError as e:
-            raise Conflict(f"party {party_id!r} (or ODS code {ods_code}) exists already") from e
+            raise Conflict(f"party {party_id!r} (or ODS code {ods_code}) already exists") from e
         return Party(party_id, name, kind, ods_code)
 
     def list_parties(self) -> list[Party]:
@@ -444,7 +444,7 @@ def _check_new_party(session: Session, party_id: str, ods_code: str | None) -> N
             if other_ods is not None and other_ods.casefold() == ods_code.casefold():
                 raise Conflict(f"ODS code {ods_code} belongs to party {other_id!r} already")
     if any(other_id == party_id for other_id, _ in rows):
-        raise Conflict(f"party {party_id!r} exists already")
+        raise Conflict(f"party {party_id!r} already exists")
     other = confusable_with(party_id, [r[0] for r in rows])
     if other is None:
         codes = {ods: other_id for other_id, ods in rows if ods is not None}

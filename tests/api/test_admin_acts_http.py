@@ -18,7 +18,7 @@ from broker.audit.verify import verify_log
 from broker.cli.audit import app as audit_cli
 from tests.support import LiveBroker, live_broker
 
-COUNCIL = {"id": "calderbridge-city-council", "name": "Calderbridge City Council", "kind": "council"}
+COUNCIL = {"id": "calderbridge-city-council", "name": "Calderbridge Council", "kind": "council"}
 HOSPITAL = {"id": "R9Z", "name": "Calderbridge Hospitals", "kind": "nhs", "ods_code": "R9Z"}
 
 
