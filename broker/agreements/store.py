@@ -28,7 +28,8 @@ from broker.agreements.errors import (
 from broker.agreements.signing import TrustedKey, TrustSnapshot, thumbprint
 from broker.agreements.status import RevocationRecord, VersionSeen
 from broker.agreements.tables import agreement_revocations, agreement_versions, party_keys
-from broker.db.tables import log_admin_event, parties
+from broker.audit.admin import log_admin_event
+from broker.db.tables import parties
 
 
 class AgreementStateStore(Protocol):

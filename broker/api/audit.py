@@ -97,6 +97,9 @@ async def search_exchanges(
     client: Annotated[str | None, Query(max_length=100)] = None,
     dataset: Annotated[str | None, Query(max_length=100)] = None,
     decision: Annotated[str | None, Query(pattern="^(allow|deny|held|error|not_found)$")] = None,
+    kind: Annotated[
+        str | None, Query(pattern="^(exchange|admin|simulation|audit-read|redaction)$")
+    ] = None,
     time_from: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     time_to: Annotated[str | None, Query(alias="to", max_length=40)] = None,
     break_glass: bool = False,
@@ -122,6 +125,7 @@ async def search_exchanges(
         client_id=client,
         dataset=dataset,
         decision=decision,
+        kind=kind,
         time_from_ms=_ms(time_from, "from"),
         time_to_ms=_ms(time_to, "to"),
         break_glass_only=break_glass,
@@ -135,6 +139,7 @@ async def search_exchanges(
             "client": client,
             "dataset": dataset,
             "decision": decision,
+            "kind": kind,
             "from": time_from,
             "to": time_to,
             "break_glass": break_glass or None,

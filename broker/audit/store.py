@@ -197,40 +197,7 @@ def commit_batch(
     with engine.begin() as conn:
         _durable(conn)
         head = _lock_head(conn)
-        compact = head.compact
-        rows: list[tuple[object, ...]] = []
-        nodes: list[tuple[int, bytes]] = []
-        hashes: list[bytes] = []
-        for offset, sealed in enumerate(batch):
-            index = head.size + offset
-            leaf = leaf_bytes(sealed.body, index)
-            h = merkle.leaf_hash(leaf)
-            hashes.append(h)
-            nodes.extend(compact.append(h))
-            s = sealed.search
-            personal = sealed.personal
-            row: list[object] = [
-                index,
-                s.exchange_id,
-                s.kind,
-                s.at_ms,
-                s.agreement_id,
-                s.party_id,
-                s.client_id,
-                s.dataset,
-                s.decision,
-                s.break_glass,
-                sealed.record_salt,
-                leaf,
-            ]
-            for name in PERSONAL_FIELDS:
-                row.extend(personal.get(name, (None, None)))
-            rows.append(tuple(row))
-        # Straight to the driver: SQLAlchemy's per-row bind processing costs more than the insert.
-        with _cursor(conn) as cursor:
-            cursor.executemany(_insert_sql(conn, "audit_entries", ENTRY_COLUMNS), rows)
-            if nodes:
-                cursor.executemany(_insert_sql(conn, "audit_nodes", ("pos", "hash")), nodes)
+        compact, hashes = _insert_entries(conn, head, batch)
         for write in extras:
             try:
                 write(conn)
@@ -244,6 +211,60 @@ def commit_batch(
             cp_size, cp_ms = compact.size, now_ms
         _move_head(conn, compact, cp_size, cp_ms)
     return BatchResult(head.size, hashes, checkpoint, cp_size + policy.every_entries)
+
+
+def _insert_entries(
+    conn: Connection, head: Head, batch: Sequence[SealedEntry]
+) -> tuple[merkle.CompactRange, list[bytes]]:
+    """Insert ``batch`` at the next indexes after ``head`` (whose lock ``conn`` holds) with the
+    tree nodes they complete; returns the new compact range and the leaf hashes."""
+    compact = head.compact
+    rows: list[tuple[object, ...]] = []
+    nodes: list[tuple[int, bytes]] = []
+    hashes: list[bytes] = []
+    for offset, sealed in enumerate(batch):
+        index = head.size + offset
+        leaf = leaf_bytes(sealed.body, index)
+        h = merkle.leaf_hash(leaf)
+        hashes.append(h)
+        nodes.extend(compact.append(h))
+        s = sealed.search
+        personal = sealed.personal
+        row: list[object] = [
+            index,
+            s.exchange_id,
+            s.kind,
+            s.at_ms,
+            s.agreement_id,
+            s.party_id,
+            s.client_id,
+            s.dataset,
+            s.decision,
+            s.break_glass,
+            sealed.record_salt,
+            leaf,
+        ]
+        for name in PERSONAL_FIELDS:
+            row.extend(personal.get(name, (None, None)))
+        rows.append(tuple(row))
+    # Straight to the driver: SQLAlchemy's per-row bind processing costs more than the insert.
+    with _cursor(conn) as cursor:
+        cursor.executemany(_insert_sql(conn, "audit_entries", ENTRY_COLUMNS), rows)
+        if nodes:
+            cursor.executemany(_insert_sql(conn, "audit_nodes", ("pos", "hash")), nodes)
+    return compact, hashes
+
+
+def append_in(conn: Connection, sealed: SealedEntry) -> int:
+    """Append one entry inside the caller's open transaction on ``conn`` (an administrative
+    act's): the entry commits with the caller's own rows or not at all. Takes the append lock
+    (held until the caller's transaction ends: keep it short), signs no checkpoint (the timer's
+    or the next batch's covers it) and returns the entry's index. Raises SQLAlchemy errors."""
+    _durable(conn)
+    head = _lock_head(conn)
+    compact, _ = _insert_entries(conn, head, [sealed])
+    _move_head(conn, compact, head.checkpoint_size, head.checkpoint_ms)
+    return head.size
 
 
 def make_checkpoint(engine: Engine, *, now_ms: int, sign: SignFn) -> Checkpoint:

@@ -6,7 +6,8 @@ leaf, and every personal value must open the leaf's salted commitment (or be red
 value and salt gone, by a logged redaction that covers the entry's time). The Merkle tree is
 rebuilt from the recomputed leaf hashes and compared with every stored node, with the head row,
 and with the root of every checkpoint (each one's Ed25519 signature checked, each consistent with
-the next by an RFC 9162 consistency proof) and of checkpoints kept by other parties.
+the next by an RFC 9162 consistency proof) and of checkpoints kept by other parties. Every
+``admin_events`` row is compared with the log entry of its act (:mod:`broker.audit.admin`).
 
 The scan stops at the first bad entry and names it; checkpoint problems are all listed.
 """
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, Engine
 
 from broker.audit import store
+from broker.audit.admin import check_admin_events
 from broker.audit.checkpoint import Checkpoint, open_checkpoint
 from broker.audit.entry import PERSONAL_FIELDS, commitment, parse_leaf, search_values
 from broker.audit.errors import CheckpointError
@@ -337,6 +339,10 @@ def verify_log(
             at = scan.compact.size
             scan.problems.append(Problem(f"entry {at}: a stored row is unreadable ({e})", at))
         problems.extend(scan.problems)
+        try:
+            problems.extend(Problem(m, i, x) for m, i, x in check_admin_events(conn))
+        except Exception as e:  # a mangled admin_events row, say
+            problems.append(Problem(f"the admin_events table is unreadable ({e})"))
         if 0 in targets and scan.compact.size == 0:
             for label, root in targets[0]:
                 if root != merkle.EMPTY_ROOT:

@@ -1,7 +1,7 @@
 """The registry of parties and their partner systems (clients), in the database.
 
-Every change is an administrative action and is written to ``admin_events`` in the same
-transaction as the change itself.
+Every change is an administrative action: an ``admin_events`` row and an entry of the audit log,
+written in the same transaction as the change itself (``broker.audit.admin.log_admin_event``).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from sqlmodel import select as select_rows
 
+from broker.audit.admin import log_admin_event
 from broker.auth.jose import import_public_jwk
 from broker.auth.scopes import parse_scopes
+from broker.core.confusables import confusable_with
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.core.identifiers import RoleBinding
 from broker.db.tables import (
-    AdminEventRow,
     ClientRoleRow,
     ClientRow,
     PartyRow,
@@ -93,9 +94,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _log(session: Session, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
-    session.add(
-        AdminEventRow(at=_now(), actor=actor, action=action, target=target, details=details)
+def _log(
+    session: Session,
+    actor: str,
+    action: str,
+    target: str,
+    details: dict[str, Any],
+    party_id: str | None = None,
+) -> None:
+    """The act's ``admin_events`` row and audit log entry, in the session's transaction."""
+    log_admin_event(
+        session.connection(),
+        actor=actor,
+        action=action,
+        target=target,
+        details=details,
+        party_id=party_id,
     )
 
 
@@ -197,6 +211,7 @@ class Registry:
             raise InvalidInput("the party is not valid", problems)
         try:
             with Session(self._engine) as session:
+                _check_new_party(session, party_id, ods_code)
                 session.add(
                     PartyRow(
                         id=party_id, name=name, kind=kind, ods_code=ods_code, created_at=_now()
@@ -205,7 +220,7 @@ class Registry:
                 _log(session, actor, "party.add", party_id, {"name": name, "kind": kind})
                 session.commit()
         except IntegrityError as e:
-            raise Conflict(f"party {party_id!r} already exists") from e
+            raise Conflict(f"party {party_id!r} (or ODS code {ods_code}) already exists") from e
         return Party(party_id, name, kind, ods_code)
 
     def list_parties(self) -> list[Party]:
@@ -246,6 +261,13 @@ class Registry:
         now = _now()
         try:
             with Session(self._engine) as session:
+                existing = session.exec(select_rows(ClientRow.id)).all()
+                other = confusable_with(client_id, existing)
+                if other is not None:
+                    raise InvalidInput(
+                        f"client id {client_id!r} could be taken for client {other!r}",
+                        [FieldProblem("client_id", f"confusable with existing client {other!r}")],
+                    )
                 session.add(
                     ClientRow(
                         id=client_id,
@@ -409,8 +431,32 @@ class Registry:
                 setattr(row, name, value)
             row.updated_at = _now()
             session.add(row)
-            _log(session, actor, action, client_id, details)
+            _log(session, actor, action, client_id, details, row.party_id)
             session.commit()
+
+
+def _check_new_party(session: Session, party_id: str, ods_code: str | None) -> None:
+    """Refuse an ODS code another party holds (Conflict, naming it) and an id that could be
+    taken for another party's id or ODS code (InvalidInput, naming it)."""
+    rows = session.exec(select_rows(PartyRow.id, PartyRow.ods_code)).all()
+    if ods_code is not None:
+        for other_id, other_ods in rows:
+            if other_ods is not None and other_ods.casefold() == ods_code.casefold():
+                raise Conflict(f"ODS code {ods_code} belongs to party {other_id!r} already")
+    if any(other_id == party_id for other_id, _ in rows):
+        raise Conflict(f"party {party_id!r} already exists")
+    other = confusable_with(party_id, [r[0] for r in rows])
+    if other is None:
+        codes = {ods: other_id for other_id, ods in rows if ods is not None}
+        code = confusable_with(party_id, codes)
+        other = None if code is None else codes[code]
+        if other is None and party_id in codes:
+            other = codes[party_id]
+    if other is not None:
+        raise InvalidInput(
+            f"party id {party_id!r} could be taken for party {other!r}",
+            [FieldProblem("id", f"confusable with existing party {other!r}")],
+        )
 
 
 def _binding_details(binding: RoleBinding) -> dict[str, Any]:

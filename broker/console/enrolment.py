@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from broker.audit.admin import log_admin_event
 from broker.console.tables import console_sessions, console_users
 from broker.core.errors import Conflict, InvalidInput, NotFound
-from broker.db.tables import log_admin_event
 
 
 class Enrolment:

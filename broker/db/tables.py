@@ -8,7 +8,7 @@ before a row is built. Each table model's Core table is also exported under the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,9 +23,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    insert,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -53,6 +51,8 @@ def table_of(model: type[TableModel]) -> Table:
 
 class PartyRow(TableModel, table=True):
     __tablename__ = "parties"
+    # An ODS code belongs to one party (migration 0017).
+    __table_args__ = (Index("ix_parties_ods_code", "ods_code", unique=True),)
 
     id: str = Field(sa_column=Column("id", String(100), primary_key=True))
     name: str = Field(sa_column=Column("name", String(300), nullable=False))
@@ -121,9 +121,12 @@ assertion_jtis = Table(
 
 
 class AdminEventRow(TableModel, table=True):
-    """Every change to the registry (parties, clients, keys, trust store) by an administrator."""
+    """Every administrative act (parties, clients, keys, identity providers, webhooks, role
+    bindings, suspensions, console accounts), with the audit log entry that records it
+    (``entry_id``; written together by ``broker.audit.admin.log_admin_event``)."""
 
     __tablename__ = "admin_events"
+    __table_args__ = (Index("ix_admin_events_entry_id", "entry_id", unique=True),)
 
     id: int | None = Field(
         default=None, sa_column=Column("id", Integer, primary_key=True, autoincrement=True)
@@ -133,23 +136,10 @@ class AdminEventRow(TableModel, table=True):
     action: str = Field(sa_column=Column("action", String(100), nullable=False))
     target: str = Field(sa_column=Column("target", String(200), nullable=False))
     details: dict[str, Any] = Field(sa_column=Column("details", JSON, nullable=False))
+    entry_id: str | None = Field(
+        default=None, sa_column=Column("entry_id", String(36), nullable=True)
+    )
+    """The audit log entry of the act (None only for acts recorded before migration 0017)."""
 
 
 admin_events = table_of(AdminEventRow)
-
-
-def log_admin_event(
-    conn: Connection,
-    *,
-    actor: str,
-    action: str,
-    target: str,
-    details: dict[str, Any],
-    at: datetime | None = None,
-) -> None:
-    """Write one ``admin_events`` row in ``conn``'s transaction (``at`` is now unless given)."""
-    conn.execute(
-        insert(admin_events).values(
-            at=at or datetime.now(UTC), actor=actor, action=action, target=target, details=details
-        )
-    )

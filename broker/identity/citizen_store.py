@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from broker.audit.admin import log_admin_event
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.core.pseudonym import Pseudonym
-from broker.db.tables import log_admin_event, parties
+from broker.db.tables import parties
 from broker.identity.citizens import CITIZEN_IDENTIFIER_TYPES, CitizenRules
 from broker.identity.store import DEFAULT_ALGORITHMS, validate
 from broker.identity.tables import citizen_identity_providers, citizen_links

@@ -19,10 +19,11 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
 
+from broker.audit.admin import log_admin_event
 from broker.auth.jose import CLIENT_ASSERTION_ALGORITHMS
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.core.urls import check_admin_url
-from broker.db.tables import log_admin_event, parties
+from broker.db.tables import parties
 from broker.identity.jwks import parse_jwks
 from broker.identity.roles import ROLE_FORMATS
 from broker.identity.tables import identity_providers

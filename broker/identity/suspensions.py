@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from broker.audit.admin import log_admin_event
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from broker.db.tables import log_admin_event, parties
+from broker.db.tables import parties
 from broker.identity.tables import user_suspensions
 
 #: How old the snapshot may be: with the next request's refresh, a suspension holds everywhere

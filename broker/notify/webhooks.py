@@ -17,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
+from broker.audit.admin import log_admin_event
 from broker.core.errors import Conflict, NotFound
 from broker.core.urls import check_admin_url
-from broker.db.tables import log_admin_event, parties
+from broker.db.tables import parties
 from broker.notify.signing import new_secret
 from broker.notify.tables import webhooks
 from broker.outbound import OutboundGuard

@@ -5,7 +5,7 @@ given when recorded, as every consent recorded before this migration). ``evidenc
 the reference of the evidence kept for such a consent (a signed form's number).
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
