@@ -5,6 +5,11 @@ so the newest file signs and every file present verifies. Rotation adds a newer 
 signed with the older one stay valid until it is retired (removed), which an operator does once
 the longest token lifetime has passed. Processes sharing the directory pick up a new key the
 first time they meet its ``kid``.
+
+The keys are Ed25519, published and used under the JWS name ``EdDSA`` (RFC 8037): the name
+PyJWT, authlib, jose4j, Nimbus and most other libraries know. RFC 9864's fully specified name
+``Ed25519`` (which tokens carried before) is still accepted when the broker verifies its own
+tokens, so tokens issued before an upgrade stay valid until they expire.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from joserfc.jwk import OKPKey
 from broker.core.errors import ConfigurationError, NotFound
 from broker.core.signing_key import SigningKey
 
-TOKEN_KEY_ALG = "Ed25519"  # noqa: S105 - an algorithm name
+TOKEN_KEY_ALG = "EdDSA"  # noqa: S105 - an algorithm name (RFC 8037), as clients expect
+#: What the broker accepts in its own tokens' header: ``Ed25519`` is the same signature under
+#: RFC 9864's name, which tokens issued before ``EdDSA`` was published carry.
+TOKEN_VERIFY_ALGS: frozenset[str] = frozenset({TOKEN_KEY_ALG, "Ed25519"})
 
 
 def token_keys_dir(keys_dir: Path) -> Path:

@@ -1,10 +1,12 @@
 """Access tokens the broker issues to authenticated clients, and their verification.
 
-A token is a compact JWT signed with the broker's current key (:mod:`broker.auth.keyring`):
+A token is a compact JWT signed with the broker's current key (:mod:`broker.auth.keyring`),
+header ``alg: EdDSA`` (RFC 8037, so PyJWT, authlib and the like verify it against the JWKS):
 ``iss`` and ``aud`` are the broker's public URL, ``sub`` and ``client_id`` the client, ``party``
 its party, ``scope`` the granted scopes, ``exp`` ``token_ttl_seconds`` ahead. Verification checks
-signature (by ``kid``, one algorithm only), issuer, audience and expiry; the caller then checks
-that the client is still active, on every request.
+signature (by ``kid``; Ed25519 only, named ``EdDSA`` or, in tokens issued before, ``Ed25519``),
+issuer, audience and expiry; the caller then checks that the client is still active, on every
+request.
 
 A partner system sends the same token with every request until it expires, so a verified token's
 claims are kept (a bounded map keyed by the exact token string): a repeat costs a dictionary
@@ -35,7 +37,7 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import OKPKey
 
 from broker.auth.jose import MalformedJose, unverified_parts
-from broker.auth.keyring import TOKEN_KEY_ALG, KeyRing
+from broker.auth.keyring import TOKEN_KEY_ALG, TOKEN_VERIFY_ALGS, KeyRing
 from broker.auth.registry import Client
 from broker.core.errors import InvalidToken
 
@@ -144,7 +146,10 @@ class TokenService:
             claims.update(citizen=person, act={"sub": client.id})
         header = {"alg": TOKEN_KEY_ALG, "typ": "at+jwt", "kid": signing.kid}
         key = OKPKey.import_key(signing.pem)
-        token = jwt.encode(header, claims, key, algorithms=[TOKEN_KEY_ALG])
+        with warnings.catch_warnings():
+            # joserfc warns that RFC 9864 deprecates the name "EdDSA"; clients know no other.
+            warnings.filterwarnings("ignore", category=SecurityWarning)
+            token = jwt.encode(header, claims, key, algorithms=[TOKEN_KEY_ALG])
         return IssuedToken(token, ttl, scope)
 
     def verify(self, token: str) -> TokenClaims:
@@ -170,7 +175,8 @@ class TokenService:
             header, _ = unverified_parts(token)
         except MalformedJose as e:
             raise InvalidToken("the access token is malformed") from e
-        if header.get("alg") != TOKEN_KEY_ALG or header.get("typ") != "at+jwt":
+        alg = header.get("alg")
+        if alg not in TOKEN_VERIFY_ALGS or header.get("typ") != "at+jwt":
             raise InvalidToken("the access token was not issued by this broker")
         kid = header.get("kid")
         key = self._keyring.verification_key(kid) if isinstance(kid, str) else None
@@ -179,7 +185,7 @@ class TokenService:
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=SecurityWarning)
-                claims = jwt.decode(token, key, algorithms=[TOKEN_KEY_ALG]).claims
+                claims = jwt.decode(token, key, algorithms=[str(alg)]).claims
         except (JoseError, ValueError) as e:
             raise InvalidToken("the access token's signature does not verify") from e
         if claims.get("iss") != self._issuer or claims.get("aud") != self._issuer:
