@@ -99,8 +99,8 @@ def check_form(
     if used and used[0] != "client_assertion":
         raise _fail(
             "unsupported_auth_method",
-            f"{used[0][0].upper()}{used[0][1:]} is not accepted here: authenticate with private_key_jwt "
-            "(a client assertion, RFC 7523)",
+            f"{used[0][0].upper()}{used[0][1:]} is not accepted here: authenticate with "
+            "private_key_jwt (a client assertion, RFC 7523)",
         )
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise _fail(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
+
 from broker.auth.jose import MalformedJose, unverified_parts
 from broker.auth.keyring import TOKEN_VERIFY_ALGS, KeyRing, import_token_key, verify_algs
 from broker.auth.registry import Client
