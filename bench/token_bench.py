@@ -61,7 +61,7 @@ def main() -> None:
             claims = services.tokens.verify(token)
             services.registry.find_client(claims.client_id)
             verify.append(time.perf_counter() - started)
-        print(f"verify (in process, Ed25519 + client lookup):      {summary(verify)}")
+        print(f"verify (in process, ES256 + client lookup):        {summary(verify)}")
 
         http_issue: list[float] = []
         for form in [broker.token_form("bench-ec", keys["EC"]) for _ in range(args.n // 4)]:

@@ -1,5 +1,5 @@
 """``POST /oauth2/token`` (client credentials, or token exchange of a user's ID token, both with
-``private_key_jwt``) and the broker's JWKS."""
+``private_key_jwt``), the broker's JWKS and its RFC 8414 authorization server metadata."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from broker.api.deps import ServicesDep
 from broker.api.problems import oauth_response
 from broker.auth.assertion import TOKEN_EXCHANGE_GRANT, authenticate_client
+from broker.auth.metadata import JWKS_PATH, METADATA_PATH, authorization_server_metadata
 from broker.auth.scopes import parse_scopes
 from broker.core.errors import OAuthError
 from broker.identity.citizen_exchange import exchange_citizen_token
@@ -109,6 +110,7 @@ async def token(request: Request, services: ServicesDep) -> JSONResponse:
             services.replay,
             services.assertion_rules,
             services.clock,
+            request.headers.get("authorization"),
         )
         requested = form.get("scope")
         if requested:
@@ -177,6 +179,11 @@ async def token(request: Request, services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/.well-known/jwks.json", summary="The broker's token verification keys")
+@router.get(JWKS_PATH, summary="The broker's token verification keys")
 async def jwks(services: ServicesDep) -> dict[str, Any]:
     return services.keyring.jwks()
+
+
+@router.get(METADATA_PATH, summary="Authorization server metadata (RFC 8414)")
+async def metadata(services: ServicesDep) -> dict[str, Any]:
+    return authorization_server_metadata(services.tokens.issuer, services.assertion_rules.audience)

@@ -33,6 +33,9 @@ TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa
 GRANT_TYPES = (GRANT_TYPE, TOKEN_EXCHANGE_GRANT)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_JTI_LENGTH = 200
+#: Where a partner's developer reads how to configure a client library (authlib's assertion
+#: lifetime in particular); named in the refusal of an assertion that lives too long.
+CLIENT_GUIDE = "docs/clients.md"
 
 
 class ClientLookup(Protocol):
@@ -56,8 +59,34 @@ def _fail(reason: str, detail: str, error: str = "invalid_client") -> OAuthError
     return OAuthError(error=error, detail=detail, reason=reason, status_code=status)
 
 
-def check_form(form: Mapping[str, str], rules: AssertionRules) -> str:
-    """Check the grant's form fields; return the assertion. Raises OAuthError."""
+def _auth_methods(form: Mapping[str, str], authorization: str | None) -> list[str]:
+    """The client authentication methods a token request uses (names safe to show: no values)."""
+    used: list[str] = []
+    if authorization:
+        scheme = authorization.strip().split(" ", 1)[0].lower()
+        known = {"basic": "HTTP Basic", "bearer": "HTTP Bearer", "dpop": "HTTP DPoP"}
+        used.append(known.get(scheme, "an Authorization header"))
+    if form.get("client_assertion") or form.get("client_assertion_type"):
+        used.append("client_assertion")
+    if form.get("client_secret"):  # a blank parameter counts as omitted (RFC 6749 §3.2)
+        used.append("client_secret")
+    return used
+
+
+def check_form(
+    form: Mapping[str, str], rules: AssertionRules, authorization: str | None = None
+) -> str:
+    """Check the grant's form fields (and that the request authenticates the client one way
+    only, ``authorization`` being its Authorization header); return the assertion.
+    Raises OAuthError."""
+    used = _auth_methods(form, authorization)
+    if len(used) > 1:
+        raise _fail(
+            "several_auth_methods",
+            "a request must authenticate the client one way only (RFC 6749 §2.3); this one uses "
+            + " and ".join(used),
+            "invalid_request",
+        )
     grant_type = form.get("grant_type")
     if not grant_type:
         raise _fail("malformed", "grant_type is required", "invalid_request")
@@ -66,6 +95,12 @@ def check_form(form: Mapping[str, str], rules: AssertionRules) -> str:
             "unsupported_grant_type",
             f"grant_type must be {GRANT_TYPE} or {TOKEN_EXCHANGE_GRANT}",
             "unsupported_grant_type",
+        )
+    if used and used[0] != "client_assertion":
+        raise _fail(
+            "unsupported_auth_method",
+            f"{used[0][0].upper()}{used[0][1:]} is not accepted here: authenticate with "
+            "private_key_jwt (a client assertion, RFC 7523)",
         )
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise _fail(
@@ -80,8 +115,6 @@ def check_form(form: Mapping[str, str], rules: AssertionRules) -> str:
             f"client_assertion is larger than {rules.max_bytes} bytes",
             "invalid_request",
         )
-    if form.get("client_secret"):
-        raise _fail("malformed", "client secrets are not accepted", "invalid_request")
     return assertion
 
 
@@ -141,7 +174,10 @@ def check_claims(
         raise _fail("expired", "the assertion has expired")
     if exp > now + rules.max_lifetime_seconds + skew:
         raise _fail(
-            "too_long_lived", f"exp must be at most {rules.max_lifetime_seconds} seconds ahead"
+            "too_long_lived",
+            f"exp must be at most {rules.max_lifetime_seconds} seconds ahead (NHS England's "
+            "limit too); a library's default may be longer (authlib signs for 3600 s): "
+            f"see {CLIENT_GUIDE} for the setting",
         )
     nbf = _number(claims, "nbf")
     if nbf is not None and nbf > now + skew:
@@ -164,9 +200,11 @@ def authenticate_client(
     replay: ReplayStore,
     rules: AssertionRules,
     clock: Callable[[], float],
+    authorization: str | None = None,
 ) -> Client:
-    """Authenticate the caller of the token endpoint. Raises OAuthError on any failure."""
-    assertion = check_form(form, rules)
+    """Authenticate the caller of the token endpoint (``authorization``: the request's
+    Authorization header, if any). Raises OAuthError on any failure."""
+    assertion = check_form(form, rules, authorization)
     try:
         header, unverified = unverified_parts(assertion)
     except MalformedJose as e:

@@ -1,14 +1,16 @@
 """Access tokens the broker issues to authenticated clients, and their verification.
 
-A token is a compact JWT signed with the broker's current key (:mod:`broker.auth.keyring`):
+A token is a compact JWT signed with the broker's current key (:mod:`broker.auth.keyring`),
+header ``alg: ES256`` (so PyJWT, authlib and the like verify it against the JWKS by default):
 ``iss`` and ``aud`` are the broker's public URL, ``sub`` and ``client_id`` the client, ``party``
 its party, ``scope`` the granted scopes, ``exp`` ``token_ttl_seconds`` ahead. Verification checks
-signature (by ``kid``, one algorithm only), issuer, audience and expiry; the caller then checks
-that the client is still active, on every request.
+signature (by ``kid``, with the one algorithm that key's type signs: ES256, or for an Ed25519
+key kept from before ES256, ``EdDSA``/``Ed25519``), issuer, audience and expiry; the caller then
+checks that the client is still active, on every request.
 
 A partner system sends the same token with every request until it expires, so a verified token's
 claims are kept (a bounded map keyed by the exact token string): a repeat costs a dictionary
-lookup, not an Ed25519 verification. A kept token is still refused once it expires or once its
+lookup, not a signature verification. A kept token is still refused once it expires or once its
 signing key leaves the key ring; nothing else about an unchanged string can change.
 
 A user-restricted token (token exchange, broker/api/oauth.py) also carries ``user`` (the ID
@@ -32,10 +34,9 @@ from dataclasses import dataclass
 
 from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
-from joserfc.jwk import OKPKey
 
 from broker.auth.jose import MalformedJose, unverified_parts
-from broker.auth.keyring import TOKEN_KEY_ALG, KeyRing
+from broker.auth.keyring import TOKEN_VERIFY_ALGS, KeyRing, import_token_key, verify_algs
 from broker.auth.registry import Client
 from broker.core.errors import InvalidToken
 
@@ -142,9 +143,12 @@ class TokenService:
             ids = [{"type": t, "value": v} for t, v in citizen.identifiers]
             person = {"iss": citizen.issuer, "sub": citizen.subject, "identifiers": ids}
             claims.update(citizen=person, act={"sub": client.id})
-        header = {"alg": TOKEN_KEY_ALG, "typ": "at+jwt", "kid": signing.kid}
-        key = OKPKey.import_key(signing.pem)
-        token = jwt.encode(header, claims, key, algorithms=[TOKEN_KEY_ALG])
+        header = {"alg": signing.algorithm, "typ": "at+jwt", "kid": signing.kid}
+        key = import_token_key(signing.pem)
+        with warnings.catch_warnings():
+            # An Ed25519 key signs as "EdDSA", which RFC 9864 deprecates; clients know no other.
+            warnings.filterwarnings("ignore", category=SecurityWarning)
+            token = jwt.encode(header, claims, key, algorithms=[signing.algorithm])
         return IssuedToken(token, ttl, scope)
 
     def verify(self, token: str) -> TokenClaims:
@@ -170,16 +174,19 @@ class TokenService:
             header, _ = unverified_parts(token)
         except MalformedJose as e:
             raise InvalidToken("the access token is malformed") from e
-        if header.get("alg") != TOKEN_KEY_ALG or header.get("typ") != "at+jwt":
+        alg = header.get("alg")
+        if alg not in TOKEN_VERIFY_ALGS or header.get("typ") != "at+jwt":
             raise InvalidToken("the access token was not issued by this broker")
         kid = header.get("kid")
         key = self._keyring.verification_key(kid) if isinstance(kid, str) else None
         if key is None:
             raise InvalidToken("the access token's signing key is unknown or retired")
+        if alg not in verify_algs(key):
+            raise InvalidToken("the access token was not issued by this broker")
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=SecurityWarning)
-                claims = jwt.decode(token, key, algorithms=[TOKEN_KEY_ALG]).claims
+                claims = jwt.decode(token, key, algorithms=[str(alg)]).claims
         except (JoseError, ValueError) as e:
             raise InvalidToken("the access token's signature does not verify") from e
         if claims.get("iss") != self._issuer or claims.get("aud") != self._issuer:

@@ -134,10 +134,19 @@ BAD_FORMS: dict[str, tuple[Case, str, str]] = {
         "malformed",
     ),
     "assertion not a JWT": (lambda b, k: form("not-a-jwt"), "invalid_request", "malformed"),
-    "client secret instead": (
+    "client secret as well": (
         lambda b, k: {**b.token_form("c1", k), "client_secret": "s3cret"},
         "invalid_request",
-        "malformed",
+        "several_auth_methods",
+    ),
+    "client secret instead": (
+        lambda b, k: {
+            "grant_type": "client_credentials",
+            "client_id": "c1",
+            "client_secret": "s3cret",
+        },
+        "invalid_client",
+        "unsupported_auth_method",
     ),
     "assertion over 8 KiB": (
         lambda b, k: form(signed(k, claims_for(b, "c1", padding="x" * 9000))),

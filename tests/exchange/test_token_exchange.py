@@ -17,7 +17,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from broker.auth.keyring import TOKEN_KEY_ALG
+from broker.auth.keyring import import_token_key
 from broker.identity.token_exchange import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE
 from demo.identity import (
     DEMO_ISSUER,
@@ -255,15 +255,13 @@ def test_a_user_restricted_token_is_bound_to_its_client(
 ) -> None:
     """The token's ``act`` must name the client it was issued to: the nurse's token re-labelled
     for another system (even signed with the broker's own key) is refused."""
-    from joserfc.jwk import OKPKey
-
     user_token = exchange(broker, id_token(broker)).json()["access_token"]
     relabelled = unverified_claims(user_token)
     relabelled.update(sub="r9z-discharge", client_id="r9z-discharge")
     signing = broker.services.keyring.current()
-    header = {"alg": TOKEN_KEY_ALG, "typ": "at+jwt", "kid": signing.kid}
-    key = OKPKey.import_key(signing.pem)
-    forged = jwt.encode(header, relabelled, key, algorithms=[TOKEN_KEY_ALG])
+    header = {"alg": signing.algorithm, "typ": "at+jwt", "kid": signing.kid}
+    key = import_token_key(signing.pem)
+    forged = jwt.encode(header, relabelled, key, algorithms=[signing.algorithm])
     response = broker.get("/v1/whoami", forged)
     assert response.status_code == 401
     assert "bound to another client" in response.json()["detail"]
