@@ -144,7 +144,15 @@ def post(
 
 
 def log_size(broker: LiveBroker) -> int:
-    return broker.services.audit.size()
+    """The log's exchange entries (administrative acts, such as suspending a client, are entries
+    of the log too, of kind ``admin``)."""
+    from sqlalchemy import func, select
+
+    from broker.audit.tables import audit_entries
+
+    query = select(func.count()).select_from(audit_entries)
+    with broker.services.audit.engine.connect() as conn:
+        return int(conn.execute(query.where(audit_entries.c.kind == "exchange")).scalar_one())
 
 
 def entry(broker: LiveBroker, exchange_id: str) -> dict[str, Any]:
