@@ -155,7 +155,10 @@ def build_services(
                         consent.setdefault(flow.dataset, set()).add(a.id)
             table = {
                 e.id: DatasetFacts(
-                    e.owner, frozenset(e.subject_id_types), frozenset(consent.get(e.id, ()))
+                    e.owner,
+                    frozenset(e.subject_id_types),
+                    frozenset(consent.get(e.id, ())),
+                    fields=frozenset(e.field_names()),
                 )
                 for e in last.register.entries.values()
             }

@@ -49,6 +49,9 @@ class DatasetFacts:
     consent_agreements: frozenset[str] = frozenset()
     """Agreements with a consent-required flow on this dataset: only then is consent looked up
     (the policy still decides; without a lookup it sees ``none``)."""
+    fields: frozenset[str] | None = None
+    """The dataset's catalogue (field names); a request naming anything else is refused before
+    the policy is asked. None: not known here (the policy alone judges the names)."""
 
 
 class PolicyPort(Protocol):
