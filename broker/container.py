@@ -167,6 +167,7 @@ def build_services(
                     frozenset(e.subject_id_types),
                     frozenset(consent.get(e.id, ())),
                     typed_documents=TYPE_FIELD in e.field_names(),
+                    fields=frozenset(e.field_names()),
                 )
                 for e in last.register.entries.values()
             }

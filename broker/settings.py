@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=30, ge=0, le=300)
     assertion_max_bytes: int = Field(default=8192, ge=1024, le=65536)
     request_body_max_bytes: int = Field(default=65536, ge=1024)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A request's line and headers must arrive within this long of the connection opening (or
+    of its first byte on a kept-alive connection), else 408 and the connection is closed."""
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    """A request's body must arrive within this long of its headers, else 408 and closed."""
+    http_headers_max_bytes: int = Field(default=16384, ge=4096, le=1_048_576)
+    """The request line and headers together; larger gets 431 and the connection is closed."""
     # exchanges
     bindings_file: Path | None = None
     """Which source system serves each dataset (adapters/bindings format). The demo sets its own."""

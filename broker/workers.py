@@ -37,6 +37,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from adapters.bindings import load_bindings
+from broker.api.connections import server_options
 from broker.app import create_app
 from broker.container import build_services
 from broker.core.errors import ConfigurationError
@@ -173,9 +174,7 @@ def run_workers(
                 workers=settings.workers,
                 host=host,
                 port=port,
-                log_config=None,
-                access_log=False,
-                server_header=False,
+                **server_options(settings),
             )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

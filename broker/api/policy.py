@@ -63,6 +63,9 @@ async def simulate_request(
                 "governance officers simulate their own party's requests, or requests under "
                 "agreements their party is in"
             )
+    last = services.policy_runtime.last
+    entry = None if last is None else last.register.entries.get(body.dataset)
+    catalogue = None if entry is None else frozenset(entry.field_names())
     # A registered system of the imagined party: its role bindings apply, as they would.
     system = await run_in_threadpool(services.registry.find_client, body.as_client)
     bound = system.roles if system is not None and system.party_id == body.as_party else None
@@ -74,4 +77,5 @@ async def simulate_request(
         body,
         lambda: dt.datetime.fromtimestamp(services.clock(), dt.UTC),
         bound,
+        catalogue,
     )

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from broker.api.connections import server_options
 from broker.app import create_app
 from broker.cli.common import EXIT_USAGE, console, fail, settings
 from broker.container import Services, build_services
@@ -84,9 +85,7 @@ def serve(
             _start_demo(services, demo_sources, clients, config)
         if config.workers == 1:
             app = create_app(config, services)
-            uvicorn.run(
-                app, host=host, port=port, log_config=None, access_log=False, server_header=False
-            )
+            uvicorn.run(app, host=host, port=port, **server_options(config))
         else:
             services.close()  # each worker builds its own
             console.print(f"serving with {config.workers} worker processes", highlight=False)

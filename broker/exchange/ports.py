@@ -51,6 +51,9 @@ class DatasetFacts:
     typed_documents: bool = False
     """The dataset's records are typed documents (a ``document.type`` field): a consent may be
     narrowed to some types, so the exchange reads which types a request would release."""
+    fields: frozenset[str] | None = None
+    """The dataset's catalogue (field names); a request naming anything else is refused before
+    the policy is asked. None: not known here (the policy alone judges the names)."""
 
 
 class PolicyPort(Protocol):

@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from broker.audit.entry import AuditEntry
 from broker.audit.log import AuditLog
+from broker.core.errors import InvalidInput
 from broker.core.identifiers import RoleBinding
 from broker.exchange.bindings import refuse_unbound
-from broker.exchange.request import Name
+from broker.exchange.request import NAMES_MAX, Name, name_problems
 from broker.policy.engine import Decision, decision_json
 from broker.policy.holder import PolicyHolder
 from broker.policy.input import Assurance, ConsentStatus, PolicyRequest, build_input
@@ -35,7 +36,7 @@ class SimulationRequest(BaseModel):
     agreement_id: str | None = Field(default=None, pattern=_ID)
     purpose: str = Field(pattern=_ID)
     dataset: str = Field(pattern=_ID)
-    fields: list[Name] | None = Field(default=None, max_length=200)
+    fields: list[Name] | None = Field(default=None, max_length=NAMES_MAX)
     role: str = Field(default="officer", min_length=1, max_length=100)
     mode: Literal["fetch", "verify"] = "fetch"
     claims: list[Name] = Field(default_factory=list, max_length=20)
@@ -76,10 +77,18 @@ async def simulate(
     request: SimulationRequest,
     now: Callable[[], dt.datetime],
     bindings: tuple[RoleBinding, ...] | None = None,
+    catalogue: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """The decision for ``request``, logged. ``bindings``: the roles ``as_client`` is bound to
     where it is a registered system of ``as_party`` (its request under another role is refused,
-    as a real one would be); None for an imagined system (the policy alone)."""
+    as a real one would be); None for an imagined system (the policy alone). ``catalogue``: the
+    dataset's field names, as the exchange checks them (before the policy, not logged); None
+    when the dataset is not in the register.
+
+    Raises InvalidInput for names the exchange would refuse the same way."""
+    problems = name_problems(request.fields, request.claims, request.dataset, catalogue)
+    if problems:
+        raise InvalidInput("the simulated request is not valid", problems)
     at = request.at or now()
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
