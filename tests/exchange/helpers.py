@@ -144,15 +144,15 @@ def post(
 
 
 def log_size(broker: LiveBroker) -> int:
-    """The log's exchange entries (administrative acts, such as suspending a client, are entries
-    of the log too, of kind ``admin``)."""
+    """The log's entries other than administrative acts (suspending a client, say, is an entry
+    of kind ``admin``): exchanges, dry runs, audit reads."""
     from sqlalchemy import func, select
 
     from broker.audit.tables import audit_entries
 
     query = select(func.count()).select_from(audit_entries)
     with broker.services.audit.engine.connect() as conn:
-        return int(conn.execute(query.where(audit_entries.c.kind == "exchange")).scalar_one())
+        return int(conn.execute(query.where(audit_entries.c.kind != "admin")).scalar_one())
 
 
 def entry(broker: LiveBroker, exchange_id: str) -> dict[str, Any]:
