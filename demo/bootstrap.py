@@ -7,8 +7,11 @@ what is missing.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
 
 from broker.auth.registry import Registry
 from broker.core.identifiers import RoleBinding
@@ -56,6 +59,44 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 EXAMPLES = Path("agreements/examples")
+log = structlog.get_logger("demo")
+
+
+def _stale_copy(root: Path) -> str | None:
+    """The first example file the demo's copy lacks or holds otherwise, or None."""
+    for example in sorted(EXAMPLES.rglob("*")):
+        if not example.is_file():
+            continue
+        copy = root / example.relative_to(EXAMPLES)
+        if not copy.is_file() or copy.read_bytes() != example.read_bytes():
+            return str(example)
+    return None
+
+
+def move_aside_stale_demo(settings: Settings) -> Path | None:
+    """A demo made from older example agreements (a checkout since changed them) cannot load
+    them: the log has seen each agreement's version 1 with another digest, which the broker
+    refuses as it should. Such a demo directory is moved aside whole (nothing is deleted) and a
+    fresh demo is made; returns where the old one went. Only for the demo's own directory and
+    database (an operator who set either keeps them)."""
+    from broker.policy.setup import agreements_root
+
+    demo_dir = settings.demo_dir
+    root = agreements_root(settings)
+    own = root == demo_dir / "agreements" and settings.database_url == (
+        f"sqlite:///{demo_dir}/broker.db"
+    )
+    changed = _stale_copy(root) if own and root.exists() else None
+    if changed is None:
+        return None
+    aside = demo_dir.with_name(f"{demo_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+    demo_dir.rename(aside)
+    log.warning(
+        "the demo was made from older example agreements: moved aside, a fresh demo is made",
+        changed=changed,
+        moved_to=str(aside),
+    )
+    return aside
 
 
 def copy_examples(settings: Settings) -> None:
@@ -78,7 +119,8 @@ class DemoClientInfo:
 
 def prepare(settings: Settings, keys_out: Path) -> list[DemoClientInfo]:
     """Secrets, schema, parties, clients and identity providers: everything the demo needs
-    before services start."""
+    before services start. A demo made from older example agreements is moved aside first."""
+    move_aside_stale_demo(settings)
     init_secrets(settings)
     copy_examples(settings)
     engine = build_engine(settings.database_url, pool_size=2)

@@ -79,3 +79,23 @@ def test_each_demo_system_is_bound_to_the_roles_of_its_real_function(tmp_path: P
     assert registry.get_client("r9z-discharge").roles == discharge
     assert RoleBinding("ed-doctor", sg) in registry.get_client("r9z-ed-safeguarding").roles
     services.close()
+
+
+def test_a_demo_made_from_older_examples_is_moved_aside_and_made_afresh(tmp_path: Path) -> None:
+    """A checkout that changed the example agreements cannot load the old demo's copy (its log
+    saw version 1 with another digest): the old demo directory is kept aside, a new one made."""
+    demo_dir = tmp_path / "demo"
+    config = make_settings(tmp_path, f"sqlite:///{demo_dir}/broker.db", demo=True)
+    assert config.demo_dir == demo_dir
+    bootstrap.prepare(config, tmp_path / "keys-out")
+    assert bootstrap.move_aside_stale_demo(config) is None  # the same examples: kept
+    copy = demo_dir / "agreements" / "isa" / "ISA-PROOF-REUSE.yaml"
+    copy.write_text(copy.read_text().replace("attestation_valid_hours: 72", ""))
+    bootstrap.prepare(config, tmp_path / "keys-out")
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("demo.old-")]
+    assert len(aside) == 1
+    assert (aside[0] / "broker.db").exists()  # nothing deleted
+    services = build_services(config)
+    assert services.policy_runtime.last is not None
+    assert len(services.policy_runtime.last.active()) == 5
+    services.close()

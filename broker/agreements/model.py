@@ -219,6 +219,10 @@ class Flow(Strict):
     onward_sharing: Literal["prohibited", "allowed"] = "prohibited"
     subject_access_hold_days: int = Field(default=0, ge=0, le=3650)
     """Exchanges under this flow are held back from the citizen's access report this long."""
+    attestation_valid_hours: int | None = Field(default=None, ge=1, le=2160)
+    """How long an attestation given under this flow (``mode: attest``) is valid, at most 90 days;
+    absent: the broker's default (``BROKER_ATTESTATION_VALIDITY_SECONDS``, 24 hours). Its status
+    can revoke it sooner (the consent withdrawn, the document changed)."""
     identity: IdentityLevel = "verified"
     """Who must be proven behind each request (see :data:`IdentityLevel`)."""
 

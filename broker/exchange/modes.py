@@ -123,6 +123,7 @@ async def attest(
     if isinstance(documents, dict):
         documents = [documents]
     provider, agreement_id = decision.matched.provider, decision.matched.agreement_id
+    flow_id = decision.matched.flow_id
     facts = [document_facts(SimpleNamespace(**doc), provider) for doc in documents or []]
     for fact in facts:
         await check_content(sources, dataset, subject, fact.sha256)
@@ -138,6 +139,7 @@ async def attest(
                 exchange_id=exchange_id,
                 audience=audience,
                 agreement_id=agreement_id,
+                flow_id=flow_id,
                 now=now,
             ).to_json()
             for fact in facts

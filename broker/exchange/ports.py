@@ -165,9 +165,11 @@ class Attester(Protocol):
         exchange_id: str,
         audience: Audience,
         agreement_id: str,
+        flow_id: str,
         now: dt.datetime,
     ) -> Attestation:
-        """Record the attestation's status (under the consent in force, if any), then sign."""
+        """Record the attestation's status (under the consent in force, if any), then sign; valid
+        as long as the agreement's flow says (else the broker's default)."""
         ...
 
     def document_altered(self, sha256: str, now: dt.datetime) -> int:

@@ -70,6 +70,7 @@ class SubjectServices:
         exchange_id: str,
         audience: Audience,
         agreement_id: str,
+        flow_id: str,
         now: dt.datetime,
     ) -> Attestation:
         """Sign an attestation for the exchange pipeline (see :func:`issue_attestation`): its
@@ -81,7 +82,8 @@ class SubjectServices:
         consent = self.consents.check_subject(subject, query, now)
         jti = str(uuid.uuid4())
         iat_ms = int(now.timestamp()) * 1000
-        validity_ms = int(self.attestation_validity.total_seconds()) * 1000
+        valid_for = self.validity_for(agreement_id, flow_id)
+        validity_ms = int(valid_for.total_seconds()) * 1000
         idx = self.statuses.allocate(
             NewStatus(
                 jti=jti,
@@ -103,10 +105,25 @@ class SubjectServices:
             audience=audience,
             agreement_id=agreement_id,
             now=now,
-            valid_for=self.attestation_validity,
+            valid_for=valid_for,
             jti=jti,
             status=(idx, self.status_list_uri),
         )
+
+    def validity_for(self, agreement_id: str, flow_id: str) -> dt.timedelta:
+        """How long an attestation under ``agreement_id``'s ``flow_id`` is valid: the flow's
+        ``attestation_valid_hours`` where it says, else the broker's default."""
+        versions = [
+            v.agreement
+            for v in self.all_agreements()
+            if v.agreement is not None and v.agreement.id == agreement_id
+        ]
+        if versions:  # the newest version: the one in force when the policy allowed
+            latest = max(versions, key=lambda a: a.version)
+            flow = next((f for f in latest.flows if f.id == flow_id), None)
+            if flow is not None and flow.attestation_valid_hours is not None:
+                return dt.timedelta(hours=flow.attestation_valid_hours)
+        return self.attestation_validity
 
     def document_altered(self, sha256: str, now: dt.datetime) -> int:
         """Revoke every attestation over ``sha256`` (its content was found altered). Blocking."""

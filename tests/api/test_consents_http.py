@@ -324,6 +324,7 @@ def test_an_attestation_verifies_offline_against_the_published_keys(
         exchange_id="0190f0a8-0000-7000-8000-0000000000b1",
         audience=Audience("ccc-housing-options", COUNCIL),
         agreement_id="ISA-PROOF-REUSE",
+        flow_id="proof-documents-to-housing-options",
         now=dt.datetime.now(dt.UTC),
     )
     assert attestation.claims["document"]["verification_method"].startswith("original payslips")

@@ -100,7 +100,15 @@ def test_issued_to_the_asking_system_and_user_and_refused_to_another(
     assert claims["party"] == "calderbridge-city-council"
     assert claims["user"]["sub"] == "housing-officer-12"
     assert claims["user"]["iss"].startswith("http")
-    assert claims["exp"] - claims["iat"] == broker.settings.attestation_validity_seconds == 86400
+    # As long as the agreement's flow says (attestation_valid_hours: 72); a flow that says
+    # nothing gets the broker's default (BROKER_ATTESTATION_VALIDITY_SECONDS, 24 hours).
+    assert claims["exp"] - claims["iat"] == 72 * 3600
+    subjects = broker.services.subjects
+    assert subjects.validity_for("ISA-PROOF-REUSE", "proof-documents-to-housing-options") == (
+        dt.timedelta(hours=72)
+    )
+    default = subjects.validity_for("ISA-PROOF-REUSE", "benefit-claims-to-housing-options")
+    assert default.total_seconds() == broker.settings.attestation_validity_seconds == 86400
     assert status_of(broker, attestations[0]) == VALID
 
     mine = verify_cli(tmp_path, broker, attestations[0], "--audience", SYSTEM)
