@@ -224,7 +224,7 @@ class PolicyHolder:
 
     def _in_time(self, decision: Decision) -> Decision:
         """The decision, unless it was made on a revision behind the served bundle for too long."""
-        if self._max_lag is None or not decision.allow and ENGINE_UNAVAILABLE in decision.reasons:
+        if self._max_lag is None or (not decision.allow and ENGINE_UNAVAILABLE in decision.reasons):
             return decision
         late = self._late(decision.revision, None)
         return decision if late is None else unavailable(decision.revision, late)
