@@ -152,6 +152,12 @@ class PolicyHolder:
             self._bundle = None
             self._last_refusal = None
 
+    def close(self) -> None:
+        """Release the engine's connections (an OPA engine's HTTP pool)."""
+        close = getattr(self._engine, "close", None)
+        if callable(close):
+            close()
+
     @property
     def current_bundle(self) -> tuple[str, bytes] | None:
         """(revision, tar.gz bytes) of the bundle serving now, for ``GET /v1/policy/bundle``."""
