@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from opa_client.opa import OpaClient
 
-from broker.policy.bundle import DATA, load_bundle
+from broker.policy.bundle import DATA, PolicyBundle, load_bundle
 from broker.policy.errors import BundleError
 
 #: The id a module is pushed under: ``policies/sharing.rego`` -> ``broker/policies/sharing.rego``.
@@ -60,7 +60,12 @@ def push(client: OpaClient, blob: bytes, keys: Mapping[str, Any] | None) -> Push
 
     Raises :class:`BundleError` when the bundle is refused and ``OpaPushError`` when OPA refuses a
     module or a data document."""
-    bundle = load_bundle(blob, keys)
+    return push_bundle(client, load_bundle(blob, keys))
+
+
+def push_bundle(client: OpaClient, bundle: PolicyBundle) -> PushResult:
+    """Push a verified bundle's modules (``PUT /v1/policies/broker/{path}``) and each data root
+    (``PUT /v1/data/{root}``). Raises ``OpaPushError``."""
     data = bundle.data
     policies = []
     for path, source in sorted(bundle.modules.items()):

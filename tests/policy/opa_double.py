@@ -70,7 +70,8 @@ class OpaRestDouble:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if url.path.startswith("/v1/policies/"):
                     text = raw.decode("utf-8")
-                    if not text.lstrip().startswith("package "):
+                    code = [line for line in text.splitlines() if line.strip() and line[0] != "#"]
+                    if not code or not code[0].startswith("package "):
                         self._send(400, {"code": "invalid_parameter", "message": "error(s)"})
                         return
                     double.policies[url.path.removeprefix("/v1/policies/")] = text
