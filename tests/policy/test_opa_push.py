@@ -14,8 +14,8 @@ from broker.policy.bundle import PolicyBundle, build_bundle, load_bundle
 from broker.policy.compiled import compile_data
 from broker.policy.embedded import EmbeddedEngine
 from broker.policy.errors import BundleError
-from broker.policy.opa_push import OpaPushError, healthy, opa_client, push, push_bundle
 from broker.policy.input import build_input
+from broker.policy.opa_push import OpaPushError, healthy, opa_client, push, push_bundle
 from tests.policy.fixtures import DEMO_DATA, policy_modules, utc
 from tests.policy.opa_double import OpaRestDouble
 from tests.policy.test_decision_table import SG, SG_NOW
