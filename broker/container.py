@@ -82,6 +82,7 @@ class Services:
     """Things an operator should know that do not make the broker unready."""
 
     def close(self) -> None:
+        self.policy.close()
         self.engine.dispose()
 
 

@@ -9,7 +9,7 @@ matters: nothing is written (no ``jti`` stored) before the signature has verifie
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from joserfc.errors import JoseError
@@ -33,6 +33,10 @@ TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa
 GRANT_TYPES = (GRANT_TYPE, TOKEN_EXCHANGE_GRANT)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_JTI_LENGTH = 200
+#: The lifetime OPA's ``plugins/rest/auth.go`` gives its client assertions (``exp`` ten minutes
+#: ahead, not configurable). Accepted only from clients whose only scope is ``bundle``.
+BUNDLE_CLIENT_MAX_LIFETIME_SECONDS = 600
+BUNDLE_SCOPE = "bundle"
 #: Where a partner's developer reads how to configure a client library (authlib's assertion
 #: lifetime in particular); named in the refusal of an assertion that lives too long.
 CLIENT_GUIDE = "docs/clients.md"
@@ -118,6 +122,27 @@ def check_form(
     return assertion
 
 
+def is_bundle_only(client: Client) -> bool:
+    """An OPA sidecar: a client whose only scope is ``bundle``. Its assertions are made by OPA's
+    own code, which sends no ``kid`` and an ``exp`` ten minutes ahead; the token endpoint relaxes
+    exactly those two checks for it, and for no other client."""
+    return tuple(client.scopes) == (BUNDLE_SCOPE,)
+
+
+def _select_keys(
+    client: Client, header: Mapping[str, Any], alg: str, refused: frozenset[str]
+) -> list[PublicKey]:
+    """The keys the signature may verify with: one, except for a bundle-only client's assertion
+    without a ``kid``, which may be signed by any of its keys for ``alg``."""
+    keys = client.keys
+    if header.get("kid") is None and len(keys) > 1 and is_bundle_only(client):
+        fitting = [k for k in keys if k.get("kty") == KEY_TYPE_FOR_ALG[alg]]
+        if not fitting:
+            raise _fail("alg_key_mismatch", f"no registered key fits alg {alg}")
+        return [_check_key(k, alg, refused) for k in fitting]
+    return [_select_key(client, header, alg, refused)]
+
+
 def _select_key(
     client: Client, header: Mapping[str, Any], alg: str, refused: frozenset[str]
 ) -> PublicKey:
@@ -133,7 +158,10 @@ def _select_key(
         candidates = [k for k in keys if k.get("kid") == kid]
         if not candidates:
             raise _fail("unknown_kid", "no registered key has that kid")
-    jwk = candidates[0]
+    return _check_key(candidates[0], alg, refused)
+
+
+def _check_key(jwk: Mapping[str, Any], alg: str, refused: frozenset[str]) -> PublicKey:
     if jwk.get("kty") != KEY_TYPE_FOR_ALG[alg]:
         raise _fail("alg_key_mismatch", f"alg {alg} does not fit the registered key type")
     if "alg" in jwk and jwk["alg"] != alg and {jwk["alg"], alg} != {"EdDSA", "Ed25519"}:
@@ -194,6 +222,15 @@ def check_claims(
     return int(exp)
 
 
+def _verified_claims(assertion: str, keys: list[PublicKey], alg: str) -> dict[str, Any]:
+    for key in keys:
+        try:
+            return dict(verify_compact(assertion, key, alg))
+        except (JoseError, ValueError):
+            continue
+    raise _fail("bad_signature", "the assertion's signature does not verify")
+
+
 def authenticate_client(
     form: Mapping[str, str],
     clients: ClientLookup,
@@ -227,11 +264,16 @@ def authenticate_client(
         raise _fail("unknown_client", "unknown client")
     if not client.active:
         raise _fail("suspended", "the client is suspended")
-    key = _select_key(client, header, alg, rules.refused_key_thumbprints)
-    try:
-        claims = verify_compact(assertion, key, alg)
-    except (JoseError, ValueError) as e:
-        raise _fail("bad_signature", "the assertion's signature does not verify") from e
+    claims = _verified_claims(
+        assertion, _select_keys(client, header, alg, rules.refused_key_thumbprints), alg
+    )
+    if is_bundle_only(client):
+        rules = replace(
+            rules,
+            max_lifetime_seconds=max(
+                rules.max_lifetime_seconds, BUNDLE_CLIENT_MAX_LIFETIME_SECONDS
+            ),
+        )
     now = clock()
     exp = check_claims(claims, client.id, rules, now)
     if not replay.remember(client.id, str(claims["jti"]), exp + rules.clock_skew_seconds, int(now)):

@@ -7,6 +7,10 @@
   revision it started with even if a swap happens meanwhile; the decision records that revision.
 - Revocations are checked before the engine: a revoked agreement is denied at once, whatever the
   engine's bundle says, because rebuilding the bundle takes seconds with thousands of agreements.
+- With an OPA sidecar (``max_revision_lag_seconds``), a decision made on a revision other than the
+  bundle the broker serves is refused as ``policy engine unavailable`` once that bundle has been
+  served for longer than the lag (OPA polls every 1 to 2 s): a revoked or changed agreement
+  cannot keep deciding on an OPA that stopped fetching. :meth:`behind` tells ``/readyz``.
 - An optional decision cache keyed by revision and the whole input returns exactly what the engine
   returned for that input under that revision.
 """
@@ -15,13 +19,20 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from broker.policy.bundle import PolicyBundle, VerificationKey, load_bundle
-from broker.policy.engine import GENERIC_REFUSAL, Decision, PolicyEngine, unavailable
+from broker.policy.engine import (
+    ENGINE_UNAVAILABLE,
+    GENERIC_REFUSAL,
+    Decision,
+    PolicyEngine,
+    unavailable,
+)
 from broker.policy.errors import BundleError
 
 EngineFactory = Callable[[PolicyBundle], PolicyEngine]
@@ -90,7 +101,18 @@ class PolicyHolder:
         *,
         require_signature: bool = True,
         cache: DecisionCache | None = None,
+        max_revision_lag_seconds: float | None = None,
+        probe: Callable[[], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``max_revision_lag_seconds``: OPA mode, how long the engine may decide on an older
+        revision than the bundle served (None: the engine is built from the bundle, never behind).
+        ``probe``: asks the engine which revision it holds now (``OpaEngine.reported_revision``).
+        """
+        self._max_lag = max_revision_lag_seconds
+        self._probe = probe
+        self._clock = clock
+        self._loaded_at = clock()
         self._factory = engine_factory
         self._keys = dict(keys or {})
         self._require_signature = require_signature
@@ -116,9 +138,12 @@ class PolicyHolder:
             raise
         with self._lock:
             self._engine = engine
-            self._bundle = (engine.revision, blob)
+            if self._bundle is None or self._bundle[0] != bundle.revision:
+                self._loaded_at = self._clock()
+            # The bundle's own revision (an OPA engine's is the one OPA last reported).
+            self._bundle = (bundle.revision, blob)
             self._last_refusal = None
-        return engine.revision
+        return bundle.revision
 
     def install(self, engine: PolicyEngine) -> None:
         """Swap in an engine already built (the OPA engine, or tests); no bundle to serve then."""
@@ -126,6 +151,12 @@ class PolicyHolder:
             self._engine = engine
             self._bundle = None
             self._last_refusal = None
+
+    def close(self) -> None:
+        """Release the engine's connections (an OPA engine's HTTP pool)."""
+        close = getattr(self._engine, "close", None)
+        if callable(close):
+            close()
 
     @property
     def current_bundle(self) -> tuple[str, bytes] | None:
@@ -152,6 +183,29 @@ class PolicyHolder:
             last_refusal=self._last_refusal,
         )
 
+    def behind(self, now: float | None = None) -> str | None:
+        """Why the engine is not deciding on the bundle served (it has held an older revision
+        for longer than the lag), or None. Asks the engine afresh (``probe``) before saying so."""
+        if self._max_lag is None or self._engine is None or self._bundle is None:
+            return None
+        late = self._late(self._engine.revision, now)
+        if late is not None and self._probe is not None:
+            self._probe()
+            late = self._late(self._engine.revision, now)
+        return late
+
+    def _late(self, revision: str, now: float | None) -> str | None:
+        current, max_lag = self._bundle, self._max_lag
+        if max_lag is None or current is None or revision == current[0]:
+            return None
+        waited = (self._clock() if now is None else now) - self._loaded_at
+        if waited <= max_lag:
+            return None
+        return (
+            f"the policy engine holds revision {revision}, behind the bundle served "
+            f"({current[0]}) for {waited:.1f} s (more than {max_lag:g} s)"
+        )
+
     def decide(self, policy_input: Mapping[str, Any]) -> Decision:
         """Decide with the engine current when the call starts. Never raises: no engine, or a
         failing
@@ -164,15 +218,22 @@ class PolicyHolder:
         if isinstance(agreement_id, str) and agreement_id in self._revoked:
             return _revoked(agreement_id, engine.decide(policy_input))
         if self._cache is None:
-            return engine.decide(policy_input)
+            return self._in_time(engine.decide(policy_input))
         key = DecisionCache.key(revision, policy_input)
         cached = self._cache.get(key)
         if cached is not None:
-            return cached
+            return self._in_time(cached)
         decision = engine.decide(policy_input)
         if decision.revision == revision:
             self._cache.put(key, decision)
-        return decision
+        return self._in_time(decision)
+
+    def _in_time(self, decision: Decision) -> Decision:
+        """The decision, unless it was made on a revision behind the served bundle for too long."""
+        if self._max_lag is None or (not decision.allow and ENGINE_UNAVAILABLE in decision.reasons):
+            return decision
+        late = self._late(decision.revision, None)
+        return decision if late is None else unavailable(decision.revision, late)
 
 
 def _revoked(agreement_id: str, decision: Decision) -> Decision:

@@ -72,6 +72,21 @@ class OpaEngine:
         except httpx.HTTPError:
             return False
 
+    def reported_revision(self) -> str | None:
+        """Ask OPA which bundle revision it holds now (a decision on an empty input, for its
+        provenance only); records and returns it, or None when OPA does not say."""
+        try:
+            response = self._client.post(
+                DECISION_PATH, params={"provenance": "true"}, json={"input": {}}
+            )
+            body = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        revision = self._reported_revision(body) if isinstance(body, dict) else None
+        if revision is not None:
+            self._revision = revision
+        return revision
+
     def decide(self, policy_input: Mapping[str, Any]) -> Decision:
         try:
             response = self._client.post(

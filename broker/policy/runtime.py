@@ -172,11 +172,18 @@ class PolicyRuntime:
         return True
 
     def readiness(self) -> str | None:
-        """None when a policy revision is serving; the reason when none is."""
+        """None when a policy revision is serving; the reason when none is, or when the engine
+        (an OPA sidecar) has been deciding on an older revision than the bundle served for too
+        long (:meth:`engine_behind`)."""
         status = self.holder.status()
         if not status.ready:
             return f"no policy loaded: {self.last_error or status.last_refusal or 'not built'}"
-        return None
+        return self.engine_behind()
+
+    def engine_behind(self, now: float | None = None) -> str | None:
+        """Why the engine is behind the bundle served (OPA mode, longer than the allowed lag),
+        or None. ``now``: a ``time.monotonic()`` reading (default: now)."""
+        return self.holder.behind(now)
 
     def note(self) -> str | None:
         """What an operator should know while the broker still serves: a refused rebuild."""

@@ -21,6 +21,9 @@ from broker.secrets_check import BUNDLE_KEY_ID, load_bundle_key
 from broker.settings import Settings
 
 BUNDLE_ALG = "ES256"
+#: With an OPA sidecar: how long OPA may decide on a revision older than the bundle served before
+#: its decisions are refused and the instance is not ready (OPA polls every 1 to 2 s).
+OPA_MAX_REVISION_LAG_SECONDS = 2.0
 
 
 def agreements_root(settings: Settings) -> Path:
@@ -53,6 +56,7 @@ def build_policy(
     would with ``broker parties import-keys``)."""
     signing, verification = bundle_keys(settings)
     factory: EngineFactory = EmbeddedEngine.from_bundle
+    opa: OpaEngine | None = None
     if settings.policy_engine == "opa":
         if not settings.opa_url:
             raise ConfigurationError("BROKER_POLICY_ENGINE=opa needs BROKER_OPA_URL")
@@ -62,11 +66,14 @@ def build_policy(
         except InvalidInput as e:
             problems = "; ".join(p.message for p in e.problems)
             raise ConfigurationError(f"BROKER_OPA_URL refused: {problems}") from e
-        factory = opa_factory(
-            OpaEngine(settings.opa_url, timeout_seconds=settings.opa_timeout_seconds, guard=guard),
-            EmbeddedEngine.from_bundle,
-        )
-    holder = PolicyHolder(factory, verification)
+        opa = OpaEngine(settings.opa_url, timeout_seconds=settings.opa_timeout_seconds, guard=guard)
+        factory = opa_factory(opa, EmbeddedEngine.from_bundle)
+    holder = PolicyHolder(
+        factory,
+        verification,
+        max_revision_lag_seconds=None if opa is None else OPA_MAX_REVISION_LAG_SECONDS,
+        probe=None if opa is None else opa.reported_revision,
+    )
     root = agreements_root(settings)
     if settings.demo:
         import_party_keys(engine, root / "keys", "demo-bootstrap", demo=True)

@@ -3,7 +3,10 @@
 No OPA binary can be installed on our machines, so the OPA engine's leg of the decision table runs
 against this small server over real loopback HTTP. It speaks the part of OPA's API the broker uses:
 ``POST /v1/data/sharing/decision[?provenance]`` with ``{"input": ...}`` -> ``{"result": ...}`` (no
-``result`` when undefined) plus ``provenance.bundles.<name>.revision``, and ``GET /health``.
+``result`` when undefined) plus ``provenance.bundles.<name>.revision``, and ``GET /health``
+(``?bundles``: 500 until its bundles are activated). For ``broker policy push`` it also takes
+``PUT /v1/policies/{id}`` (Rego text; 200 ``{}``, 400 when it is not a module) and
+``PUT /v1/data/{path}`` (a JSON document; 204), as OPA's REST API does, and keeps what it got.
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ class OpaRestDouble:
         self.bundle_name = bundle_name
         self.fail_with: int | None = None
         self.delay_seconds = 0.0
+        self.reported_revision: str | None = None
+        """The revision it reports, when not its engine's (an OPA that stopped fetching)."""
+        self.bundles_activated = True
+        self.policies: dict[str, str] = {}
+        self.data: dict[str, Any] = {}
+        self.requests = 0
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,12 +54,38 @@ class OpaRestDouble:
                 self.wfile.write(raw)
 
             def do_GET(self) -> None:
-                if urlsplit(self.path).path == "/health":
+                double.requests += 1
+                url = urlsplit(self.path)
+                if url.path == "/health":
+                    if "bundles" in url.query and not double.bundles_activated:
+                        self._send(500, {"error": "not all bundles have been activated"})
+                        return
                     self._send(200, {})
                 else:
                     self._send(404, {"code": "resource_not_found"})
 
+            def do_PUT(self) -> None:
+                double.requests += 1
+                url = urlsplit(self.path)
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if url.path.startswith("/v1/policies/"):
+                    text = raw.decode("utf-8")
+                    code = [line for line in text.splitlines() if line.strip() and line[0] != "#"]
+                    if not code or not code[0].startswith("package "):
+                        self._send(400, {"code": "invalid_parameter", "message": "error(s)"})
+                        return
+                    double.policies[url.path.removeprefix("/v1/policies/")] = text
+                    self._send(200, {})
+                elif url.path.startswith("/v1/data/"):
+                    double.data[url.path.removeprefix("/v1/data/")] = json.loads(raw)
+                    self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:
+                    self._send(404, {"code": "resource_not_found"})
+
             def do_POST(self) -> None:
+                double.requests += 1
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -69,7 +104,11 @@ class OpaRestDouble:
                 if "provenance" in url.query:
                     answer["provenance"] = {
                         "version": "test-double",
-                        "bundles": {double.bundle_name: {"revision": double.engine.revision}},
+                        "bundles": {
+                            double.bundle_name: {
+                                "revision": double.reported_revision or double.engine.revision
+                            }
+                        },
                     }
                 self._send(200, answer)
 
