@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from adapters.bindings import BindingSet, load_bindings
 from adapters.sources import Sources
-from broker.audit.factory import open_log
+from broker.audit.factory import check_log_identity, open_log
 from broker.audit.log import AuditLog
 from broker.audit.store import CheckpointPolicy
 from broker.auth.assertion import AssertionRules
@@ -125,11 +125,11 @@ def build_services(
     audit = open_log(
         settings,
         engine,
-        create_key=True,
         policy=CheckpointPolicy(
             settings.audit_checkpoint_every_entries, settings.audit_checkpoint_every_seconds
         ),
     )
+    check_log_identity(engine, audit.signer)
     pseudonyms = load_pseudonym_keys(settings.pseudonym_key_file)
     if bindings is None and settings.bindings_file is not None:
         bindings = load_bindings(settings.bindings_file)
