@@ -24,6 +24,7 @@ from broker.core.pseudonym import PseudonymKeyring
 from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
+from broker.db.leases import JobLeases
 from broker.exchange.document_types import TYPE_FIELD
 from broker.exchange.idempotency import IdempotencyStore, OnceOnly
 from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
@@ -73,6 +74,8 @@ class Services:
     """Citizen identity providers and links (citizens' own tokens, broker/identity/)."""
     suspensions: UserSuspensions
     """Verified users suspended by their party's governance officers (a one-second snapshot)."""
+    leases: JobLeases
+    """Periodic jobs run on the one instance holding their lease (broker/db/leases.py)."""
     bindings: BindingSet | None = None
     sources: Sources | None = None
     """Built in the app's lifespan (its HTTP pools belong to the event loop)."""
@@ -279,6 +282,7 @@ def build_services(
             skew_seconds=settings.clock_skew_seconds,
         ),
         suspensions=suspensions,
+        leases=JobLeases(engine, seconds=settings.job_lease_seconds),
         clock=clock,
     )
     holder_ref.append(services)

@@ -60,7 +60,8 @@ def test_serve_without_a_log_key_refuses_and_makes_none(
     _environment(monkeypatch, config)
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 2, result.output
-    assert "log key" in result.output and "missing" in result.output
+    assert "log key" in result.output
+    assert "missing" in result.output
     assert not path.exists()
     with pytest.raises(ConfigurationError, match="broker secrets init"):
         build_services(config)
@@ -86,7 +87,7 @@ def test_an_instance_with_another_log_key_refuses_to_start(
     path.unlink()
     path.with_name("log-key.pub.pem").unlink()
     generate_log_key(path)  # as if `secrets init` had been run on another host
-    with pytest.raises(ConfigurationError, match="signed by log key id [0-9a-f]{8}"):
+    with pytest.raises(ConfigurationError, match=r"signed by log key id [0-9a-f]{8}"):
         build_services(config)
     _environment(monkeypatch, config)
     result = runner.invoke(app, ["serve"])
@@ -98,5 +99,5 @@ def test_an_instance_with_another_log_key_refuses_to_start(
 def test_an_instance_with_another_origin_refuses_to_start(tmp_path: Path) -> None:
     config = _first_instance(tmp_path)
     moved = config.model_copy(update={"public_url": "https://broker.elsewhere.example"})
-    with pytest.raises(ConfigurationError, match="broker.elsewhere.example/audit"):
+    with pytest.raises(ConfigurationError, match=r"broker\.elsewhere\.example/audit"):
         build_services(moved)

@@ -73,7 +73,8 @@ def test_a_migration_waits_for_the_advisory_lock(pg_schema_url: str) -> None:
                     ),
                     {"k": MIGRATION_LOCK_KEY},
                 ).scalar_one()
-            assert waiting == 1 and not done.is_set()
+            assert waiting == 1
+            assert not done.is_set()
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
             conn.commit()
         thread.join()
