@@ -264,8 +264,8 @@ def build_services(
             settings.rate_limit_per_second,
             settings.rate_limit_burst,
             settings.rate_limit_overrides,
-            time.monotonic,
             processes=settings.workers,
+            redis_url=settings.redis_url,
         ),
         idempotency=idempotency,
         once_only=OnceOnly(exchanges, idempotency, clock),
@@ -288,6 +288,8 @@ def build_services(
     holder_ref.append(services)
     services.readiness["database"] = _database_ready(engine)
     services.readiness["policy"] = runtime.readiness
+    if services.rate_limiter.shared:
+        services.readiness["rate_limits"] = services.rate_limiter.readiness
     services.notes["policy"] = runtime.note
     services.notes["notifications"] = services.notifications.note
     return services
