@@ -68,11 +68,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                     log.error("agreements watch failed", error=type(e).__name__)
 
         async def audit_jobs() -> None:
-            """Checkpoints every N entries or T seconds; redaction by retention."""
+            """Checkpoints every N entries or T seconds; redaction by retention. On the one
+            instance holding the job's lease (the outbox delivery has a lease of its own)."""
             last_redaction = 0.0
             while True:
                 await asyncio.sleep(1.0)
                 try:
+                    if not await run_in_threadpool(services.leases.audit.held):
+                        continue  # another instance runs them
                     await run_in_threadpool(services.audit.checkpoint_if_due)
                     now = services.clock()
                     if now - last_redaction >= settings.audit_redaction_interval_seconds:
@@ -97,7 +100,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             asyncio.create_task(reload_keys()),
             asyncio.create_task(watch_agreements()),
             asyncio.create_task(audit_jobs()),
-            asyncio.create_task(services.notifications.deliver_forever()),
+            asyncio.create_task(
+                services.notifications.deliver_forever(services.leases.outbox.held)
+            ),
         ]
         try:
             yield
@@ -110,6 +115,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             if services.sources is not None:
                 await services.sources.aclose()
                 services.sources = None
+            with contextlib.suppress(Exception):  # else another instance waits out the lease
+                await run_in_threadpool(services.leases.release)
             services.metrics.process_exiting()
 
     app = FastAPI(

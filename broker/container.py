@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from adapters.bindings import BindingSet, load_bindings
 from adapters.sources import Sources
-from broker.audit.factory import open_log
+from broker.audit.factory import check_log_identity, open_log
 from broker.audit.log import AuditLog
 from broker.audit.store import CheckpointPolicy
 from broker.auth.assertion import AssertionRules
@@ -24,6 +24,7 @@ from broker.core.pseudonym import PseudonymKeyring
 from broker.core.published_keys import refused_thumbprints
 from broker.db import migrate
 from broker.db.engine import build_engine
+from broker.db.leases import JobLeases
 from broker.exchange.document_types import TYPE_FIELD
 from broker.exchange.idempotency import IdempotencyStore, OnceOnly
 from broker.exchange.limits import ClientRateLimiter, VerificationLimiter
@@ -73,6 +74,8 @@ class Services:
     """Citizen identity providers and links (citizens' own tokens, broker/identity/)."""
     suspensions: UserSuspensions
     """Verified users suspended by their party's governance officers (a one-second snapshot)."""
+    leases: JobLeases
+    """Periodic jobs run on the one instance holding their lease (broker/db/leases.py)."""
     bindings: BindingSet | None = None
     sources: Sources | None = None
     """Built in the app's lifespan (its HTTP pools belong to the event loop)."""
@@ -126,11 +129,11 @@ def build_services(
     audit = open_log(
         settings,
         engine,
-        create_key=True,
         policy=CheckpointPolicy(
             settings.audit_checkpoint_every_entries, settings.audit_checkpoint_every_seconds
         ),
     )
+    check_log_identity(engine, audit.signer)
     pseudonyms = load_pseudonym_keys(settings.pseudonym_key_file)
     if bindings is None and settings.bindings_file is not None:
         bindings = load_bindings(settings.bindings_file)
@@ -262,8 +265,8 @@ def build_services(
             settings.rate_limit_per_second,
             settings.rate_limit_burst,
             settings.rate_limit_overrides,
-            time.monotonic,
             processes=settings.workers,
+            redis_url=settings.redis_url,
         ),
         idempotency=idempotency,
         once_only=OnceOnly(exchanges, idempotency, clock),
@@ -280,11 +283,14 @@ def build_services(
             skew_seconds=settings.clock_skew_seconds,
         ),
         suspensions=suspensions,
+        leases=JobLeases(engine, seconds=settings.job_lease_seconds),
         clock=clock,
     )
     holder_ref.append(services)
     services.readiness["database"] = _database_ready(engine)
     services.readiness["policy"] = runtime.readiness
+    if services.rate_limiter.shared:
+        services.readiness["rate_limits"] = services.rate_limiter.readiness
     services.notes["policy"] = runtime.note
     services.notes["notifications"] = services.notifications.note
     return services

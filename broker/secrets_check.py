@@ -1,7 +1,9 @@
 """Startup checks of the secrets kept outside the database.
 
 Outside ``--demo`` the broker refuses to start when a secret is missing, too short or a
-placeholder. ``broker secrets init`` creates them.
+placeholder. Only ``broker secrets init`` (and the demo's own set-up, which calls it for its demo
+directory) creates them: ``serve`` never does, so several instances on one database cannot each
+make a log key or a pseudonym secret of their own.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from pathlib import Path
 
 from joserfc.jwk import ECKey
 
+from broker.audit.checkpoint import generate_log_key, load_log_key, log_key_path
+from broker.audit.errors import CheckpointError
 from broker.auth.keyring import KeyRing, create_token_key
 from broker.core.errors import ConfigurationError
 from broker.pseudonym_keys import generate_key_file, load_pseudonym_keys
@@ -60,6 +64,16 @@ def check_secrets(settings: Settings) -> None:
     read_secret_file(settings.pseudonym_key_file, "pseudonym key")
     load_pseudonym_keys(settings.pseudonym_key_file)
     load_bundle_key(settings.keys_dir)
+    path = log_key_path(settings.keys_dir)
+    if not path.exists():
+        raise ConfigurationError(
+            f"log key {path} is missing: run `broker secrets init` once, and give every other "
+            "instance a copy of the same key"
+        )
+    try:
+        load_log_key(path)
+    except CheckpointError as e:
+        raise ConfigurationError(str(e)) from e
 
 
 def init_secrets(settings: Settings) -> list[str]:
@@ -81,4 +95,8 @@ def init_secrets(settings: Settings) -> list[str]:
         with os.fdopen(fd, "wb") as handle:
             handle.write(key.as_pem(private=True))
         created.append(f"bundle signing key {bundle}")
+    log_key = log_key_path(settings.keys_dir)
+    if not log_key.exists():
+        generate_log_key(log_key)
+        created.append(f"log key {log_key}")
     return created

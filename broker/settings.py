@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=100, ge=1)
     rate_limit_overrides: dict[str, float] = Field(default_factory=dict)
     """Per-client rates, e.g. ``BROKER_RATE_LIMIT_OVERRIDES='{"bench-client": 5000}'``."""
+    redis_url: str | None = None
+    """Where every instance counts per-client requests together (``redis://host:6379/0``): the
+    limit is then exact across instances and processes. Unset: each process enforces its share
+    (rate and burst divided by ``workers``), and instances behind a load balancer each allow the
+    whole rate. Redis unreachable: 503 with ``Retry-After`` and not ready, never unlimited."""
     verify_limit_per_record: int = Field(default=5, ge=1)
     """Verification answers about one record at the source, across every party and flow."""
     verify_limit_per_party_flow_record: int = Field(default=5, ge=1)
@@ -92,6 +97,10 @@ class Settings(BaseSettings):
     """Personal values of log entries (pseudonym, user id, justification, case reference) are
     redacted after this many days; the entries and every proof stay (8 years by default)."""
     audit_redaction_interval_seconds: float = Field(default=3600.0, gt=0)
+    job_lease_seconds: float = Field(default=15.0, ge=3, le=600)
+    """Periodic jobs (checkpoints and redaction, outbox delivery) run on one instance at a time:
+    the one holding the job's lease, renewed every third of this; when it dies another takes
+    over after at most this long (broker/db/leases.py)."""
     # Provider notifications (webhook outbox) and the identity providers of parties.
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)
     webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)

@@ -16,8 +16,10 @@ demo's source systems (they run in the parent, on ports chosen when it started).
 Across processes, through the database: the audit log (an append takes the log's write lock
 first, so entries stay in one gap-free sequence), checkpoints (made under the same lock, once per
 tree size), token replay, idempotency, verification limits, consents, the outbox (a delivery
-claim is a lease), console sessions. Per process: the per-client rate limit and the console's
-sign-in throttle (each process allows 1/N: see :mod:`broker.exchange.limits`), caches. Metrics
+claim is a lease), console sessions, the leases of periodic jobs (:mod:`broker.db.leases`).
+Through Redis when ``BROKER_REDIS_URL`` is set, else per process: the per-client rate limit
+(each process then allows 1/N: see :mod:`broker.exchange.limits`). Per process: the console's
+sign-in throttle, caches. Metrics
 are added up across processes (:mod:`broker.observability`).
 """
 

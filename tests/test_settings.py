@@ -73,7 +73,7 @@ def test_a_weak_pseudonym_key_is_refused(tmp_path: Path, content: bytes, message
 
 def test_init_creates_secrets_once(tmp_path: Path) -> None:
     config = _settings(tmp_path)
-    assert len(init_secrets(config)) == 3
+    assert len(init_secrets(config)) == 4  # token, pseudonym, bundle and log keys
     assert init_secrets(config) == []
     check_secrets(config)
     assert oct(config.pseudonym_key_file.stat().st_mode & 0o777) == "0o600"

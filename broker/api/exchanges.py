@@ -76,7 +76,10 @@ async def create_exchange(
         )
 
     try:
-        services.rate_limiter.take(client_id)
+        if services.rate_limiter.shared:  # a round trip to Redis: off the event loop
+            await run_in_threadpool(services.rate_limiter.take, client_id)
+        else:
+            services.rate_limiter.take(client_id)
     except RateLimited as e:
         if body.break_glass:  # a refused break-glass attempt is logged, whatever refused it
             await services.exchanges.log_refused(check_caller, body, e)

@@ -143,6 +143,8 @@ async def _on_broker_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
     elif isinstance(exc, TooManyRequests):
         headers = retry_after_header(exc)
+    elif isinstance(exc, Unavailable) and exc.retry_after_seconds is not None:
+        headers = {"Retry-After": str(max(1, exc.retry_after_seconds))}
     if status >= 500:
         log.error("request failed", error=type(exc).__name__, detail=exc.detail)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)

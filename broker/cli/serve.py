@@ -38,8 +38,8 @@ def serve(
             max=64,
             show_default="BROKER_WORKERS, else 1",
             help="server processes sharing the port (a Python process uses about one core); "
-            "set-up runs once before they start, and each process enforces 1/N of every "
-            "per-client rate limit, so the configured rate stays the ceiling",
+            "set-up runs once before they start; without BROKER_REDIS_URL each process enforces "
+            "1/N of every per-client rate limit, so the configured rate stays the ceiling",
         ),
     ] = None,
     pin_workers: Annotated[

@@ -71,6 +71,8 @@ class ConfigurationError(BrokerError):
 
 class Unavailable(BrokerError):
     title = "Service unavailable"
+    retry_after_seconds: int | None = None
+    """When set, the 503 carries ``Retry-After`` (e.g. the rate limit store is unreachable)."""
 
 
 class Refused(BrokerError):

@@ -1,14 +1,26 @@
-"""Run and inspect Alembic migrations programmatically (no alembic.ini needed)."""
+"""Run and inspect Alembic migrations programmatically (no alembic.ini needed).
+
+Several instances may start together on one database: :func:`upgrade` runs under a lock, so one
+migrates and the others, once they get the lock, find the schema current and do nothing.
+PostgreSQL: ``pg_advisory_xact_lock`` on :data:`MIGRATION_LOCK_KEY`, taken in the transaction
+that runs the migrations (released at its commit or rollback; PostgreSQL's DDL is
+transactional). SQLite (one host): an exclusive ``flock`` on ``<database file>.migrate-lock``
+beside the database file; an in-memory database needs none.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 _SCRIPT_LOCATION = str(Path(__file__).parent / "migrations")
 
@@ -19,10 +31,33 @@ def _config() -> Config:
     return config
 
 
+#: The advisory lock key of migrations (a fixed 64-bit number: "isa-migr" in ASCII).
+MIGRATION_LOCK_KEY = int.from_bytes(b"isa-migr", "big")
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed
+        yield
+    finally:
+        os.close(fd)
+
+
 def upgrade(engine: Engine) -> None:
-    """Bring the database to the newest schema. Safe to run on every start."""
+    """Bring the database to the newest schema. Safe to run on every start, and from several
+    instances at once (under the migration lock)."""
     config = _config()
-    with engine.begin() as connection:
+    with _sqlite_file_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -143,3 +143,17 @@ class AdminEventRow(TableModel, table=True):
 
 
 admin_events = table_of(AdminEventRow)
+
+
+class LeaseRow(TableModel, table=True):
+    """Who runs a periodic job (checkpoints, outbox delivery) across every instance, until when
+    (migration 0018 creates it; ``broker.db.leases`` takes and renews it)."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(sa_column=Column("name", String(100), primary_key=True))
+    holder: str = Field(sa_column=Column("holder", String(200), nullable=False))
+    expires_ms: int = Field(sa_column=Column("expires_ms", BigInteger, nullable=False))
+
+
+leases = table_of(LeaseRow)

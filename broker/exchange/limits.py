@@ -1,10 +1,17 @@
-"""Rate limits: requests per client (token bucket, per process) and verification answers per
-record at the source (in the database, so the limits hold across processes).
+"""Rate limits: requests per client (:pypi:`limits`, in Redis across instances or in each
+process's memory) and verification answers per record at the source (in the database, so the
+limits hold across processes).
 
-With several server processes (``broker serve --workers N``) each process's bucket holds its
-share of the client's rate and burst (divided by N, at least one request), so the configured
-rate is a ceiling across processes. A client on one keep-alive connection stays on one process
-and so sees rate/N: conservative, and no shared state or database write per request.
+A client may make ``rate`` requests a second with bursts of up to ``burst`` at once: at most
+``capacity = max(burst, rate)`` requests in any window of ``capacity / rate`` seconds (a moving
+window, rounded to whole seconds; the window's start moves with every request).
+
+With ``redis_url`` set, every instance and process counts in Redis (one Lua script per request),
+so the limit is exact across all of them. Redis unreachable: :class:`LimiterUnavailable` (503
+with ``Retry-After``; ``/readyz`` not ready), never unlimited. Without Redis each process counts
+in its own memory and allows its share (capacity divided by the processes of ``broker serve
+--workers N``, at least one request): a ceiling across one instance's processes, while each of
+several instances behind a load balancer allows the whole rate.
 
 The verification limits stop callers from finding an address by asking one postcode at a time:
 a few answers per record a day, whatever their answers, counted by the record's stable key at the
@@ -17,15 +24,24 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit
 
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
-from broker.core.errors import TooManyRequests
+from broker.core.errors import TooManyRequests, Unavailable
 from broker.exchange.ports import VerificationAnswer
 from broker.exchange.tables import verification_answers
+
+#: How long a call to Redis may take before the limiter answers 503 (connect and each read).
+REDIS_TIMEOUT_SECONDS = 0.5
+#: What a 503 of an unreachable Redis asks the client to wait.
+UNAVAILABLE_RETRY_SECONDS = 5
 
 
 class RateLimited(TooManyRequests):
@@ -35,62 +51,104 @@ class RateLimited(TooManyRequests):
         super().__init__(detail, retry_after_seconds)
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
+class LimiterUnavailable(Unavailable):
+    """The shared count (Redis) cannot be reached: 503 with ``Retry-After``, never unlimited."""
+
+    def __init__(self) -> None:
+        super().__init__("the rate limit store is unreachable: try again shortly")
+        self.retry_after_seconds = UNAVAILABLE_RETRY_SECONDS
+
+
+def redis_location(url: str) -> str:
+    """``host:port`` of a Redis URL, for messages (never its password)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
 
 
 class ClientRateLimiter:
-    """A token bucket per client: ``rate_per_second`` sustained, ``burst`` at once, across
-    ``processes`` server processes that each hold one such limiter (each allows its share)."""
+    """Per-client limits: ``rate_per_second`` sustained, ``burst`` at once (``overrides``: a
+    rate per client id). ``redis_url``: counted in Redis, exact across every process holding
+    such a limiter; else in memory, each of ``processes`` processes allowing its share."""
 
     def __init__(
         self,
         rate_per_second: float,
         burst: int,
         overrides: Mapping[str, float],
-        clock: Callable[[], float],
         *,
         processes: int = 1,
+        redis_url: str | None = None,
+        key_prefix: str = "isa-broker-rate",
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self._rate = rate_per_second
         self._burst = burst
         self._overrides = dict(overrides)
-        self._clock = clock
-        self._processes = processes
-        self._buckets: dict[str, _Bucket] = {}
-        self._lock = threading.Lock()
+        self._processes = 1 if redis_url else processes
+        self._redis_url = redis_url
+        storage: Storage
+        if redis_url:
+            storage = RedisStorage(
+                redis_url,
+                key_prefix=key_prefix,
+                wrap_exceptions=True,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+        else:
+            storage = MemoryStorage()
+        self._storage = storage
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._items: dict[str, RateLimitItem] = {}
+
+    @property
+    def shared(self) -> bool:
+        """True when counted in Redis (a network call: run it off the event loop)."""
+        return self._redis_url is not None
 
     def rate_for(self, client_id: str) -> float:
         """The client's configured rate (requests per second, all processes together)."""
         return self._overrides.get(client_id, self._rate)
 
-    def share_for(self, client_id: str) -> tuple[float, float]:
-        """This process's share: (requests per second, bucket capacity in requests)."""
-        rate = self.rate_for(client_id)
-        capacity = max(float(self._burst), rate)
-        return rate / self._processes, max(1.0, capacity / self._processes)
+    def item_for(self, client_id: str) -> RateLimitItem:
+        """This process's limit for the client: at most ``amount`` in ``window`` seconds."""
+        item = self._items.get(client_id)
+        if item is None:
+            rate = self.rate_for(client_id)
+            capacity = max(float(self._burst), rate)
+            window = max(1, round(capacity / rate))
+            amount = max(1, math.floor(rate * window / self._processes))
+            item = self._items[client_id] = RateLimitItemPerSecond(amount, window)
+        return item
 
     def take(self, client_id: str) -> None:
-        """Spend one token or raise :class:`RateLimited`."""
-        rate, capacity = self.share_for(client_id)
-        now = self._clock()
-        with self._lock:
-            bucket = self._buckets.get(client_id)
-            if bucket is None:
-                bucket = self._buckets[client_id] = _Bucket(capacity, now)
-            bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
-            bucket.updated = now
-            if bucket.tokens >= 1:
-                bucket.tokens -= 1
+        """Count one request or raise :class:`RateLimited` (:class:`LimiterUnavailable` when
+        Redis cannot be reached)."""
+        item = self.item_for(client_id)
+        try:
+            if self._limiter.hit(item, client_id):
                 return
-            wait = (1 - bucket.tokens) / rate
+            reset = self._limiter.get_window_stats(item, client_id).reset_time
+        except StorageError as e:
+            raise LimiterUnavailable() from e
         raise RateLimited(
             f"more than {self.rate_for(client_id):g} requests per second from this client",
-            max(1, math.ceil(wait)),
+            max(1, math.ceil(reset - time.time())),
+        )
+
+    def readiness(self) -> str | None:
+        """None when the count can be kept (always, in memory), else why not."""
+        if self._redis_url is None:
+            return None
+        try:
+            reachable = self._storage.check()
+        except Exception:  # any driver error: not reachable
+            reachable = False
+        return (
+            None
+            if reachable
+            else f"rate limit store (Redis at {redis_location(self._redis_url)}) unreachable"
         )
 
 

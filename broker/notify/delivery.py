@@ -156,14 +156,19 @@ class DeliveryWorker:
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    async def run_forever(self) -> None:
-        """Deliver until cancelled; errors of one cycle are logged and the next cycle runs."""
+    async def run_forever(self, may_run: Callable[[], bool] | None = None) -> None:
+        """Deliver until cancelled; errors of one cycle are logged and the next cycle runs.
+        ``may_run`` (blocking; the job's lease across instances): a cycle runs only when it
+        answers True."""
         self._loop = asyncio.get_running_loop()
         self._wake = wake = asyncio.Event()
         async with self._session() as session:
             while True:
                 try:
-                    handled = await self._cycle(session)
+                    if may_run is None or await asyncio.to_thread(may_run):
+                        handled = await self._cycle(session)
+                    else:
+                        handled = 0
                 except Exception as e:  # the database may be down: try again next cycle
                     log.error("outbox cycle failed", error=type(e).__name__, detail=str(e))
                     handled = 0

@@ -64,8 +64,9 @@ class Notifications:
             return None
         return f"{failed} provider notification(s) failed: broker webhooks outbox --status failed"
 
-    async def deliver_forever(self) -> None:
-        await self.worker.run_forever()
+    async def deliver_forever(self, may_run: Callable[[], bool] | None = None) -> None:
+        """Deliver until cancelled; only while ``may_run()`` (the lease) when given."""
+        await self.worker.run_forever(may_run)
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:
