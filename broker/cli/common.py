@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import importlib.util
+import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +44,9 @@ def settings() -> Settings:
 def require_demo() -> None:
     """Fail clearly where the demo wing is not installed (the broker image leaves ``demo/`` out:
     deploy/Dockerfile). Commands import the demo only after this, never at start."""
-    if importlib.util.find_spec("demo") is None:
+    try:
+        importlib.import_module("demo")
+    except ImportError:
         fail(
             "the demo is not installed here (the broker image leaves it out); "
             "run the demo from a source checkout (./dev serve)",
