@@ -29,10 +29,10 @@ from broker.agreements.store import (
     SqlAgreementStore,
     read_jwks_dir,
 )
+from broker.cli.common import require_demo
 from broker.core.errors import BrokerError
 from broker.db.engine import build_engine
 from broker.db.tables import parties
-from broker.cli.common import require_demo
 from broker.settings import load_settings
 
 app = typer.Typer(help="Information Sharing Agreements.", no_args_is_help=True)

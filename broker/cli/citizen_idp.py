@@ -15,7 +15,6 @@ import typer
 from rich.table import Table
 
 from broker.cli.common import (
-    require_demo,
     EXIT_USAGE,
     actor,
     console,
@@ -23,6 +22,7 @@ from broker.cli.common import (
     handled,
     print_json,
     read_jwks_file,
+    require_demo,
     settings,
 )
 from broker.core.published_keys import PUBLISHED_KEY_THUMBPRINTS

@@ -16,7 +16,6 @@ from rich.table import Table
 from broker.cli.citizen_idp import app as citizen_app
 from broker.cli.citizen_idp import citizen_token
 from broker.cli.common import (
-    require_demo,
     EXIT_USAGE,
     actor,
     console,
@@ -24,6 +23,7 @@ from broker.cli.common import (
     handled,
     print_json,
     read_jwks_file,
+    require_demo,
     settings,
 )
 from broker.core.published_keys import PUBLISHED_KEY_THUMBPRINTS

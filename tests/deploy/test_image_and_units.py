@@ -41,7 +41,8 @@ def test_dockerfile_copies_only_what_exists_and_not_the_demo() -> None:
 def test_image_runs_the_broker_unprivileged_with_a_health_check() -> None:
     ops = _instructions()
     user = [arg for op, arg in ops if op == "USER"]
-    assert user and not user[-1].startswith(("root", "0"))
+    assert user
+    assert not user[-1].startswith(("root", "0"))
     assert any(op == "HEALTHCHECK" and "/healthz" in arg for op, arg in ops)
     assert ("ENTRYPOINT", '["docker-entrypoint.sh", "broker"]') in ops
     assert any(op == "CMD" and '"serve"' in arg for op, arg in ops)

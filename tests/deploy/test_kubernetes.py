@@ -74,9 +74,11 @@ def test_service_and_disruption_budget_select_the_deployments_pods() -> None:
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert _matches(deployment["spec"]["selector"]["matchLabels"], pod_labels)
     service = _one("Service")["spec"]
-    assert service["selector"] and _matches(service["selector"], pod_labels)
+    assert service["selector"]
+    assert _matches(service["selector"], pod_labels)
     pdb = _one("PodDisruptionBudget")["spec"]
-    assert pdb["selector"]["matchLabels"] and _matches(pdb["selector"]["matchLabels"], pod_labels)
+    assert pdb["selector"]["matchLabels"]
+    assert _matches(pdb["selector"]["matchLabels"], pod_labels)
     assert pdb.get("maxUnavailable", 0) < deployment["spec"]["replicas"]
     # The migration Job's pods are not selected (they must not receive traffic).
     job_labels = _one("Job")["spec"]["template"]["metadata"]["labels"]
