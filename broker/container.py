@@ -97,7 +97,7 @@ def _database_ready(engine: Engine) -> ReadinessCheck:
         except Exception as e:  # any driver error means "not ready"
             return f"database unreachable: {type(e).__name__}"
         try:
-            if not migrate.is_current(engine):
+            if not migrate.is_current(engine) and not migrate.is_ahead(engine):
                 return "database schema is not at the newest migration"
         except Exception as e:
             return f"migration state unknown: {type(e).__name__}"

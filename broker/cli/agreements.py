@@ -29,12 +29,11 @@ from broker.agreements.store import (
     SqlAgreementStore,
     read_jwks_dir,
 )
+from broker.cli.common import require_demo
 from broker.core.errors import BrokerError
 from broker.db.engine import build_engine
 from broker.db.tables import parties
 from broker.settings import load_settings
-from demo.agreements import DEMO_SIGNING_KEYS
-from demo.parties import DEMO_PARTIES
 
 app = typer.Typer(help="Information Sharing Agreements.", no_args_is_help=True)
 
@@ -69,6 +68,10 @@ def _context(demo_flag: bool) -> _Context:
     settings = load_settings()
     demo = demo_flag or settings.demo
     if demo:
+        require_demo()
+        from demo.agreements import DEMO_SIGNING_KEYS
+        from demo.parties import DEMO_PARTIES
+
         # The examples live in <agreements dir>/examples; their public keys in examples/keys.
         demo_root = settings.agreements_dir / "examples"
         store = MemoryAgreementStore()

@@ -22,6 +22,7 @@ from broker.cli.common import (
     handled,
     print_json,
     read_jwks_file,
+    require_demo,
     settings,
 )
 from broker.core.published_keys import PUBLISHED_KEY_THUMBPRINTS
@@ -31,7 +32,6 @@ from broker.identity.citizen_store import CitizenProviderStore
 from broker.identity.citizens import CitizenRules
 from broker.identity.store import DEFAULT_ALGORITHMS
 from broker.outbound import guard_for
-from demo.citizen_identity import PORTAL, demo_citizen_token
 
 app = typer.Typer(
     help="Citizen identity providers of citizen-facing systems (NHS login, GOV.UK One Login).",
@@ -163,7 +163,9 @@ def remove(party: Party, issuer: Issuer) -> None:
 
 def citizen_token(
     nhs_number: Annotated[str, typer.Option("--nhs-number", help="the citizen's NHS number")],
-    client: Annotated[str, typer.Option("--client", help="the citizen-facing system")] = PORTAL,
+    client: Annotated[
+        str, typer.Option("--client", help="the citizen-facing system")
+    ] = "ccc-citizen-portal",  # demo.citizen_identity.PORTAL (tests/cli checks they agree)
     demo: Annotated[
         bool, typer.Option("--demo", help="required: the token is signed with a published key")
     ] = False,
@@ -176,5 +178,8 @@ def citizen_token(
             "(pass --demo, or BROKER_DEMO=1)",
             EXIT_USAGE,
         )
+    require_demo()
+    from demo.citizen_identity import demo_citizen_token
+
     with handled():
         typer.echo(demo_citizen_token(nhs_number, client))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,19 @@ def settings() -> Settings:
         return load_settings()
     except Exception as e:  # pydantic ValidationError: a bad BROKER_* variable
         fail(f"configuration: {e}", EXIT_USAGE)
+
+
+def require_demo() -> None:
+    """Fail clearly where the demo wing is not installed (the broker image leaves ``demo/`` out:
+    deploy/Dockerfile). Commands import the demo only after this, never at start."""
+    try:
+        importlib.import_module("demo")
+    except ImportError:
+        fail(
+            "the demo is not installed here (the broker image leaves it out); "
+            "run the demo from a source checkout (./dev serve)",
+            EXIT_USAGE,
+        )
 
 
 def actor() -> str:

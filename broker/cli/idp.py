@@ -23,6 +23,7 @@ from broker.cli.common import (
     handled,
     print_json,
     read_jwks_file,
+    require_demo,
     settings,
 )
 from broker.core.published_keys import PUBLISHED_KEY_THUMBPRINTS
@@ -30,7 +31,6 @@ from broker.db import migrate
 from broker.db.engine import build_engine
 from broker.identity.store import DEFAULT_ALGORITHMS, IdentityProviderStore
 from broker.outbound import guard_for
-from demo.identity import demo_id_token
 
 app = typer.Typer(help="Parties' identity providers (OIDC ID tokens).", no_args_is_help=True)
 
@@ -202,6 +202,9 @@ def demo_token(
             "demo key, refused outside demo mode",
             EXIT_USAGE,
         )
+    require_demo()
+    from demo.identity import demo_id_token
+
     try:
         token = demo_id_token(user, role, client, party_id=party, name=name)
     except ValueError as e:

@@ -9,6 +9,7 @@ from broker.cli import (
     attestation,
     audit,
     console,
+    db,
     idp,
     keys,
     policy,
@@ -31,6 +32,7 @@ app.command("token")(token)
 app.add_typer(registry.parties_app, name="parties")
 app.add_typer(registry.clients_app, name="clients")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(agreements.app, name="agreements")
 app.add_typer(policy.app, name="policy")

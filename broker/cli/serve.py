@@ -6,23 +6,23 @@ and :mod:`broker.workers` then serves from N processes.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
 
 from broker.api.connections import server_options
 from broker.app import create_app
-from broker.cli.common import EXIT_USAGE, console, fail, settings
+from broker.cli.common import EXIT_USAGE, console, fail, require_demo, settings
 from broker.container import Services, build_services
 from broker.core.errors import ConfigurationError
 from broker.observability import configure_logging
 from broker.settings import Settings
 from broker.workers import run_workers
-from demo import bootstrap
-from demo.console import DEMO_OFFICERS
-from demo.notify import register_demo_webhook
-from demo.sources.runtime import DEMO_BINDINGS_FILE, DemoSources, start_demo_sources
+
+if TYPE_CHECKING:  # the demo is imported only with --demo: the broker image leaves it out
+    from demo.bootstrap import DemoClientInfo
+    from demo.sources.runtime import DemoSources
 
 
 def serve(
@@ -60,12 +60,16 @@ def serve(
     config = settings()
     configure_logging(config.log_level, config.log_json)
     if demo:
+        require_demo()
+        from demo import bootstrap
+        from demo.sources.runtime import DEMO_BINDINGS_FILE, start_demo_sources
+
         config = bootstrap.demo_settings(config)
     if workers is not None:
         config = config.model_copy(update={"workers": workers})
     if pin_workers is not None:
         config = config.model_copy(update={"pin_workers": pin_workers})
-    clients: list[bootstrap.DemoClientInfo] = []
+    clients: list[DemoClientInfo] = []
     demo_sources = None
     try:
         bindings = None
@@ -104,11 +108,14 @@ def serve(
 def _start_demo(
     services: Services,
     sources: DemoSources,
-    clients: list[bootstrap.DemoClientInfo],
+    clients: list[DemoClientInfo],
     config: Settings,
 ) -> None:
     """Register the demo's webhook (its identity providers: demo/bootstrap.py), then print how
     to use the demo."""
+    from demo.console import DEMO_OFFICERS
+    from demo.notify import register_demo_webhook
+
     receiver = sources.webhook_receiver
     register_demo_webhook(services.notifications.webhooks, receiver.url, receiver.secret)
     inbox = receiver.url.rsplit("/", 2)[0] + "/received"
@@ -132,7 +139,7 @@ def _start_demo(
         )
 
 
-def _print_demo(clients: list[bootstrap.DemoClientInfo], public_url: str) -> None:
+def _print_demo(clients: list[DemoClientInfo], public_url: str) -> None:
     console.print("[bold]Demo partner systems[/bold] (client id, party, scopes, private key):")
     for c in clients:
         console.print(

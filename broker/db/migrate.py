@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, text
 
 _SCRIPT_LOCATION = str(Path(__file__).parent / "migrations")
@@ -51,7 +52,10 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 
 def upgrade(engine: Engine) -> None:
     """Bring the database to the newest schema. Safe to run on every start, and from several
-    instances at once (under the migration lock)."""
+    instances at once (under the migration lock). A database that a newer version has already
+    migrated is left as it is (see :func:`is_ahead`)."""
+    if is_ahead(engine):
+        return
     config = _config()
     with _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -74,3 +78,18 @@ def current_revision(engine: Engine) -> str | None:
 def is_current(engine: Engine) -> bool:
     """True when the database is at the newest migration."""
     return current_revision(engine) == head_revision()
+
+
+def is_ahead(engine: Engine) -> bool:
+    """True when a newer version has migrated the database past this version's newest revision
+    (one this version does not know). Migrations only add tables and columns until every
+    instance runs the newer version, so an older instance keeps serving on the newer schema
+    during a rolling upgrade (deploy/README.md, "Upgrades")."""
+    current = current_revision(engine)
+    if current is None:
+        return False
+    try:
+        ScriptDirectory.from_config(_config()).get_revision(current)
+    except CommandError:
+        return True
+    return False
