@@ -310,6 +310,21 @@ def test_exchanges_on_many_connections_are_all_logged_without_gaps(
 
 
 @pytest.mark.slow
+def test_every_worker_is_ready_with_the_agreements_the_parent_loaded(demo: Running) -> None:
+    answers: dict[int, tuple[int, int]] = {}
+    tries = 0
+    while len(answers) < 2:
+        tries += 1
+        assert tries < 200, "one worker accepted every connection"
+        with httpx.Client(timeout=10) as client:  # a new connection each time
+            r = client.get(f"{demo.url}/readyz")
+            answers[demo.served_by(r)] = (r.status_code, r.json()["agreements_in_force"])
+    assert set(answers.values()) == {(200, 5)}
+    metrics = httpx.get(f"{demo.url}/metrics", timeout=10).text.splitlines()
+    assert "broker_agreements_in_force 5.0" in metrics  # the lowest of the live workers
+
+
+@pytest.mark.slow
 def test_metrics_count_the_requests_of_every_worker(demo: Running) -> None:
     before = counted(demo.url, "/healthz")
     served: Counter[int] = Counter()
