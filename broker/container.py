@@ -125,7 +125,10 @@ def build_services(
     keyring = KeyRing.load(settings.keys_dir)
     refused = refused_thumbprints(demo=settings.demo)
     registry = Registry(engine, refused)
-    holder, runtime = build_policy(settings, engine, registry)
+    metrics = metrics or build_metrics()
+    holder, runtime = build_policy(
+        settings, engine, registry, on_in_force=metrics.agreements_in_force.set
+    )
     audit = open_log(
         settings,
         engine,
@@ -255,7 +258,7 @@ def build_services(
             max_bytes=settings.assertion_max_bytes,
             refused_key_thumbprints=refused,
         ),
-        metrics=metrics or build_metrics(),
+        metrics=metrics,
         policy=holder,
         policy_runtime=runtime,
         audit=audit,
@@ -292,5 +295,6 @@ def build_services(
     if services.rate_limiter.shared:
         services.readiness["rate_limits"] = services.rate_limiter.readiness
     services.notes["policy"] = runtime.note
+    services.notes["agreements"] = runtime.in_force_note
     services.notes["notifications"] = services.notifications.note
     return services

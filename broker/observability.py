@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from broker.core.errors import ConfigurationError
 
@@ -119,6 +126,9 @@ class Metrics:
     http_latency: Histogram
     token_requests: Counter
     auth_failures: Counter
+    agreements_in_force: Gauge
+    """Agreements the serving policy may allow exchanges under (0 on a fresh install; alert on
+    it elsewhere). With several processes, the lowest of the live processes."""
     multiprocess_dir: Path | None = None
     """Set when several processes serve: where every process writes its values."""
 
@@ -177,5 +187,11 @@ def build_metrics(*, multiprocess_dir: Path | None = None) -> Metrics:
             "Refused access tokens and scopes on protected routes",
             ["reason"],
             registry=registry,
+        ),
+        agreements_in_force=Gauge(
+            "broker_agreements_in_force",
+            "Agreements the serving policy revision may allow exchanges under",
+            registry=registry,
+            multiprocess_mode="livemin",
         ),
     )

@@ -9,9 +9,13 @@ own services from the same settings (:func:`worker_app`, ``run_migrations=False`
 keeps the demo sources running, restarts a worker that dies, and on SIGINT or SIGTERM stops the
 workers and waits for them before it returns.
 
-What a worker needs from the parent travels in one environment variable (:class:`WorkerPlan`):
-the settings exactly as the parent derived them, the metrics directory, and the bindings of the
-demo's source systems (they run in the parent, on ports chosen when it started).
+What a worker needs from the parent travels in one environment variable (:class:`WorkerPlan`),
+inherited by the workers and never on a command line: the settings exactly as the parent derived
+them (relative paths made absolute against the parent's working directory, and which of them were
+set rather than defaulted, since some readers derive values from that, such as the demo's copy of
+the agreements), the metrics directory, and the bindings of the demo's source systems (they run in
+the parent, on ports chosen when it started). No secret value is in the settings: secrets live in
+files named by them.
 
 Across processes, through the database: the audit log (an append takes the log's write lock
 first, so entries stay in one gap-free sequence), checkpoints (made under the same lock, once per
@@ -68,6 +72,7 @@ class WorkerPlan:
         return json.dumps(
             {
                 "settings": json.loads(self.settings.model_dump_json()),
+                "fields_set": sorted(self.settings.model_fields_set),
                 "metrics_dir": str(self.metrics_dir),
                 "bindings_file": None if self.bindings_file is None else str(self.bindings_file),
                 "bindings_variables": dict(self.bindings_variables),
@@ -79,8 +84,11 @@ class WorkerPlan:
         """Raises ConfigurationError when ``text`` is not a plan written by :meth:`to_json`."""
         try:
             data = json.loads(text)
-            # model_validate does not read the environment: these are the parent's values.
-            settings = Settings.model_validate(data["settings"])
+            # Every field is given, so nothing comes from this process's environment: these are
+            # the parent's values, with the parent's record of which were set.
+            values = Settings.model_validate(data["settings"])
+            fields_set = {str(name) for name in data["fields_set"]}
+            settings = Settings.model_construct(_fields_set=fields_set, **dict(values))
             bindings_file = data["bindings_file"]
             return cls(
                 settings=settings,
@@ -90,6 +98,16 @@ class WorkerPlan:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ConfigurationError(f"{PLAN_VARIABLE} is not a worker plan: {e}") from e
+
+
+def with_absolute_paths(settings: Settings, cwd: Path) -> Settings:
+    """``settings`` with every relative path made absolute against ``cwd``; which fields were
+    set stays as it was."""
+    values = dict(settings)
+    for name, value in values.items():
+        if isinstance(value, Path) and not value.is_absolute():
+            values[name] = cwd / value
+    return Settings.model_construct(_fields_set=set(settings.model_fields_set), **values)
 
 
 #: The core this process holds (its lock file stays open, so locked, while the process lives).
@@ -167,7 +185,12 @@ def run_workers(
     """Serve with ``settings.workers`` processes until SIGINT or SIGTERM; returns once every
     worker has exited. Metrics start from an empty directory, removed afterwards."""
     metrics_dir = Path(tempfile.mkdtemp(prefix="broker-metrics-"))
-    plan = WorkerPlan(settings, metrics_dir, bindings_file, dict(bindings_variables or {}))
+    plan = WorkerPlan(
+        with_absolute_paths(settings, Path.cwd()),
+        metrics_dir,
+        bindings_file,
+        dict(bindings_variables or {}),
+    )
     try:
         with _environment({PLAN_VARIABLE: plan.to_json(), METRICS_VARIABLE: str(metrics_dir)}):
             uvicorn.run(

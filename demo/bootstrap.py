@@ -37,8 +37,10 @@ a local OPA): the only inside addresses the demo broker may connect to."""
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """The demo's own database and secret locations, unless the operator set them; its loopback
-    services added to the outbound allow-list."""
+    """The demo's own database, secret and agreement locations, unless the operator set them; its
+    loopback services added to the outbound allow-list. Every derived value is written into the
+    settings returned (nothing left for a later reader to derive again: worker processes get
+    these settings as they are)."""
     overrides: dict[str, object] = {
         "demo": True,
         "outbound_allow": [
@@ -51,6 +53,8 @@ def demo_settings(settings: Settings) -> Settings:
         "database_url": f"sqlite:///{demo_dir}/broker.db",
         "keys_dir": demo_dir / "secrets",
         "pseudonym_key_file": demo_dir / "secrets" / "pseudonym.key",
+        # The demo's own copy of the examples (broker.policy.setup.agreements_root).
+        "agreements_dir": demo_dir / "agreements",
     }
     for name, value in defaults.items():
         if name not in settings.model_fields_set:

@@ -31,7 +31,13 @@ from broker.agreements.parsing import (
 )
 from broker.agreements.register import DatasetEntry, Register
 from broker.agreements.signing import TrustSnapshot, verify_detached
-from broker.agreements.status import AgreementStatus, RevocationRecord, VersionSeen, evaluate
+from broker.agreements.status import (
+    AgreementState,
+    AgreementStatus,
+    RevocationRecord,
+    VersionSeen,
+    evaluate,
+)
 from broker.agreements.store import AgreementStateStore
 from broker.agreements.validation import (
     check_agreement,
@@ -192,6 +198,8 @@ class LoadResult:
     agreements: tuple[VerifiedAgreement, ...]
     problems: tuple[Problem, ...]
     """Problems outside agreements: register entries and revocations that count for nothing."""
+    state: AgreementState = field(default_factory=AgreementState)
+    """The recorded revocations and versions the statuses were judged against."""
 
     def active(self) -> tuple[VerifiedAgreement, ...]:
         """Agreements with status ``active``: the only ones policy may be compiled from."""
@@ -376,7 +384,8 @@ def load_directory(
             if entry is not None:
                 datasets[flow.dataset] = entry
         results.append(VerifiedAgreement(a, status, datasets))
-    return LoadResult(loaded.register, tuple(results), tuple(problems))
+    state = AgreementState.of(revocations, after)
+    return LoadResult(loaded.register, tuple(results), tuple(problems), state)
 
 
 def _record_revocations(

@@ -56,6 +56,25 @@ class VersionSeen:
     """The signed canonical content, when recorded: lets verify name what changed since."""
 
 
+@dataclass(frozen=True)
+class AgreementState:
+    """What the agreement state store holds that decides statuses: the digests of the recorded
+    revocations and the highest version seen of each agreement. Both only ever grow, so a store
+    that holds anything other than what a load was judged against has moved on since."""
+
+    revocations: frozenset[str] = frozenset()
+    versions: frozenset[tuple[str, int]] = frozenset()
+
+    @classmethod
+    def of(
+        cls, revocations: Sequence[RevocationRecord], versions: Mapping[str, VersionSeen]
+    ) -> AgreementState:
+        return cls(
+            frozenset(r.digest for r in revocations),
+            frozenset((v.agreement_id, v.version) for v in versions.values()),
+        )
+
+
 def changed_places(old: Any, new: Any, place: str = "", limit: int = 8) -> list[str]:
     """Where ``new`` differs from ``old`` (JSON values), as ``place: old -> new`` lines."""
     out: list[str] = []

@@ -26,7 +26,7 @@ from broker.agreements.errors import (
     refuse_published_keys,
 )
 from broker.agreements.signing import TrustedKey, TrustSnapshot, thumbprint
-from broker.agreements.status import RevocationRecord, VersionSeen
+from broker.agreements.status import AgreementState, RevocationRecord, VersionSeen
 from broker.agreements.tables import agreement_revocations, agreement_versions, party_keys
 from broker.audit.admin import log_admin_event
 from broker.db.tables import parties
@@ -46,6 +46,10 @@ class AgreementStateStore(Protocol):
         ...
 
     def highest_versions(self) -> dict[str, VersionSeen]: ...
+
+    def state(self) -> AgreementState:
+        """The revocations and highest versions recorded now (cheap: no documents read)."""
+        ...
 
     def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:
         """Raise the highest version seen of an agreement (a lower version changes nothing; the
@@ -77,6 +81,9 @@ class MemoryAgreementStore:
 
     def highest_versions(self) -> dict[str, VersionSeen]:
         return dict(self.versions)
+
+    def state(self) -> AgreementState:
+        return AgreementState.of(self.revocations(), self.versions)
 
     def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:
         current = self.versions.get(seen.agreement_id)
@@ -166,6 +173,16 @@ class SqlAgreementStore:
                 r.agreement_id: VersionSeen(r.agreement_id, r.version, r.digest, r.content)
                 for r in rows
             }
+
+    @_translated
+    def state(self) -> AgreementState:
+        with self._engine.connect() as conn:
+            digests = conn.execute(select(agreement_revocations.c.digest)).scalars()
+            t = agreement_versions
+            versions = conn.execute(select(t.c.agreement_id, t.c.version))
+            return AgreementState(
+                frozenset(digests), frozenset((r.agreement_id, r.version) for r in versions)
+            )
 
     @_translated
     def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:

@@ -21,21 +21,27 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database reachable and migrated, policy engine and bundle loaded",
+    summary="Readiness: database reachable and migrated, policy loaded and not behind the "
+    "agreements",
     responses={503: {"description": "not ready, with the failing checks"}},
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
-    def run_checks() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ready while every check passes. Zero agreements in force is still ready (a fresh install
+    must be reachable to draft its first agreement): ``agreements_in_force`` and a note say so."""
+
+    def run_checks() -> tuple[dict[str, Any], dict[str, Any], int]:
         checks = {name: check() for name, check in services.readiness.items()}
         notes = {name: note() for name, note in services.notes.items()}
-        return checks, {name: text for name, text in notes.items() if text}
+        in_force = services.policy_runtime.agreements_in_force()
+        return checks, {name: text for name, text in notes.items() if text}, in_force
 
-    results, notes = await run_in_threadpool(run_checks)
+    results, notes, in_force = await run_in_threadpool(run_checks)
     ready = all(reason is None for reason in results.values())
     body: dict[str, Any] = {
         "status": "ready" if ready else "not ready",
         "checks": {name: reason or "ok" for name, reason in results.items()},
         "policy_revision": services.policy.status().revision,
+        "agreements_in_force": in_force,
     }
     if notes:
         body["notes"] = notes

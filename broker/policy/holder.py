@@ -172,6 +172,11 @@ class PolicyHolder:
             self._revoked = self._revoked | {agreement_id}
 
     @property
+    def revoked(self) -> frozenset[str]:
+        """The agreement ids denied before any engine."""
+        return self._revoked
+
+    @property
     def engine(self) -> PolicyEngine | None:
         return self._engine
 

@@ -5,7 +5,13 @@ compiles and signs a bundle, and hands it to the :class:`~broker.policy.holder.P
 which verifies it like any other bundle before swapping engines (a refused bundle leaves the
 previous revision serving). :meth:`poll` is called about twice a second: when the directory
 changed it first applies new revocations on their own (one file verified, no rebuild: a
-revocation denies within a second whatever the number of agreements), then rebuilds.
+revocation denies within a second whatever the number of agreements), then rebuilds. It also
+rebuilds when the agreement state store (shared by every instance on one database) records a
+revocation or a version the serving revision was not judged against.
+
+:meth:`readiness` tells the truth about the revision serving: not ready while none is loaded or
+while it is behind the agreements (the directory changed since it was read, or the store moved
+on), so a load balancer sends no request to an instance deciding on an old state.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pathlib import Path
 
 import structlog
 
+from broker.agreements.errors import AgreementStoreUnavailableError
 from broker.agreements.loader import (
     Layout,
     LoadResult,
@@ -28,6 +35,7 @@ from broker.agreements.loader import (
 from broker.agreements.model import Revocation
 from broker.agreements.parsing import DocumentError, parse_document_with_lines
 from broker.agreements.signing import verify_detached
+from broker.agreements.status import AgreementState
 from broker.agreements.store import AgreementStateStore
 from broker.core.errors import BrokerError
 from broker.core.signing_key import SigningKey
@@ -74,7 +82,10 @@ class PolicyRuntime:
         known_parties: Callable[[], Collection[str]],
         demo: bool,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        on_in_force: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_in_force`` is told the number of agreements in force after every load and
+        revocation (the ``broker_agreements_in_force`` gauge)."""
         self.root = root
         self.policy_dir = policy_dir
         self.store = store
@@ -83,7 +94,10 @@ class PolicyRuntime:
         self.known_parties = known_parties
         self.demo = demo
         self.now = now
+        self.on_in_force = on_in_force
         self.last: LoadResult | None = None
+        self._state_tried: AgreementState | None = None
+        """The store's state the latest rebuild was judged against (successful or not)."""
         self.last_error: str | None = None
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
         self._seen_revocations: set[str] = set()
@@ -101,6 +115,7 @@ class PolicyRuntime:
                     now=self.now(),
                     demo=self.demo,
                 )
+                self._state_tried = result.state
                 data = compile_data(policy_data(result))
                 _, blob = build_bundle(policy_modules(self.policy_dir), data, self.signing_key)
                 revision = self.holder.load(blob)
@@ -117,7 +132,21 @@ class PolicyRuntime:
             )
             log.info("policy loaded", revision=revision, active=active, problems=problems)
             self._seen_revocations = {str(p) for p in self._revocation_files()}
-            return RefreshOutcome(revision, active, problems)
+        self._report_in_force()
+        return RefreshOutcome(revision, active, problems)
+
+    def agreements_in_force(self) -> int:
+        """Agreements the serving revision may allow exchanges under: active when loaded and not
+        revoked since. 0 while no revision serves."""
+        last = self.last
+        if last is None or not self.holder.status().ready:
+            return 0
+        ids = {v.agreement.id for v in last.active() if v.agreement is not None}
+        return len(ids - self.holder.revoked)
+
+    def _report_in_force(self) -> None:
+        if self.on_in_force is not None:
+            self.on_in_force(self.agreements_in_force())
 
     def _revocation_files(self) -> list[Path]:
         directory = Layout(self.root).revocations_dir
@@ -161,29 +190,69 @@ class PolicyRuntime:
             self.holder.revoke(doc.agreement_id)
             revoked.append(doc.agreement_id)
             log.warning("agreement revoked", agreement_id=doc.agreement_id)
+        if revoked:
+            self._report_in_force()
         return revoked
 
+    def _store_state(self) -> AgreementState | None:
+        """The store's state now; None when it cannot be read."""
+        try:
+            return self.store.state()
+        except AgreementStoreUnavailableError:
+            return None
+
     def poll(self) -> bool:
-        """Reload when the directory changed. Returns True when it did."""
-        if _fingerprint(self.root) == self._fingerprint:
-            return False
-        self.apply_new_revocations()
+        """Reload when the directory changed, or when the store records a revocation or version
+        the latest rebuild was not judged against. Returns True when it reloaded."""
+        if _fingerprint(self.root) != self._fingerprint:
+            self.apply_new_revocations()
+        else:
+            state = self._store_state()
+            if state is None or self._state_tried is None or state == self._state_tried:
+                return False
         self.refresh()
         return True
 
     def readiness(self) -> str | None:
-        """None when a policy revision is serving; the reason when none is, or when the engine
-        (an OPA sidecar) has been deciding on an older revision than the bundle served for too
-        long (:meth:`engine_behind`)."""
+        """None when a policy revision is serving, is not behind the agreements and its engine
+        (an OPA sidecar) is not deciding on an older revision than the bundle served for too long
+        (:meth:`engine_behind`); else why."""
         status = self.holder.status()
         if not status.ready:
             return f"no policy loaded: {self.last_error or status.last_refusal or 'not built'}"
-        return self.engine_behind()
+        return self.behind(status.revision) or self.engine_behind()
 
     def engine_behind(self, now: float | None = None) -> str | None:
         """Why the engine is behind the bundle served (OPA mode, longer than the allowed lag),
         or None. ``now``: a ``time.monotonic()`` reading (default: now)."""
         return self.holder.behind(now)
+
+    def behind(self, revision: str | None = None) -> str | None:
+        """Why the serving revision is behind the agreements, or None when it is not: the
+        directory changed since it was read, or the agreement state store records a revocation
+        or version it was not built from (recorded by another instance or a command)."""
+        revision = revision or self.holder.status().revision
+        if _fingerprint(self.root) != self._fingerprint:
+            return f"policy revision {revision} is behind: the agreements directory changed"
+        last = self.last
+        if last is None:
+            return None
+        state = self._store_state()
+        if state is None:
+            return "agreement state unreadable"
+        if state != last.state:
+            return (
+                f"policy revision {revision} is behind: the agreement state records "
+                "revocations or versions it was not built from"
+            )
+        return None
+
+    def in_force_note(self) -> str | None:
+        """While a revision serves with no agreement in force: every exchange is refused (a
+        fresh install stays ready, to draft its first agreement)."""
+        if self.holder.status().ready and self.agreements_in_force() == 0:
+            return "no agreement in force: every exchange is refused until one is"
+        return None
 
     def note(self) -> str | None:
         """What an operator should know while the broker still serves: a refused rebuild."""

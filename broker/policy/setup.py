@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -48,9 +49,14 @@ def bundle_keys(settings: Settings) -> tuple[SigningKey, dict[str, VerificationK
 
 
 def build_policy(
-    settings: Settings, engine: Engine, registry: Registry
+    settings: Settings,
+    engine: Engine,
+    registry: Registry,
+    *,
+    on_in_force: Callable[[int], None] | None = None,
 ) -> tuple[PolicyHolder, PolicyRuntime]:
     """The holder (engine swaps) and the runtime (directory -> bundle), loaded once.
+    ``on_in_force`` is told how many agreements are in force after every load and revocation.
 
     In the demo the example party keys are imported into the trust store first (as an admin
     would with ``broker parties import-keys``)."""
@@ -85,6 +91,7 @@ def build_policy(
         signing_key=signing,
         known_parties=lambda: {p.id for p in registry.list_parties()},
         demo=settings.demo,
+        on_in_force=on_in_force,
     )
     runtime.refresh()
     return holder, runtime

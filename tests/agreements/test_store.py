@@ -22,8 +22,8 @@ from broker.agreements.errors import (
     UnusableKeyError,
 )
 from broker.agreements.loader import load_directory, signature_path
-from broker.agreements.status import RevocationRecord, VersionSeen
-from broker.agreements.store import SqlAgreementStore, import_party_keys
+from broker.agreements.status import AgreementState, RevocationRecord, VersionSeen
+from broker.agreements.store import MemoryAgreementStore, SqlAgreementStore, import_party_keys
 from broker.cli.keys import generate_key_pair
 from broker.db.engine import build_engine
 from broker.db.migrate import upgrade
@@ -251,3 +251,17 @@ def test_database_failures_are_translated(tmp_path: Path) -> None:
         store.record_version(VersionSeen("ISA-A", 1, "sha256:" + "1" * 64), NOW)
     with pytest.raises(AgreementStoreUnavailableError):
         import_party_keys(bare, _keys_dir(tmp_path, "R9Z"), "admin", now=NOW)
+
+
+@pytest.mark.parametrize("kind", ["sql", "memory"])
+def test_the_state_names_recorded_revocations_and_highest_versions(
+    engine: Engine, kind: str
+) -> None:
+    store = SqlAgreementStore(engine) if kind == "sql" else MemoryAgreementStore()
+    assert store.state() == AgreementState()
+    store.record_version(VersionSeen("ISA-A", 1, "d1"), NOW)
+    store.record_version(VersionSeen("ISA-A", 2, "d2"), NOW)
+    record = RevocationRecord("ISA-A", 2, "R9Z", "ends", NOW, "rev-digest")
+    store.record_revocation(record, {"kind": "revocation"}, "sig", NOW)
+    assert store.state() == AgreementState(frozenset({"rev-digest"}), frozenset({("ISA-A", 2)}))
+    assert store.state() == AgreementState.of(store.revocations(), store.highest_versions())

@@ -29,8 +29,9 @@ from typer.testing import CliRunner
 from broker.auth.assertion import ASSERTION_TYPE
 from broker.auth.client_assertion import make_client_assertion
 from broker.cli.audit import app as audit_app
+from broker.policy.setup import agreements_root
 from broker.settings import load_settings
-from broker.workers import WorkerPlan
+from broker.workers import WorkerPlan, with_absolute_paths
 from demo.identity import demo_id_token
 from demo.keys import demo_client_key
 from tests.support import free_port, make_settings
@@ -56,7 +57,8 @@ ED_BODY: dict[str, Any] = {
 }
 
 
-def base_env(port: int, **broker: str) -> dict[str, str]:
+def clean_env(port: int, **broker: str) -> dict[str, str]:
+    """This environment without any ``BROKER_*`` setting, plus the public URL and ``broker``."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -65,13 +67,29 @@ def base_env(port: int, **broker: str) -> dict[str, str]:
     env.update(
         PYTHONPATH=str(REPO),
         BROKER_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        BROKER_AGREEMENTS_DIR=str(REPO / "agreements" / "examples"),
-        BROKER_POLICY_DIR=str(REPO / "policies"),
         BROKER_LOG_LEVEL="WARNING",
         BROKER_LOG_JSON="true",
     )
     env.update(broker)
     return env
+
+
+def base_env(port: int, **broker: str) -> dict[str, str]:
+    """:func:`clean_env` with the repository's example agreements and policy, by absolute path."""
+    return clean_env(
+        port,
+        BROKER_AGREEMENTS_DIR=str(REPO / "agreements" / "examples"),
+        BROKER_POLICY_DIR=str(REPO / "policies"),
+        **broker,
+    )
+
+
+def fresh_clone(cwd: Path) -> Path:
+    """A working directory laid out as a fresh clone for ``broker serve`` (its ``agreements``
+    and ``policies``, nothing under ``var``), so relative default paths resolve as there."""
+    for name in ("agreements", "policies"):
+        (cwd / name).symlink_to(REPO / name, target_is_directory=True)
+    return cwd
 
 
 def children(pid: int) -> dict[int, str]:
@@ -213,13 +231,14 @@ def counted(url: str, route: str) -> float:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """``broker serve --demo --workers 2``; its teardown is the --demo shutdown check: SIGTERM
-    stops the workers and the demo sources, exit 0, no process left behind."""
-    cwd = tmp_path_factory.mktemp("demo-workers")
+    """The README's ``broker serve --demo --workers 2`` from a fresh clone: no setting of
+    directories or database, so every worker must get the ones the parent derived (relative
+    defaults, the demo's own copy of the agreements). Its teardown is the --demo shutdown check:
+    SIGTERM stops the workers and the demo sources, exit 0, no process left behind."""
+    cwd = fresh_clone(tmp_path_factory.mktemp("demo-workers"))
     port = free_port()
-    env = base_env(
+    env = clean_env(
         port,
-        BROKER_DATABASE_URL=f"sqlite:///{cwd / 'var' / 'broker.db'}",
         BROKER_RATE_LIMIT_BURST=str(BURST),
         BROKER_RATE_LIMIT_OVERRIDES=json.dumps({ED_CLIENT: 100000, SLOW_CLIENT: SLOW_RATE}),
     )
@@ -272,7 +291,7 @@ def test_exchanges_on_many_connections_are_all_logged_without_gaps(
     assert [(status, allow) for status, allow, _, _ in answers] == [(200, True)] * len(answers)
     ids = {exchange_id for _, _, exchange_id, _ in answers}
     assert len(ids) == len(answers)
-    db = demo.cwd / "var" / "broker.db"
+    db = demo.cwd / "var" / "demo" / "broker.db"
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         logged = {r[0] for r in conn.execute("SELECT exchange_id FROM audit_entries")}
         count, first, last = conn.execute(
@@ -288,6 +307,21 @@ def test_exchanges_on_many_connections_are_all_logged_without_gaps(
     report = json.loads(result.output)
     assert report["ok"] is True
     assert report["entries_checked"] >= count
+
+
+@pytest.mark.slow
+def test_every_worker_is_ready_with_the_agreements_the_parent_loaded(demo: Running) -> None:
+    answers: dict[int, tuple[int, int]] = {}
+    tries = 0
+    while len(answers) < 2:
+        tries += 1
+        assert tries < 200, "one worker accepted every connection"
+        with httpx.Client(timeout=10) as client:  # a new connection each time
+            r = client.get(f"{demo.url}/readyz")
+            answers[demo.served_by(r)] = (r.status_code, r.json()["agreements_in_force"])
+    assert set(answers.values()) == {(200, 5)}
+    metrics = httpx.get(f"{demo.url}/metrics", timeout=10).text.splitlines()
+    assert "broker_agreements_in_force 5.0" in metrics  # the lowest of the live workers
 
 
 @pytest.mark.slow
@@ -386,3 +420,20 @@ def test_a_worker_plan_carries_the_parents_settings_not_the_environment(
     monkeypatch.setenv("BROKER_DATABASE_URL", "sqlite:///elsewhere.db")
     monkeypatch.setenv("BROKER_WORKERS", "1")
     assert WorkerPlan.from_json(plan.to_json()) == plan
+
+
+def test_a_worker_plan_keeps_which_settings_were_set_and_makes_paths_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the parent derives from whether a field was set (the demo's copy of the agreements
+    when no agreements directory was set) reads the same in every worker."""
+    monkeypatch.delenv("BROKER_AGREEMENTS_DIR", raising=False)
+    parent = load_settings(demo=True, workers=2)
+    assert agreements_root(parent) == Path("var/demo/agreements")
+    absolute = with_absolute_paths(parent, tmp_path)
+    worker = WorkerPlan.from_json(WorkerPlan(absolute, tmp_path / "metrics").to_json()).settings
+    assert worker.model_fields_set == parent.model_fields_set == {"demo", "workers"}
+    assert agreements_root(worker) == tmp_path / "var" / "demo" / "agreements"
+    assert worker.policy_dir == tmp_path / "policies"
+    assert worker.keys_dir == tmp_path / "var" / "keys"
+    assert worker.database_url == parent.database_url
