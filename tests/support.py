@@ -44,8 +44,9 @@ def make_settings(
 ) -> Settings:
     port = port or free_port()
     extra.setdefault("outbound_allow", list(LOOPBACK_ALLOW))
+    # Instances behind one load balancer share one public URL (the log's origin): pass it.
+    extra.setdefault("public_url", f"http://127.0.0.1:{port}")
     config = Settings(
-        public_url=f"http://127.0.0.1:{port}",
         database_url=database_url,
         keys_dir=tmp_path / "keys",
         pseudonym_key_file=tmp_path / "keys" / "pseudonym.key",

@@ -42,7 +42,8 @@ def pair(
     database = f"sqlite:///{tmp / 'broker.db'}"
     with live_broker(tmp, database, **settings) as a:
         register_demo_identity_provider(a.services.identity.store)
-        with live_broker(tmp, database, **settings) as b:
+        # The second instance of the same deployment: the same public URL (the log's origin).
+        with live_broker(tmp, database, public_url=a.settings.public_url, **settings) as b:
             yield a, b
 
 
