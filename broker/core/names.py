@@ -70,11 +70,12 @@ def trim_space(value: str) -> str:
 
 def control_or_format(value: str, *, allow: frozenset[str] = frozenset()) -> bool:
     """Whether ``value`` holds a control (Cc) or format (Cf) character not in ``allow``."""
-    for char in value:
-        if (char < " " or "\x7f" <= char) and char not in allow:
-            if unicodedata.category(char) in ("Cc", "Cf"):
-                return True
-    return False
+    return any(
+        (char < " " or char >= "\x7f")
+        and char not in allow
+        and unicodedata.category(char) in ("Cc", "Cf")
+        for char in value
+    )
 
 
 def free_text_problem(value: str) -> str | None:
