@@ -80,10 +80,13 @@ def control_or_format(value: str, *, allow: frozenset[str] = frozenset()) -> boo
 
 def free_text_problem(value: str) -> str | None:
     """Why free text (a case reference or justification, already :func:`trim_space`-d) is
-    refused, or ``None``: control or format characters (tab and line breaks excepted), or fewer
-    than :data:`FREE_TEXT_MIN_ALNUM` letters or digits."""
+    refused, or ``None``: control or format characters (tab and line breaks excepted), a
+    backslash (rego-cpp reads strings of its input as JSON escapes: ``\\1`` is an engine error
+    where OPA decides), or fewer than :data:`FREE_TEXT_MIN_ALNUM` letters or digits."""
     if control_or_format(value, allow=_TEXT_CONTROLS):
         return "must not hold control or format characters"
+    if "\\" in value:
+        return "must not hold a backslash"
     if sum(1 for char in value if char.isalnum()) < FREE_TEXT_MIN_ALNUM:
         return f"needs at least {FREE_TEXT_MIN_ALNUM} letters or digits"
     return None
