@@ -169,7 +169,9 @@ MUTATIONS: tuple[Mutation, ...] = (
 """One thing changed in a request, each towards some of the reasons."""
 
 
-def generated(data: dict[str, Any], count: int, seed: int = 16) -> Iterator[tuple[PolicyRequest, dt.datetime]]:
+def generated(
+    data: dict[str, Any], count: int, seed: int = 16
+) -> Iterator[tuple[PolicyRequest, dt.datetime]]:
     """``count`` seeded requests with the instant each is decided at."""
     rng = random.Random(seed)
     all_flows = flows(data)
@@ -205,7 +207,11 @@ def edges(base: PolicyRequest) -> Iterator[tuple[str, PolicyRequest, dt.datetime
     for space in WHITESPACE:
         for text in (space, space * 3, f"{space}CASE-1{space}", f"A{space}B", f"\u200b{space}"):
             yield "whitespace", dataclasses.replace(base, case_reference=text), BASE_NOW
-            yield "whitespace", dataclasses.replace(base, break_glass=True, justification=text), BASE_NOW
+            yield (
+                "whitespace",
+                dataclasses.replace(base, break_glass=True, justification=text),
+                BASE_NOW,
+            )
     for kind, values in (("quote", QUOTED), ("control", CONTROL), ("backslash", BACKSLASH)):
         for value in values:
             for name in ("purpose", "dataset", "party", "agreement_id", "user_role", "client_id"):

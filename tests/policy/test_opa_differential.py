@@ -242,7 +242,23 @@ def test_reverting_a_fix_brings_a_difference_back(
     found = [
         outcome.difference
         for kind, request, now in differential.edges(_base(served))
-        if kind == fix
-        and (outcome := compare(ours, opa, request, now)).difference is not None
+        if kind == fix and (outcome := compare(ours, opa, request, now)).difference is not None
     ]
     assert found, f"without the {fix} fix the engines still agree on every edge input"
+
+
+def test_trim_space_strips_what_opas_trim_space_strips() -> None:
+    try:
+        module = load_module()
+    except Unavailable as e:
+        pytest.skip(f"OPA's evaluator (opa-golib-python-bindings) is not available: {e}")
+    engine = module.OpaEngine()
+    engine.add_policy("t.rego", "package t\n\nstripped := [trim_space(s) | some s in input]\n")
+    candidates = [
+        chr(c)
+        for c in range(0x3100)
+        if chr(c).isspace() or unicodedata.category(chr(c)) in ("Zs", "Zl", "Zp", "Cc", "Cf")
+    ]
+    texts = [f"{c}a{c}" for c in candidates if c != "\x00"]
+    assert engine.eval_document("t.stripped", texts) == [names.trim_space(t) for t in texts]
+    engine.close()
