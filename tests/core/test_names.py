@@ -17,7 +17,7 @@ def test_go_space_is_unicode_white_space_less_the_separators_go_leaves() -> None
     # Go's unicode.IsSpace: the Latin-1 spaces and the White_Space property; Python's isspace adds
     # U+001C-U+001F (information separators), which Go does not strip (and names.py refuses: Cc).
     python = {chr(c) for c in range(0x110000) if chr(c).isspace()}
-    assert names.GO_SPACE == python - {"\x1c", "\x1d", "\x1e", "\x1f"}
+    assert python - {"\x1c", "\x1d", "\x1e", "\x1f"} == names.GO_SPACE
     assert "\u200b" not in names.GO_SPACE  # zero width space: a format character, refused
 
 
@@ -66,9 +66,13 @@ def test_every_entry_point_uses_the_one_pattern() -> None:
 
 @pytest.mark.parametrize(
     ("when", "ok"),
-    [(dt.datetime(1970, 1, 1, tzinfo=dt.UTC), True), (dt.datetime(2199, 12, 31, tzinfo=dt.UTC), True),
-     (dt.datetime(2200, 1, 1, tzinfo=dt.UTC), False), (dt.datetime(1969, 12, 31, tzinfo=dt.UTC), False),
-     (dt.datetime(2026, 1, 1), False)],
-)  # fmt: skip
+    [
+        (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), True),
+        (dt.datetime(2199, 12, 31, tzinfo=dt.UTC), True),
+        (dt.datetime(2200, 1, 1, tzinfo=dt.UTC), False),
+        (dt.datetime(1969, 12, 31, tzinfo=dt.UTC), False),
+        (dt.datetime(2026, 1, 1), False),
+    ],
+)
 def test_instants(when: dt.datetime, ok: bool) -> None:
     assert (names.instant_problem(when) is None) is ok

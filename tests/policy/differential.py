@@ -147,25 +147,103 @@ def _fields_of(data: dict[str, Any], dataset: str) -> list[str]:
     return sorted(entry["fields"]) if entry else ["x.y"]
 
 
+def _swap(**values: Any) -> Mutation:
+    """A mutation setting each attribute to one of its values, chosen at random."""
+
+    def mutate(r: random.Random, q: PolicyRequest, f: list[Flow], d: dict[str, Any]) -> Any:
+        return dataclasses.replace(q, **{k: r.choice(v) for k, v in values.items()})
+
+    return mutate
+
+
+def _other_agreement(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    return dataclasses.replace(q, agreement_id=_other(r, f, "agreement"))
+
+
+def _other_dataset(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    return dataclasses.replace(q, dataset=r.choice(["ccc.nope", _other(r, f, "dataset")]))
+
+
+def _open_data(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    agreement = r.choice([None, q.agreement_id])
+    return dataclasses.replace(q, dataset="ccc.spending-over-500", agreement_id=agreement)
+
+
+def _other_purpose(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    same = [x.purpose for x in f if x.agreement == q.agreement_id]
+    return dataclasses.replace(q, purpose=r.choice(["marketing", _other(r, f, "purpose"), *same]))
+
+
+def _no_claims(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    return dataclasses.replace(q, claims=()) if q.mode == "verify" else q
+
+
+def _consent(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    return dataclasses.replace(
+        q,
+        consent=r.choice(["none", "withdrawn", "not_covered"]),
+        consent_covers=("identity",),
+        document_types=("identity", "income"),
+    )
+
+
+def _break_glass(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    return dataclasses.replace(
+        q,
+        break_glass=True,
+        justification=r.choice([None, "child at risk", "\u3000"]),
+        user_role=r.choice(["safeguarding-nurse", "gp", "mash-officer"]),
+    )
+
+
+def _assurance(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    return dataclasses.replace(
+        q, user_assurance=r.choice(["asserted", "system"]), user_role=r.choice([q.user_role, ""])
+    )
+
+
+def _flip_mode(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    if q.mode == "verify":
+        return dataclasses.replace(q, mode="fetch", claims=())
+    claims = tuple(r.sample(_fields_of(d, q.dataset), 1)) if r.random() < 0.7 else ()
+    return dataclasses.replace(q, mode="verify", fields=None, claims=claims)
+
+
+def _claims(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    if q.mode != "verify":
+        return q
+    return dataclasses.replace(q, claims=tuple(r.sample([*_fields_of(d, q.dataset), "x.y"], 2)))
+
+
+def _fields(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    if q.mode != "fetch":
+        return q
+    names = [*_fields_of(d, q.dataset), "x.y", "nope.*", "name.*", "address.*"]
+    return dataclasses.replace(q, fields=tuple(r.sample(names, r.randint(1, 3))))
+
+
+def _unknown_fields(r: random.Random, q: PolicyRequest, f: list[Flow], d: Any) -> Any:
+    return dataclasses.replace(q, fields=("x.y", "nope.z")) if q.mode == "fetch" else q
+
+
 MUTATIONS: tuple[Mutation, ...] = (
-    lambda r, q, f, d: dataclasses.replace(q, agreement_id=r.choice(["ISA-NOPE", None, "ISA-OLD-PILOT"])),
-    lambda r, q, f, d: dataclasses.replace(q, agreement_id=_other(r, f, "agreement")),
-    lambda r, q, f, d: dataclasses.replace(q, dataset=r.choice(["ccc.nope", _other(r, f, "dataset")])),
-    lambda r, q, f, d: dataclasses.replace(q, dataset="ccc.spending-over-500", agreement_id=r.choice([None, q.agreement_id])),
-    lambda r, q, f, d: dataclasses.replace(q, purpose=r.choice(["marketing", _other(r, f, "purpose")])),
-    lambda r, q, f, d: dataclasses.replace(q, purpose=r.choice([x.purpose for x in f if x.agreement == q.agreement_id] or [q.purpose])),
-    lambda r, q, f, d: dataclasses.replace(q, claims=()) if q.mode == "verify" else q,
-    lambda r, q, f, d: dataclasses.replace(q, party=r.choice(["northgate-housing", "R9Z", "calderbridge-city-council", "Y99901"])),
-    lambda r, q, f, d: dataclasses.replace(q, user_role=r.choice(["porter", "gp", "receptionist", "mash-officer", "admissions-officer"])),
-    lambda r, q, f, d: dataclasses.replace(q, case_reference=r.choice([None, "", " \u00a0 "])),
-    lambda r, q, f, d: dataclasses.replace(q, consent=r.choice(["none", "withdrawn", "not_covered"]), consent_covers=("identity",), document_types=("identity", "income")),
-    lambda r, q, f, d: dataclasses.replace(q, break_glass=True, justification=r.choice([None, "child at risk", "\u3000"]), user_role=r.choice(["safeguarding-nurse", "gp", "mash-officer"])),
-    lambda r, q, f, d: dataclasses.replace(q, user_assurance=r.choice(["asserted", "system"]), user_role=r.choice([q.user_role, ""])),
-    lambda r, q, f, d: dataclasses.replace(q, mode="fetch" if q.mode == "verify" else "verify", fields=None, claims=tuple(r.sample(_fields_of(d, q.dataset), 1)) if q.mode == "fetch" and r.random() < 0.7 else ()),
-    lambda r, q, f, d: dataclasses.replace(q, fields=None, claims=tuple(r.sample([*_fields_of(d, q.dataset), "x.y"], 2))) if q.mode == "verify" else q,
-    lambda r, q, f, d: dataclasses.replace(q, fields=tuple(r.sample([*_fields_of(d, q.dataset), "x.y", "nope.*", "name.*", "address.*"], r.randint(1, 3)))) if q.mode == "fetch" else q,
-    lambda r, q, f, d: dataclasses.replace(q, fields=("x.y", "nope.z")) if q.mode == "fetch" else q,
-)  # fmt: skip
+    _swap(agreement_id=["ISA-NOPE", None, "ISA-OLD-PILOT"]),
+    _other_agreement,
+    _other_dataset,
+    _open_data,
+    _other_purpose,
+    _swap(party=["northgate-housing", "R9Z", "calderbridge-city-council", "Y99901"]),
+    _swap(user_role=["porter", "gp", "receptionist", "mash-officer", "admissions-officer"]),
+    _swap(case_reference=[None, "", " \u00a0 "]),
+    _consent,
+    _break_glass,
+    _assurance,
+    _flip_mode,
+    _claims,
+    _no_claims,
+    _fields,
+    _unknown_fields,
+)
 """One thing changed in a request, each towards some of the reasons."""
 
 
