@@ -44,6 +44,7 @@ _GO_SPACE_TEXT: Final = "".join(sorted(GO_SPACE))
 
 FREE_TEXT_MIN_ALNUM: Final = 3
 """A case reference or justification has at least this many letters or digits."""
+_PRINTABLE_ASCII: Final = re.compile(r"[\x20-\x7e]*")
 _TEXT_CONTROLS: Final = frozenset("\t\n\r")
 """Control characters free text may hold: tab and line breaks (whitespace to every engine)."""
 
@@ -70,6 +71,8 @@ def trim_space(value: str) -> str:
 
 def control_or_format(value: str, *, allow: frozenset[str] = frozenset()) -> bool:
     """Whether ``value`` holds a control (Cc) or format (Cf) character not in ``allow``."""
+    if _PRINTABLE_ASCII.fullmatch(value):
+        return False  # the common case, without a Python loop over the text
     return any(
         (char < " " or char >= "\x7f")
         and char not in allow
