@@ -37,7 +37,7 @@ REQUESTS = [
                   case_reference="ED-2026-11-0042"),
     PolicyRequest("partner-client", "partner-00003", "cw-1", "caseworker", "purpose-3",
                   "ccc.child-protection", "ISA-SYNTH-00003", fields=("name.given",),
-                  case_reference="C-1"),
+                  case_reference="CASE-1"),
     PolicyRequest("northgate", "northgate-housing", "x", "analyst", "child-protection-check",
                   "ccc.child-protection", "ISA-SAFEGUARDING-CHILDREN"),
 ]  # fmt: skip

@@ -146,12 +146,19 @@ reason contains msg if {
 	msg := sprintf("purpose '%s' is not covered by agreement '%s'", [input.purpose, agreement_id])
 }
 
+# Whether the agreement has flows for this dataset and purpose. A rule, not `not is_object(...)`
+# of the reference itself: OPA treats that `not` of an undefined reference as undefined (found by
+# the differential test against OPA, tests/policy/test_opa_differential.py); rego-cpp as true.
+default purpose_of_dataset := false
+
+purpose_of_dataset if is_object(agreement.index[input.dataset][input.purpose])
+
 reason contains msg if {
 	has_agreement
 	not open_data
 	agreement.datasets[input.dataset]
 	agreement.purposes[input.purpose]
-	not is_object(agreement.index[input.dataset][input.purpose])
+	not purpose_of_dataset
 	msg := sprintf(
 		"purpose '%s' is not a purpose of dataset '%s' under agreement '%s'",
 		[input.purpose, input.dataset, agreement_id],
@@ -161,7 +168,7 @@ reason contains msg if {
 reason contains msg if {
 	has_agreement
 	not open_data
-	is_object(agreement.index[input.dataset][input.purpose])
+	purpose_of_dataset
 	not flow_id
 	msg := sprintf(
 		"party '%s' is not a recipient of dataset '%s' for purpose '%s' under agreement '%s'",

@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 from broker.core.canonical import JSONValue, canonical_bytes, digest_bytes
+from broker.core.names import IDENTIFIER_PATTERN
 
 
 class Strict(BaseModel):
@@ -63,7 +64,7 @@ class Strict(BaseModel):
         return digest_bytes(self._canonical)
 
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_ID_RE = re.compile(IDENTIFIER_PATTERN[1:-1])
 _FIELD_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 _PATTERN_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?$")
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")

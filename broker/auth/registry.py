@@ -22,6 +22,7 @@ from broker.auth.scopes import parse_scopes
 from broker.core.confusables import confusable_with
 from broker.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from broker.core.identifiers import RoleBinding
+from broker.core.names import IDENTIFIER_PATTERN, is_identifier
 from broker.db.tables import (
     ClientRoleRow,
     ClientRow,
@@ -34,12 +35,17 @@ PARTY_KINDS = ("council", "nhs", "police", "education", "housing", "other")
 PartyKind = Literal["council", "nhs", "police", "education", "housing", "other"]
 ClientStatus = Literal["active", "suspended"]
 
-#: Party and client ids: letters, digits, '.', '_', '-', starting with a letter or digit; 2-100.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$"
-_ID = re.compile(ID_PATTERN)
+#: Party and client ids: the one identifier pattern (broker/core/names.py), at least 2 characters
+#: long here (pydantic callers add ``min_length=2``).
+ID_PATTERN = IDENTIFIER_PATTERN
 #: Roles, agreement and flow ids of a binding: as party and client ids.
 BINDING_ID_PATTERN = ID_PATTERN
-_BINDING_ID = _ID
+
+
+def _valid_id(value: str) -> bool:
+    return len(value) >= 2 and is_identifier(value)
+
+
 #: The scope of systems that act for roles (only they are bound).
 ACTING_SCOPE = "exchange"
 #: Built once: SQLAlchemy then skips rebuilding the statement and its cache key per request.
@@ -133,7 +139,7 @@ def valid_binding(role: str, agreement_id: str | None, flow_id: str | None) -> R
     problems = [
         FieldProblem(name, "letters, digits, '.', '_', '-'; 2-100 chars")
         for name, value in (("role", role), ("agreement_id", agreement_id), ("flow_id", flow_id))
-        if value is not None and not _BINDING_ID.match(value)
+        if value is not None and not _valid_id(value)
     ]
     if flow_id is not None and agreement_id is None:
         problems.append(FieldProblem("flow_id", "a flow is narrowed within an agreement: name it"))
@@ -197,7 +203,7 @@ class Registry:
         self, party_id: str, name: str, kind: str, ods_code: str | None, *, actor: str
     ) -> Party:
         problems = []
-        if not _ID.match(party_id):
+        if not _valid_id(party_id):
             problems.append(FieldProblem("id", "letters, digits, '.', '_', '-'; 2-100 chars"))
         if not name.strip():
             problems.append(FieldProblem("name", "must not be empty"))
@@ -247,7 +253,7 @@ class Registry:
         *,
         actor: str,
     ) -> Client:
-        if not _ID.match(client_id):
+        if not _valid_id(client_id):
             raise InvalidInput(
                 "the client id is not valid",
                 [FieldProblem("client_id", "letters, digits, '.', '_', '-'; 2-100 chars")],

@@ -6,20 +6,34 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import SubjectId, parse_subject
+from broker.core.names import IDENTIFIER_PATTERN, free_text_problem, trim_space
 from broker.exchange.ports import DatasetFacts
 
 _FIELD = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+_ID = IDENTIFIER_PATTERN
 
 #: Limits on the names a request lists (fields, claims): each name, how many, and all together.
 NAME_MAX_CHARS = 100
 NAMES_MAX = 200
 NAMES_MAX_TOTAL_CHARS = 4096
 Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS, pattern=_FIELD)]
+
+
+def _free_text(value: str) -> str:
+    text = trim_space(value)
+    problem = free_text_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+FreeText = Annotated[str, AfterValidator(_free_text)]
+"""A case reference or justification: stripped of what Go's ``strings.TrimSpace`` strips, at
+least three letters or digits, no control or format characters (broker/core/names.py)."""
 
 
 class Strict(BaseModel):
@@ -37,9 +51,7 @@ class RequestedBy(Strict):
     the token, and what is sent here must agree with it (broker/exchange/person.py)."""
 
     user_id: str | None = Field(default=None, min_length=1, max_length=200)
-    role: str | None = Field(
-        default=None, min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$"
-    )
+    role: str | None = Field(default=None, min_length=1, max_length=100, pattern=IDENTIFIER_PATTERN)
     id_token: str | None = Field(default=None, max_length=8192)
 
 
@@ -51,8 +63,8 @@ class ExchangeRequest(Strict):
     fields: list[Name] | None = Field(default=None, max_length=NAMES_MAX)
     """Absent: every field the agreement permits."""
     requested_by: RequestedBy | None = None
-    case_reference: str | None = Field(default=None, min_length=1, max_length=100)
-    justification: str | None = Field(default=None, min_length=1, max_length=2000)
+    case_reference: FreeText | None = Field(default=None, min_length=1, max_length=100)
+    justification: FreeText | None = Field(default=None, min_length=1, max_length=2000)
     break_glass: StrictBool = False
     mode: Literal["fetch", "verify", "attest", "document"] = "fetch"
     """``attest``: signed attestations that the subject's proof documents were verified (who,

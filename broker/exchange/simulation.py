@@ -11,19 +11,20 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from anyio import to_thread
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from broker.audit.entry import AuditEntry
 from broker.audit.log import AuditLog
 from broker.core.errors import InvalidInput
 from broker.core.identifiers import RoleBinding
+from broker.core.names import IDENTIFIER_PATTERN, instant_problem
 from broker.exchange.bindings import refuse_unbound
 from broker.exchange.request import NAMES_MAX, Name, name_problems
 from broker.policy.engine import Decision, decision_json
 from broker.policy.holder import PolicyHolder
 from broker.policy.input import Assurance, ConsentStatus, PolicyRequest, build_input
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+_ID = IDENTIFIER_PATTERN
 
 
 class SimulationRequest(BaseModel):
@@ -37,7 +38,7 @@ class SimulationRequest(BaseModel):
     purpose: str = Field(pattern=_ID)
     dataset: str = Field(pattern=_ID)
     fields: list[Name] | None = Field(default=None, max_length=NAMES_MAX)
-    role: str = Field(default="officer", min_length=1, max_length=100)
+    role: str = Field(default="officer", pattern=_ID)
     mode: Literal["fetch", "verify"] = "fetch"
     claims: list[Name] = Field(default_factory=list, max_length=20)
     case_reference: StrictBool = False
@@ -47,7 +48,21 @@ class SimulationRequest(BaseModel):
         default="verified",
         description="how the imagined user is known: verified, asserted, or system (no person)",
     )
-    at: dt.datetime | None = Field(default=None, description="evaluate at this time (default now)")
+    at: dt.datetime | None = Field(
+        default=None,
+        description="evaluate at this time (default now; UTC when no zone), years 1970-2199",
+    )
+
+    @field_validator("at")
+    @classmethod
+    def _bounded(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return None
+        at = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        problem = instant_problem(at)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 def decision_view(decision: Decision) -> dict[str, Any]:

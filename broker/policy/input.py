@@ -40,6 +40,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from broker.core.errors import FieldProblem, InvalidInput
+from broker.core.names import (
+    IDENTIFIER_RULE,
+    control_or_format,
+    free_text_problem,
+    instant_problem,
+    is_field_name,
+    is_identifier,
+    trim_space,
+)
 from broker.policy.compiled import UK, WEEKDAY_NAMES
 
 Mode = Literal["fetch", "verify"]
@@ -106,15 +115,23 @@ def build_input(request: PolicyRequest, now: dt.datetime) -> dict[str, Any]:
     """The policy input for ``request`` at instant ``now``.
 
     Raises :class:`InvalidInput` when ``now`` is naive (a local time without a zone would make
-    office
-    hours and expiry depend on the server's settings) or when the request is not well formed.
+    office hours and expiry depend on the server's settings) or outside the years 1970-2199, or
+    when the request is not well formed: an identifier that is not one
+    (:data:`broker.core.names.IDENTIFIER_PATTERN`), a name that is not a field name, control or
+    format characters, or free text with fewer than three letters or digits. Free text is
+    stripped of what Go's ``strings.TrimSpace`` strips (blank text is no text), so every engine,
+    OPA included, reads it alike (docs/policy.md).
     """
     problems: list[FieldProblem] = []
-    if now.tzinfo is None or now.utcoffset() is None:
-        problems.append(FieldProblem("now", "must carry a time zone"))
+    instant = instant_problem(now)
+    if instant is not None:
+        problems.append(FieldProblem("now", instant))
     for name in ("client_id", "party", "purpose", "dataset"):
         if not getattr(request, name):
             problems.append(FieldProblem(name, "must not be empty"))
+    problems.extend(_string_problems(request))
+    case_reference = _free_text(request.case_reference, "case_reference", problems)
+    justification = _free_text(request.justification, "justification", problems)
     if request.mode not in ("fetch", "verify"):
         problems.append(FieldProblem("mode", "must be 'fetch' or 'verify'"))
     if request.user_assurance not in ("verified", "asserted", "system"):
@@ -139,9 +156,9 @@ def build_input(request: PolicyRequest, now: dt.datetime) -> dict[str, Any]:
         "dataset": request.dataset,
         "mode": request.mode,
         "claims": _names(request.claims),
-        "case_reference": request.case_reference,
+        "case_reference": case_reference,
         "break_glass": request.break_glass,
-        "justification": request.justification,
+        "justification": justification,
         "consent": request.consent,
         "now": rfc3339_utc(now),
         "now_ns": epoch_ns(now),
@@ -155,6 +172,50 @@ def build_input(request: PolicyRequest, now: dt.datetime) -> dict[str, Any]:
             "requested": _names(request.document_types),
         }
     return policy_input
+
+
+def _string_problems(request: PolicyRequest) -> list[FieldProblem]:
+    """Every identifier and name of ``request`` that may not reach an engine (broker/core/names.py:
+    rego-cpp would mangle it or fail where OPA decides)."""
+    problems = [
+        FieldProblem(name, IDENTIFIER_RULE)
+        for name, value in (
+            ("client_id", request.client_id),
+            ("party", request.party),
+            ("purpose", request.purpose),
+            ("dataset", request.dataset),
+            ("agreement_id", request.agreement_id or None),
+            ("user.role", request.user_role or None),
+        )
+        if value is not None and not is_identifier(value)
+    ]
+    if control_or_format(request.user_id) or "\\" in request.user_id:
+        # Read by no rule, but rego-cpp reads a backslash in any input string as a JSON escape.
+        problems.append(FieldProblem("user.id", "no control or format characters, no backslash"))
+    for where, names, check in (
+        ("fields", request.fields or (), is_field_name),
+        ("claims", request.claims, is_field_name),
+        ("consent_document_types", request.consent_covers, is_identifier),
+        ("consent_document_types", request.document_types, is_identifier),
+    ):
+        if not all(check(name) for name in names):
+            problems.append(FieldProblem(where, "a name the policy cannot take"))
+    return problems
+
+
+def _free_text(value: str | None, where: str, problems: list[FieldProblem]) -> str | None:
+    """Free text as every engine sees it alike: stripped of what Go's ``strings.TrimSpace``
+    strips; a problem added when it is still not acceptable. ``None`` and blank text are
+    ``None`` (the policy treats them alike: no text)."""
+    if value is None:
+        return None
+    text = trim_space(value)
+    if not text:
+        return None
+    problem = free_text_problem(text)
+    if problem is not None:
+        problems.append(FieldProblem(where, problem))
+    return text
 
 
 def _names(values: Sequence[str]) -> list[str]:

@@ -150,6 +150,60 @@ def test_simulation_booleans_must_be_json_booleans(broker: LiveBroker, field: st
     assert ok.status_code == 200, ok.text
 
 
+# -- what may reach the policy engine (broker/core/names.py; docs/policy.md) -----------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\u3000\u3000\u3000", "ab", "\u200bABC", "CASE\\1", "CASE\x011", "\u00a0-\u2003-\u00a0"],
+    ids=["wide-spaces", "two-letters", "zero-width", "backslash", "control", "dashes"],
+)
+def test_free_text_the_engines_would_read_apart_is_422(broker: LiveBroker, text: str) -> None:
+    for field, extra in (("case_reference", {}), ("justification", {"break_glass": True})):
+        problem = _is_problem(
+            post(broker, "r9z-ed-safeguarding", safeguarding(**{field: text}, **extra)), 422
+        )
+        assert [e["location"] for e in problem["errors"]] == [field], problem
+
+
+def test_free_text_is_stripped_as_go_strips_it(broker: LiveBroker) -> None:
+    body = safeguarding(case_reference="\u00a0\u3000ED-2026-11-0042\u2028")
+    response = post(broker, "r9z-ed-safeguarding", body)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("value", ['child"protection', "child\\bprotection", "child\x01", "a:b"])
+@pytest.mark.parametrize("field", ["purpose", "dataset", "agreement_id", "requested_by.role"])
+def test_identifiers_follow_the_one_pattern(broker: LiveBroker, field: str, value: str) -> None:
+    if field == "requested_by.role":
+        body = safeguarding(requested_by={"user_id": "hospital-ed-nurse-17", "role": value})
+    else:
+        body = safeguarding(**{field: value})
+    problem = _is_problem(post(broker, "r9z-ed-safeguarding", body, asserted=True), 422)
+    assert [e["location"] for e in problem["errors"]] == [field], problem
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("role", 'gp"'), ("role", "gp\\b"), ("as_party", "R9Z\x1f"), ("purpose", "p\u200b"),
+     ("at", "2300-01-01T00:00:00Z"), ("at", "1900-01-01T00:00:00Z")],
+)  # fmt: skip
+def test_simulation_identifiers_and_times_are_bounded(
+    broker: LiveBroker, field: str, value: str
+) -> None:
+    body = {
+        "as_party": "R9Z",
+        "agreement_id": "ISA-SAFEGUARDING-CHILDREN",
+        "purpose": "child-protection-check",
+        "dataset": "ccc.child-protection",
+        field: value,
+    }
+    response = broker.http.post(
+        "/v1/policy/simulate", json=body, headers=_bearer(broker, "r9z-governance")
+    )
+    assert [e["location"] for e in _is_problem(response, 422)["errors"]] == [field]
+
+
 # -- body size -------------------------------------------------------------------------------------
 
 
