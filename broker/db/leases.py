@@ -84,8 +84,9 @@ class Lease:
             set_={"holder": statement.excluded.holder, "expires_ms": statement.excluded.expires_ms},
             where=(leases.c.holder == self.holder) | (leases.c.expires_ms <= now_ms),
         )
+        # RETURNING rather than rowcount: psycopg reports no row count for an upsert's update.
         with self._engine.begin() as conn:
-            return conn.execute(statement).rowcount == 1
+            return conn.execute(statement.returning(leases.c.holder)).first() is not None
 
     def release(self) -> None:
         """Give the lease up (on a clean stop), so that another instance takes it at once."""
