@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -86,6 +87,8 @@ class Services:
 
     def close(self) -> None:
         self.policy.close()
+        with contextlib.suppress(Exception):  # the database may be gone: the lease runs out
+            self.leases.close()
         self.engine.dispose()
 
 

@@ -47,7 +47,8 @@ def pg_schema_url() -> Iterator[str]:
     if not base:
         pytest.skip(f"PostgreSQL leg: set {PG_URL_ENV} to run it")
     schema = f"t_{secrets.token_hex(6)}"
-    admin = sa.create_engine(normalise_url(base))
+    # No pool: each use opens and closes its own connection (nothing left open for the session).
+    admin = sa.create_engine(normalise_url(base), poolclass=sa.pool.NullPool)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:

@@ -113,8 +113,20 @@ class JobLeases:
         self.holder = instance_id()
         self.audit = Lease(engine, self.AUDIT, holder=self.holder, seconds=seconds, clock=clock)
         self.outbox = Lease(engine, self.OUTBOX, holder=self.holder, seconds=seconds, clock=clock)
+        self._closed = False
 
     def release(self) -> None:
-        """Give every lease up (a clean stop); errors are the caller's to ignore."""
+        """Give every lease up (a clean stop); errors are the caller's to ignore. Nothing once
+        :meth:`close` has run (the engine may be disposed by then)."""
+        if self._closed:
+            return
         self.audit.release()
         self.outbox.release()
+
+    def close(self) -> None:
+        """Give every lease up, for the last time (before the engine is disposed): whichever of
+        the app's shutdown and the services' close comes first releases them."""
+        try:
+            self.release()
+        finally:
+            self._closed = True
