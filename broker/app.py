@@ -86,6 +86,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                             settings.audit_retention_days,
                             now_ms=int(now * 1000),
                         )
+                        keep_ms = settings.outbox_keep_days * 86_400_000
+                        await run_in_threadpool(
+                            services.notifications.outbox.prune, int(now * 1000) - keep_ms
+                        )
                 except Exception as e:  # logged; the next round tries again
                     log.error("audit job failed", error=type(e).__name__)
 

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    outbox_keep_days: int = Field(default=30, ge=1, le=3650)
+    """Delivered provider notifications are deleted this long after delivery (the audit log keeps
+    the exchange itself); pending and failed ones are kept until delivered or retried."""
     webhook_coalesce_ms: float = Field(default=50.0, ge=0, le=1000)
     """After the pipeline wakes the delivery worker, it waits this long before claiming, so that
     under load one cycle (two write transactions) delivers the notifications of many exchanges;

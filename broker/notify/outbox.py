@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Update, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Update, bindparam, delete, func, select, update
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from broker.core.identifiers import SubjectId
@@ -291,3 +291,25 @@ class OutboxStore:
                 .values(status="pending", attempts=0, next_attempt_ms=now_ms)
             )
         return int(result.rowcount)
+
+    def prune(self, delivered_before_ms: int, *, batch: int = 5000) -> int:
+        """Delete delivered rows delivered before ``delivered_before_ms``; how many went. The
+        audit log keeps the exchange; a delivered notice is only the proof it was sent, kept
+        ``BROKER_OUTBOX_KEEP_DAYS``. Pending and failed rows are never pruned. In batches, so
+        one run never holds the write lock long."""
+        total = 0
+        while True:
+            with self._gate.held(), self._engine.begin() as conn:
+                ids = (
+                    select(outbox.c.id)
+                    .where(
+                        outbox.c.status == "delivered", outbox.c.delivered_ms < delivered_before_ms
+                    )
+                    .limit(batch)
+                )
+                found = [r[0] for r in conn.execute(ids).all()]
+                if found:
+                    conn.execute(delete(outbox).where(outbox.c.id.in_(found)))
+            total += len(found)
+            if len(found) < batch:
+                return total

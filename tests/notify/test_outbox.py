@@ -269,3 +269,28 @@ def test_backoff_is_exponential_capped_and_jittered_within_half(
     ceiling = min(cap, base * 2.0 ** (attempts - 1))
     delay = backoff_seconds(attempts, base_seconds=base, max_seconds=cap, rng=random.Random(seed))
     assert ceiling / 2 <= delay <= ceiling
+
+
+def test_prune_deletes_only_delivered_rows_older_than_the_cut_off(engine: Engine) -> None:
+    from broker.notify.outbox import Outcome
+    from tests.notify.conftest import Clock, enqueue
+
+    clock = Clock()
+    store = OutboxStore(engine)
+    old, recent, pending, failed = (enqueue(engine, clock) for _ in range(4))
+    t0 = int(clock() * 1000)
+    store.record(
+        [
+            Outcome(row_id=old, delivered_ms=t0),
+            Outcome(row_id=recent, delivered_ms=t0 + 10_000),
+            Outcome(row_id=failed, error="410 Gone"),
+        ]
+    )
+    assert store.prune(t0 + 5_000, batch=1) == 1
+    assert store.get(old) is None
+    assert {r for r in (recent, pending, failed) if store.get(r) is not None} == {
+        recent,
+        pending,
+        failed,
+    }
+    assert store.prune(t0 + 5_000) == 0
