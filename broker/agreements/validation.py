@@ -238,7 +238,7 @@ def _check_flow(
 
 
 def _check_identity(out: _Sink, at: tuple[str | int, ...], flow: Flow, *, special: str) -> None:
-    """Only ``verified`` with Article 9 or 10 data or with break-glass (issue 14 item 3)."""
+    """Only ``verified`` with Article 9 or 10 data or with break-glass."""
     if flow.identity == "verified":
         return
     why = []

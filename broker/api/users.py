@@ -1,5 +1,5 @@
 """People under oversight: a party's governance officers list every exchange one verified user of
-their party made, and suspend or reinstate that user (issue 14, item 6).
+their party made, and suspend or reinstate that user.
 
 A user is the identity provider's issuer and their subject there, never a display name. A
 ``governance`` client sees and suspends only its own party's users (another party: 403);

@@ -1,5 +1,5 @@
 """A verified user suspended by a governance officer of their party is refused (403) and the
-refusal is logged as a denied exchange (issue 14, item 6; broker/identity/suspensions.py holds
+refusal is logged as a denied exchange (broker/identity/suspensions.py holds
 the suspensions). Pure: the check reads the port's snapshot."""
 
 from __future__ import annotations

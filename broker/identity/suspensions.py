@@ -1,4 +1,4 @@
-"""Verified users suspended by a governance officer of their party (issue 14, item 6).
+"""Verified users suspended by a governance officer of their party.
 
 A user is named as the identity provider's issuer and their subject there (never a display name),
 within the party whose systems they work for. While suspended, the token exchange issues them no

@@ -1,4 +1,4 @@
-"""Issue 15, items 3 and 4, over HTTP: every administrative act is an entry of the tamper-evident
+"""Over HTTP: every administrative act is an entry of the tamper-evident
 log (with its actor) beside its ``admin_events`` row, ``broker audit verify`` catches an altered
 or deleted act, and the party registry refuses a second party with the same ODS code and ids
 that could be taken for an existing party's."""

@@ -1,4 +1,4 @@
-"""The citizen, proven (issue 14 item 9), over real HTTP on the demo broker: the council's portal
+"""The citizen, proven, over real HTTP on the demo broker: the council's portal
 exchanges the citizen's own ID token for a citizen token; its own token alone reads no report
 and decides no preview; a citizen token covers only the person it names. Each refusal is logged.
 """

@@ -1,4 +1,4 @@
-"""``broker serve`` closes slow and oversized requests (issue 15: slow clients never timed out).
+"""``broker serve`` closes slow and oversized requests.
 
 What production runs: ``python -m broker serve`` in a subprocess, raw sockets on loopback. The
 deadlines are set short (``BROKER_HTTP_*``) so that the test waits seconds, not the defaults.

@@ -1,4 +1,4 @@
-"""Consents that mean what they say (issue 15, item 2), over HTTP on the demo broker with its
+"""Consents that mean what they say, over HTTP on the demo broker with its
 demo sources: a consent narrowed to document types covers only those documents and the refusal
 names them (logged); a person no source holds, and a period starting in 2000, are refused; a
 consent given earlier on paper is recorded with its date and evidence, within a bounded past."""

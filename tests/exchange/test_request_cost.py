@@ -1,4 +1,4 @@
-"""What a request costs from the size of its input (issue 15: an exchange naming 200 unknown
+"""What a request costs from the size of its input (an exchange naming 200 unknown
 200-character fields took 76 ms of CPU against 9 ms for a normal one; a policy simulation with
 200 fields 68 ms).
 

@@ -1,4 +1,4 @@
-"""People under oversight (issue 14, item 6), over HTTP with two broker instances on one database:
+"""People under oversight, over HTTP with two broker instances on one database:
 a party's governance client lists every exchange one verified user of its party made (issuer and
 subject; never an asserted user of the same name, never another party's), suspends the user
 through instance A, and within 2 s instance B refuses the user's exchange (403, logged as a

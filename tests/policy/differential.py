@@ -3,7 +3,7 @@
 :func:`generated` builds seeded requests: about half a flow's own well-formed request (most of
 which are allowed), the rest the same with one or two things changed, chosen to reach every reason
 of docs/policy.md. :data:`EDGES` are the strings and instants on which rego-cpp and OPA used to
-differ (issue 16): Unicode whitespace, quotes, control characters, backslashes, far dates.
+differ: Unicode whitespace, quotes, control characters, backslashes, far dates.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ def generated(
         yield request, now
 
 
-#: Strings on which rego-cpp and OPA disagreed before the fixes, by class (issue 16).
+#: Strings on which rego-cpp and OPA disagreed before the fixes, by class.
 WHITESPACE = ("\u00a0", "\u2003", "\u3000", "\u0085", "\u2028", "\u1680", "\u202f", "\u205f")
 QUOTED = ('child"protection-check', 'R9Z"', '"')
 CONTROL = ("child\x01protection-check", "R9Z\x1f", "ccc.child-protection\x7f", "a\x00b", "x\u200by")

@@ -3,9 +3,10 @@
 OPA v1.20.2's ``rego`` package, loaded from PyPI's ``opa-golib-python-bindings`` wheel
 (tests/policy/opa_golib.py; test-only), is given the files of the bundle the broker serves (its
 policy and its data). Both engines decide the same inputs, built by ``build_input`` as every
-exchange's are: 5,000 generated requests and the edge cases of issue 16. The full decisions must be
-equal: the raw ``data.sharing.decision`` and the typed :class:`Decision` the broker acts on (allow,
-released and withheld fields with reasons, obligations, reasons, matched flow).
+exchange's are: 5,000 generated requests and the edge cases where the engines once differed.
+The full decisions must be equal: the raw ``data.sharing.decision`` and the typed
+:class:`Decision` the broker acts on (allow, released and withheld fields with reasons,
+obligations, reasons, matched flow).
 
 Then each of the five fixes of broker/core/names.py is reverted in turn (the checks ``build_input``
 makes before any engine): each reversion must bring a difference back, so this test can fail.
