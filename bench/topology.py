@@ -31,6 +31,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -448,7 +449,8 @@ class Cluster:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         """An HTTP client for HAProxy's TLS address (trusting its certificate)."""
-        return httpx.Client(base_url=self.url, verify=str(self.ca_file), **kwargs)
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        return httpx.Client(base_url=self.url, verify=context, **kwargs)
 
     def wait_balanced(self, indexes: Any, seconds: float = READY_SECONDS) -> None:
         """Until HAProxy answers through, and its health checks count every instance in
