@@ -16,8 +16,9 @@ Two demo systems send ``POST /v1/exchanges`` through the load balancer:
 Every request carries a fresh ``Idempotency-Key``; a failed attempt (no answer, 5xx, or 409 "still
 being processed") is retried with the same key and body, up to ``--attempts`` times. Each attempt
 is a line: ``client``, ``key``, ``attempt``, ``agreement``, ``sent``/``received`` (Unix seconds),
-``status``, ``exchange_id``, ``allow``, ``released`` (number of fields in the ``record`` answered), ``instance``
-(null: the balancer does not say), ``error``. The last line is ``{"done": true, ...}``.
+``status``, ``exchange_id``, ``allow``, ``released`` (number of fields in the ``record``
+answered), ``instance`` (null: the balancer does not say), ``error``. The last line is
+``{"done": true, ...}``.
 """
 
 from __future__ import annotations
@@ -161,7 +162,9 @@ class Load:
                 return
             await asyncio.sleep(0.25 * attempt)
 
-    async def ed_worker(self, client: httpx.AsyncClient, bearer: str, people: list[str], n: int) -> None:
+    async def ed_worker(
+        self, client: httpx.AsyncClient, bearer: str, people: list[str], n: int
+    ) -> None:
         id_token = demo_id_token(NURSE[0], NURSE[1], ED_CLIENT)
         i = n
         while self.running():

@@ -217,7 +217,9 @@ def derive_haproxy_config(
     text = "\n".join(out) + "\n"
     rules = "\n".join(line.split("#", 1)[0] for line in out)
     if "resolvers" in rules or ":8000" in rules:
-        raise TopologyError("the shipped HAProxy config changed shape: update derive_haproxy_config")
+        raise TopologyError(
+            "the shipped HAProxy config changed shape: update derive_haproxy_config"
+        )
     return text
 
 
@@ -336,7 +338,8 @@ class Cluster:
             self.redis_db = claim_redis_db()
         self._bootstrap()
         self.members = [
-            Instance(i, free_port(), self.root / f"broker{i + 1}.log") for i in range(self.instances)
+            Instance(i, free_port(), self.root / f"broker{i + 1}.log")
+            for i in range(self.instances)
         ]
         for member in self.members:
             self._spawn(member)
@@ -471,7 +474,9 @@ class Cluster:
             except httpx.HTTPError as e:
                 last = repr(e)
             time.sleep(0.3)
-        raise TopologyError(f"HAProxy did not see {sorted(wanted)} up ({last}):\n{tail(self.haproxy_log)}")
+        raise TopologyError(
+            f"HAProxy did not see {sorted(wanted)} up ({last}):\n{tail(self.haproxy_log)}"
+        )
 
     def servers_up(self) -> set[str]:
         """The instances HAProxy's health checks count up (the reads backend)."""

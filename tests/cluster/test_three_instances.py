@@ -273,15 +273,15 @@ def test_three_instances_survive_a_kill_and_a_revocation_under_load(tmp_path: Pa
     assert len(paced) > 3 * bound  # sent fast enough that a per-instance count would show
 
     # No webhook delivered twice.
-    ids = [_event_id(e) for e in received]
+    event_ids = [_event_id(e) for e in received]
     assert received, "no provider notification was delivered"
-    assert None not in ids
-    assert len(set(ids)) == len(ids)
+    assert None not in event_ids
+    assert len(set(event_ids)) == len(event_ids)
     assert rejected == 0
     assert attempts == len(received)  # no delivery was repeated, even once answered
     notified = {a["exchange_id"] for a in ok if a["client"] == ED_CLIENT and a["released"]}
-    assert set(ids) <= {e for e, _ in rows}
+    assert set(event_ids) <= {e for e, _ in rows}
     print(
         f"webhooks: {len(received)} delivered once each, {attempts} attempts;"
-        f" {len(notified & set(ids))} of {len(notified)} released ED checks notified"
+        f" {len(notified & set(event_ids))} of {len(notified)} released ED checks notified"
     )
