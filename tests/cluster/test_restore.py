@@ -51,7 +51,7 @@ def _verify(monkeypatch: pytest.MonkeyPatch, broker: LiveBroker, *against: Path)
     json_result = CliRunner().invoke(audit_app, [*args, "--json"])
     text_result = CliRunner().invoke(audit_app, args)
     assert json_result.exit_code == text_result.exit_code, text_result.output
-    return json_result.exit_code, json.loads(json_result.output), text_result.output
+    return json_result.exit_code, json.loads(json_result.stdout), text_result.stdout
 
 
 def test_a_restored_backup_is_caught_by_the_checkpoint_a_party_kept(

@@ -31,7 +31,10 @@ import sqlalchemy as sa
 
 from bench.cluster_load import AGREEMENT, ED_CLIENT, PACED_CLIENT
 from bench.topology import REPO, Cluster, haproxy_requests, tail
+from broker.auth.assertion import ASSERTION_TYPE
+from broker.auth.client_assertion import make_client_assertion
 from broker.db.engine import build_engine
+from demo.keys import demo_client_key
 from tests.cluster.conftest import require
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -82,6 +85,34 @@ def _revoke(cluster: Cluster, at: float) -> Path:
     match = re.search(r"revocation written: (\S+)", done.stdout)
     assert match is not None, done.stdout
     return Path(match.group(1))
+
+
+def _replay_as_another_party(cluster: Cluster, lines: list[dict[str, Any]]) -> list[Any]:
+    """A partner system with stolen credentials (the police MASH system's) sends an ED check
+    under an Idempotency-Key the hospital used for an answer that released data, once to every
+    instance: the answers it gets."""
+    from bench.cluster_load import body
+
+    released = next(a for a in lines if a.get("status") == 200 and a.get("released"))
+    assertion = make_client_assertion(
+        "wcp-mash", demo_client_key("wcp-mash"), f"{cluster.url}/oauth2/token"
+    )
+    with cluster.client(timeout=30) as client:
+        form = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        }
+        bearer = client.post("/oauth2/token", data=form).json()["access_token"]
+        answers = []
+        for _ in cluster.members:
+            response = client.post(
+                "/v1/exchanges",
+                json=body("9990000018", None),
+                headers={"Authorization": f"Bearer {bearer}", "Idempotency-Key": released["key"]},
+            )
+            answers.append((response.status_code, response.json(), released["exchange_id"]))
+    return answers
 
 
 def _event_id(event: dict[str, Any]) -> str | None:
@@ -147,6 +178,7 @@ def test_three_instances_survive_a_kill_and_a_revocation_under_load(tmp_path: Pa
             if load.poll() is None:
                 load.kill()
                 load.wait(timeout=10)
+        stolen = _replay_as_another_party(cluster, _lines(out))
         # The outbox drains: give the webhook deliveries a few seconds after the load.
         receiver = cluster.sources.webhook_receiver
         settle = time.monotonic() + 15
@@ -271,6 +303,12 @@ def test_three_instances_survive_a_kill_and_a_revocation_under_load(tmp_path: Pa
     )
     assert 0 < len(allowed) <= bound
     assert len(paced) > 3 * bound  # sent fast enough that a per-instance count would show
+
+    # Another party replaying the hospital's key gets nothing of the hospital's answer.
+    for status, answer, hospital_exchange in stolen:
+        assert status == 403, answer
+        assert "record" not in answer
+        assert answer.get("exchange_id") != hospital_exchange
 
     # No webhook delivered twice.
     event_ids = [_event_id(e) for e in received]
