@@ -92,6 +92,31 @@ def measure(
     return rows
 
 
+def storage(cluster: Cluster) -> tuple[int, int, int]:
+    """Log entries, bytes of the log's tables, bytes of every table in the cluster's schema."""
+    import sqlalchemy as sa
+
+    from broker.db.engine import build_engine
+
+    engine = build_engine(cluster.database_url, pooled=False)
+    try:
+        with engine.connect() as conn:
+            entries = conn.execute(sa.text("SELECT count(*) FROM audit_entries")).scalar_one()
+            sizes: dict[str, int] = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c"
+                        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                    )
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    log = sum(v for k, v in sizes.items() if str(k).startswith("audit_"))
+    return int(entries), int(log), int(sum(sizes.values()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -133,8 +158,10 @@ def main() -> None:
         print(f"cluster: {args.instances} instances behind HAProxy ({cluster.url}), PostgreSQL")
         with cluster.client(timeout=10) as client:
             token = access_token(cluster.url, client=client)
+        before = storage(cluster)
         rows += measure("cluster", cluster.url, numbers, tmp, args, cluster.ca_file, token)
         time.sleep(0.5)
+        after = storage(cluster)
 
     print(f"\nload average after: {os.getloadavg()[0]:.2f}\n")
     print("| set-up | clients | req/s | p50 ms | p99 ms | errors |")
@@ -146,6 +173,12 @@ def main() -> None:
             f"| {name} | {level} | {r['throughput_rps']:.0f} | {r['p50_ms']:.2f}"
             f" | {r['p99_ms']:.2f} | {sum(r['errors'].values())} |"
         )
+    entries, log_bytes, all_bytes = (a - b for a, b in zip(after, before, strict=True))
+    print(
+        f"\nPostgreSQL, growth during the cluster's runs: {entries} log entries; the log's tables"
+        f" {log_bytes / max(1, entries):.0f} bytes per entry, all tables"
+        f" {all_bytes / max(1, entries):.0f} bytes per entry (indexes and TOAST included)"
+    )
     if args.keep:
         print(f"kept {tmp}")
     else:
