@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from typer.testing import CliRunner
 
 from bench.topology import create_schema, drop_schema, libpq_url
 from broker.cli.audit import app as audit_app
+from broker.container import Services
+from demo.notify import register_demo_webhook
 from tests.cluster.conftest import require
 from tests.exchange.helpers import post, safeguarding
 from tests.support import LiveBroker, demo_key, live_broker
@@ -35,6 +38,10 @@ def _kept_checkpoint(broker: LiveBroker, path: Path) -> int:
     assert response.status_code == 200, response.text
     path.write_text(response.text)
     return int(response.json()["tree_size"])
+
+
+def _register_webhook(services: Services, receiver: Any) -> None:
+    register_demo_webhook(services.notifications.webhooks, receiver.url, receiver.secret)
 
 
 def _exchanges(broker: LiveBroker, n: int) -> None:
@@ -58,6 +65,7 @@ def test_a_restored_backup_is_caught_by_the_checkpoint_a_party_kept(
     tmp_path: Path, demo_sources: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = require(haproxy=False, redis=False, pg_dump=True)
+    receiver = demo_sources.webhook_receiver
     schema, url = create_schema(base)
     dump = tmp_path / "broker.dump"
     older, newer = tmp_path / "kept-older.json", tmp_path / "kept-newer.json"
@@ -67,7 +75,9 @@ def test_a_restored_backup_is_caught_by_the_checkpoint_a_party_kept(
             url,
             demo=True,
             bindings=demo_sources.bindings,
+            customise=lambda services: _register_webhook(services, receiver),
         ) as broker:
+            notified = len(receiver.snapshot())
             _exchanges(broker, 3)
             older_size = _kept_checkpoint(broker, older)
             subprocess.run(
@@ -87,6 +97,10 @@ def test_a_restored_backup_is_caught_by_the_checkpoint_a_party_kept(
             assert newer_size > older_size
             code, report, _ = _verify(monkeypatch, broker, older, newer)
             assert (code, report["ok"], report["lost_entries"]) == (0, True, 0)
+            # The council is told of each check: let those deliveries finish before stopping.
+            deadline = time.monotonic() + 30
+            while len(receiver.snapshot()) < notified + 7 and time.monotonic() < deadline:
+                time.sleep(0.1)
 
         # The database is lost and restored from the backup.
         drop_schema(base, schema)
