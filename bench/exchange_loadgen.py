@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ async def run(
     warmup_s: float,
     seconds: float,
     expect_allow: bool,
+    ca: Path | None = None,
 ) -> dict[str, Any]:
     latencies: list[float] = []
     answered = 0  # every 200, warm-up included (the bench checks the audit log holds them all)
@@ -45,7 +47,9 @@ async def run(
     examples: dict[str, str] = {}
     measure_from = time.perf_counter() + warmup_s
     stop_at = measure_from + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    # https with a certificate of its own (a load balancer on loopback): trust that file.
+    tls = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False, ssl=tls)
     timeout = aiohttp.ClientTimeout(total=30)
 
     def error(kind: str, example: str) -> None:
@@ -113,13 +117,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--expect-allow", action="store_true")
+    parser.add_argument("--ca", type=Path, help="the certificate to trust for an https --url")
     args = parser.parse_args()
     bodies = [json.dumps(b).encode() for b in json.loads(args.bodies.read_text())]
     headers = {"Content-Type": "application/json"}
     if args.token is not None:
         headers["Authorization"] = "Bearer " + args.token.read_text().strip()
     work = run(
-        args.url, bodies, headers, args.concurrency, args.warmup, args.seconds, args.expect_allow
+        args.url,
+        bodies,
+        headers,
+        args.concurrency,
+        args.warmup,
+        args.seconds,
+        args.expect_allow,
+        args.ca,
     )
     try:
         import uvloop

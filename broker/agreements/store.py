@@ -275,7 +275,12 @@ def import_party_keys(
     found = [(party, file, jwk, thumbprint(jwk)) for party, file, jwk in read_jwks_dir(keys_dir)]
     refuse_published_keys([kid for _, _, _, kid in found], demo=demo)
     try:
-        return _import(engine, found, actor, known_parties, now)
+        try:
+            return _import(engine, found, actor, known_parties, now)
+        except IntegrityError:
+            # Instances started together on one database import the same files at once: the
+            # one that lost the race finds the keys trusted now, and leaves them unchanged.
+            return _import(engine, found, actor, known_parties, now)
     except SQLAlchemyError as e:
         raise AgreementStoreUnavailableError(
             f"cannot write the trust store ({type(e).__name__}); run the migrations?"

@@ -55,6 +55,9 @@ class VerifyReport:
     checkpoints_checked: int
     external_checkpoints_checked: int
     problems: tuple[Problem, ...] = field(default=())
+    lost_entries: int = 0
+    """Entries a checkpoint (stored, or kept by a party) covers that the log no longer has: a
+    lost tail (the log truncated, or restored from a backup older than that checkpoint)."""
 
     @property
     def ok(self) -> bool:
@@ -72,6 +75,7 @@ class VerifyReport:
             "checkpoints_checked": self.checkpoints_checked,
             "external_checkpoints_checked": self.external_checkpoints_checked,
             "first_bad_entry": self.first_bad_entry,
+            "lost_entries": self.lost_entries,
             "problems": [p.to_json() for p in self.problems],
         }
 
@@ -129,6 +133,8 @@ class _Scan:
         self.problems: list[Problem] = []
         self.matched = 0
         """The largest tree size whose root a checkpoint confirmed."""
+        self.lost = 0
+        """Entries a checkpoint covers beyond the end of the log (set once the scan is done)."""
 
     def fail(self, message: str, index: int | None, exchange_id: object = None) -> NoReturn:
         ex = None if exchange_id is None else str(exchange_id)
@@ -319,14 +325,14 @@ def verify_log(
         targets: dict[int, list[tuple[str, bytes]]] = {}
         for cp in checkpoints:
             targets.setdefault(cp.tree_size, []).append((f"checkpoint {cp.tree_size}", cp.root))
-        external: list[Checkpoint] = []
+        external: list[tuple[str, Checkpoint]] = []
         for label, note in against:
             try:
                 cp = open_checkpoint(note, public, origin)
             except CheckpointError as e:
                 problems.append(Problem(f"{label}: {e.detail}"))
                 continue
-            external.append(cp)
+            external.append((label, cp))
             targets.setdefault(cp.tree_size, []).append((label, cp.root))
         scan = _Scan(conn, targets, _Redactions.load(conn))
         try:
@@ -347,18 +353,27 @@ def verify_log(
             for label, root in targets[0]:
                 if root != merkle.EMPTY_ROOT:
                     problems.append(Problem(f"{label}: an empty log has another root"))
-    return VerifyReport(scan.compact.size, len(stored), len(external), tuple(problems))
+    return VerifyReport(scan.compact.size, len(stored), len(external), tuple(problems), scan.lost)
 
 
 def _check_tail(
-    scan: _Scan, head: store.Head, stored: Sequence[Checkpoint], external: Sequence[Checkpoint]
+    scan: _Scan,
+    head: store.Head,
+    stored: Sequence[Checkpoint],
+    external: Sequence[tuple[str, Checkpoint]],
 ) -> None:
     n = scan.compact.size
-    for cp in [*stored, *external]:
+    labelled = [(f"a stored checkpoint of size {cp.tree_size} exists", cp) for cp in stored] + [
+        (f"{label}: a checkpoint kept by a party covers {cp.tree_size} entries", cp)
+        for label, cp in external
+    ]
+    scan.lost = max([cp.tree_size - n for _, cp in labelled if cp.tree_size > n], default=0)
+    for what, cp in labelled:
         if cp.tree_size > n:
             scan.fail(
-                f"a checkpoint of size {cp.tree_size} exists but the log ends at {n}:"
-                f" entries from {n} were removed (tail truncated)",
+                f"{what} but the log ends at {n}: the last {cp.tree_size - n} entries"
+                f" ({n}..{cp.tree_size - 1}) are lost (tail truncated, or the log restored from"
+                " a backup older than that checkpoint)",
                 n,
             )
     if head.size != n:

@@ -62,6 +62,11 @@ def _print_report(report: VerifyReport, as_json: bool, origin: str, source: str)
         return
     first = report.first_bad_entry
     typer.echo(f"TAMPERED: first bad entry {first if first is not None else '(none named)'}")
+    if report.lost_entries:
+        typer.echo(
+            f"LOST TAIL: {report.lost_entries} entries a checkpoint covers are not in the log"
+            f" (it has {report.entries_checked})"
+        )
     for problem in report.problems:
         typer.echo(f"  - {problem.message}")
 

@@ -265,3 +265,31 @@ def test_the_state_names_recorded_revocations_and_highest_versions(
     store.record_revocation(record, {"kind": "revocation"}, "sig", NOW)
     assert store.state() == AgreementState(frozenset({"rev-digest"}), frozenset({("ISA-A", 2)}))
     assert store.state() == AgreementState.of(store.revocations(), store.highest_versions())
+
+
+def test_instances_importing_the_same_keys_at_once_all_start(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instances started together import the same files: the one whose insert loses the
+    race (a unique violation) reads the keys again, finds them trusted, and carries on."""
+    from sqlalchemy.exc import IntegrityError
+
+    from broker.agreements import store
+
+    keys = _keys_dir(tmp_path, "R9Z")
+    real = store._import
+    calls = []
+
+    def racing(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:  # the other instance commits first; this insert then fails
+            real(*args, **kwargs)  # type: ignore[arg-type]
+            raise IntegrityError("INSERT INTO party_keys", {}, Exception("duplicate key"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_import", racing)
+    again = import_party_keys(engine, keys, "demo-bootstrap", known_parties=KNOWN_PARTIES, now=NOW)
+    assert [k.outcome for k in again] == ["unchanged"]
+    assert len(calls) == 2
+    with engine.connect() as conn:
+        assert len(conn.execute(select(admin_events)).all()) == 1  # imported once
