@@ -7,7 +7,9 @@ previous revision serving). :meth:`poll` is called about twice a second: when th
 changed it first applies new revocations on their own (one file verified, no rebuild: a
 revocation denies within a second whatever the number of agreements), then rebuilds. It also
 rebuilds when the agreement state store (shared by every instance on one database) records a
-revocation or a version the serving revision was not judged against.
+revocation or a version the serving revision was not judged against; a revocation recorded there
+is applied first on its own (:meth:`apply_recorded_revocations`), so it denies on every instance
+within one poll whatever the rebuild costs (docs/policy.md, "Every instance").
 
 :meth:`readiness` tells the truth about the revision serving: not ready while none is loaded or
 while it is behind the agreements (the directory changed since it was read, or the store moved
@@ -194,6 +196,38 @@ class PolicyRuntime:
             self._report_in_force()
         return revoked
 
+    def apply_recorded_revocations(self) -> list[str]:
+        """Deny at once the agreements a revocation recorded in the store covers (recorded, after
+        its signature was verified, by any instance or command on the same database), before the
+        rebuild that follows: a slow or refused rebuild never leaves a revoked agreement allowed.
+        A revocation covers the compiled version when it names that version or a later one.
+        Returns the agreement ids newly denied."""
+        last = self.last
+        if last is None:
+            return []
+        compiled = {
+            v.agreement.id: v.agreement.version
+            for v in last.agreements
+            if v.agreement is not None and v.status.status in ("active", "pending")
+        }
+        try:
+            records = self.store.revocations()
+        except AgreementStoreUnavailableError:
+            return []  # the rebuild that follows reports it; readiness says the state is unreadable
+        revoked = []
+        for record in records:
+            version = compiled.get(record.agreement_id)
+            if version is None or version > record.version:
+                continue
+            if record.agreement_id in self.holder.revoked:
+                continue
+            self.holder.revoke(record.agreement_id)
+            revoked.append(record.agreement_id)
+            log.warning("agreement revoked", agreement_id=record.agreement_id, by="store")
+        if revoked:
+            self._report_in_force()
+        return revoked
+
     def _store_state(self) -> AgreementState | None:
         """The store's state now; None when it cannot be read."""
         try:
@@ -210,6 +244,7 @@ class PolicyRuntime:
             state = self._store_state()
             if state is None or self._state_tried is None or state == self._state_tried:
                 return False
+            self.apply_recorded_revocations()
         self.refresh()
         return True
 
