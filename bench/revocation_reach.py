@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import os
 import secrets
 import shutil
@@ -47,7 +48,7 @@ import sqlalchemy as sa
 import yaml
 
 from broker.agreements.authoring import revoke, sign_file
-from broker.agreements.signing import load_private_key
+from broker.agreements.signing import PartyKey, load_private_key
 from broker.auth.assertion import ASSERTION_TYPE
 from broker.auth.client_assertion import make_client_assertion
 from broker.db.engine import normalise_url
@@ -185,7 +186,7 @@ class Cluster:
         return str(response.json()["access_token"])
 
 
-def party_key(party: str) -> object:
+def party_key(party: str) -> PartyKey:
     return load_private_key((REPO / "agreements" / "demo-keys" / f"{party}.pem").read_bytes())
 
 
@@ -203,7 +204,7 @@ def write_version(cluster: Cluster, version: int) -> None:
     path.with_name(f"{AGREEMENT}.sig.json").unlink()
     known = {p.id for p in DEMO_PARTIES}
     for party in PARTIES:
-        sign_file(path, party, party_key(party), root=staging, known_parties=known, demo=True)  # type: ignore[arg-type]
+        sign_file(path, party, party_key(party), root=staging, known_parties=known, demo=True)
     for root in cluster.roots:
         for name in (f"{AGREEMENT}.yaml", f"{AGREEMENT}.sig.json"):
             target = root / "isa" / name
@@ -312,7 +313,7 @@ def main() -> None:
                     timed(
                         cluster,
                         token,
-                        lambda v=new_version: write_version(cluster, v),  # type: ignore[misc]
+                        functools.partial(write_version, cluster, new_version),
                         moved,
                         args.probe,
                     )
@@ -328,7 +329,7 @@ def main() -> None:
                         cluster.roots[0],
                         AGREEMENT,
                         "R9Z",
-                        party_key("R9Z"),  # type: ignore[arg-type]
+                        party_key("R9Z"),
                         "bench",
                         now=dt.datetime.now(dt.UTC),
                         version=v,
