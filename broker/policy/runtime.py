@@ -5,11 +5,12 @@ compiles and signs a bundle, and hands it to the :class:`~broker.policy.holder.P
 which verifies it like any other bundle before swapping engines (a refused bundle leaves the
 previous revision serving). :meth:`poll` is called about twice a second: when the directory
 changed it first applies new revocations on their own (one file verified, no rebuild: a
-revocation denies within a second whatever the number of agreements), then rebuilds. It also
-rebuilds when the agreement state store (shared by every instance on one database) records a
-revocation or a version the serving revision was not judged against; a revocation recorded there
-is applied first on its own (:meth:`apply_recorded_revocations`), so it denies on every instance
-within one poll whatever the rebuild costs (docs/policy.md, "Every instance").
+revocation denies within a second whatever the number of agreements) and records them in the
+agreement state store at once, then rebuilds. It also rebuilds when the agreement state store
+(shared by every instance on one database) records a revocation or a version the serving revision
+was not judged against; a revocation recorded there is applied first on its own
+(:meth:`apply_recorded_revocations`), so it denies on every instance within one poll of its own
+whatever either rebuild costs (docs/policy.md, "Every instance").
 
 :meth:`readiness` tells the truth about the revision serving: not ready while none is loaded or
 while it is behind the agreements (the directory changed since it was read, or the store moved
@@ -37,7 +38,7 @@ from broker.agreements.loader import (
 from broker.agreements.model import Revocation
 from broker.agreements.parsing import DocumentError, parse_document_with_lines
 from broker.agreements.signing import verify_detached
-from broker.agreements.status import AgreementState
+from broker.agreements.status import AgreementState, RevocationRecord
 from broker.agreements.store import AgreementStateStore
 from broker.core.errors import BrokerError
 from broker.core.signing_key import SigningKey
@@ -192,9 +193,24 @@ class PolicyRuntime:
             self.holder.revoke(doc.agreement_id)
             revoked.append(doc.agreement_id)
             log.warning("agreement revoked", agreement_id=doc.agreement_id)
+            self._record(doc, token)
         if revoked:
             self._report_in_force()
         return revoked
+
+    def _record(self, doc: Revocation, token: str) -> None:
+        """Record a verified revocation in the store at once, as the rebuild would: the other
+        instances deny at their next poll instead of after this instance's rebuild."""
+        revoked_at = doc.revoked_at
+        if revoked_at.tzinfo is None:
+            revoked_at = revoked_at.replace(tzinfo=dt.UTC)
+        record = RevocationRecord(
+            doc.agreement_id, doc.version, doc.revoked_by, doc.reason, revoked_at, doc.digest()
+        )
+        try:
+            self.store.record_revocation(record, doc.content(), token, self.now())
+        except AgreementStoreUnavailableError as e:  # the rebuild that follows records it
+            log.error("revocation not recorded", agreement_id=doc.agreement_id, error=str(e))
 
     def apply_recorded_revocations(self) -> list[str]:
         """Deny at once the agreements a revocation recorded in the store covers (recorded, after
