@@ -42,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import sqlalchemy as sa
@@ -137,28 +138,32 @@ class Cluster:
         }
         self.processes: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
+        self.logs: list[BinaryIO] = []
 
     def start(self) -> None:
         for root in self.roots:
             port = free_port()
             env = {**self.env, "BROKER_AGREEMENTS_DIR": str(root)}
+            log = (self.tmp / f"instance-{len(self.urls)}.log").open("wb")
+            self.logs.append(log)
             self.processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "broker", "serve", "--port", str(port)],
                     env=env,
                     stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stderr=log,
                 )
             )
             self.urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        for url, process in zip(self.urls, self.processes, strict=True):
+        deadline = time.monotonic() + 180
+        for i, (url, process) in enumerate(zip(self.urls, self.processes, strict=True)):
             while True:
                 with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
                         break
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit(f"instance {url} did not become ready")
+                    text = (self.tmp / f"instance-{i}.log").read_text(errors="replace")
+                    raise SystemExit(f"instance {url} did not become ready:\n{text[-2000:]}")
                 time.sleep(0.1)
 
     def stop(self) -> None:
@@ -169,6 +174,8 @@ class Cluster:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for log in self.logs:
+            log.close()
 
     def token(self) -> str:
         assertion = make_client_assertion(
