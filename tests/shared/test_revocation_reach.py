@@ -9,8 +9,10 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from joserfc.jwk import ECKey
 
 from broker.agreements.authoring import revoke
+from broker.agreements.loader import signature_path
 from broker.agreements.signing import load_private_key
 from tests.exchange.helpers import entry, post, safeguarding
 from tests.shared.conftest import REPO
@@ -45,6 +47,27 @@ def assert_refused_as_revoked(broker: LiveBroker) -> None:
     assert refused.status_code == 403, refused.text
     assert any(REVOKED in reason for reason in refused.json()["reasons"]), refused.json()
     assert entry(broker, refused.json()["exchange_id"])["decision"] == "deny"
+
+
+def test_a_forged_revocation_on_one_host_reaches_no_instance(pair: Pair) -> None:
+    """A revocation signed with a key the trust store does not hold, dropped into one instance's
+    directory: that instance still allows, records nothing, and the other never hears of it."""
+    a, b = pair
+    forged_key = ECKey.generate_key("P-256", private=True)
+    root = a.settings.agreements_dir
+    path = revoke(root, REVOKED, "R9Z", forged_key, "forged", now=dt.datetime.now(dt.UTC))
+    try:
+        state = a.services.policy_runtime.store.state()
+        assert a.services.policy_runtime.poll() is True
+        assert a.services.policy_runtime.store.state() == state  # nothing recorded
+        assert b.services.policy_runtime.poll() is False
+        for broker in pair:
+            allowed = post(broker, HOSPITAL_ED, safeguarding())
+            assert allowed.status_code == 200, allowed.text
+    finally:
+        path.unlink()
+        signature_path(path).unlink()
+        a.services.policy_runtime.poll()
 
 
 def test_a_revocation_through_one_instance_reaches_the_other_within_one_poll(
