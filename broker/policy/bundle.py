@@ -168,7 +168,10 @@ def _sign(key: SigningKey, signing_input: bytes) -> bytes:
     if key.algorithm == "ES256":
         if not isinstance(private, ec.EllipticCurvePrivateKey) or private.curve.name != "secp256r1":
             raise BundleError("ES256 needs a P-256 key")
-        r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        # Deterministic ECDSA (RFC 6979): every instance holding the key signs a revision into
+        # the same bytes, so an OPA sidecar sees one bundle whichever instance it asks.
+        algorithm = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
+        r, s = decode_dss_signature(private.sign(signing_input, algorithm))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
     raise BundleError(f"algorithm {key.algorithm!r} is not one OPA verifies for bundles")
 

@@ -5,9 +5,12 @@ compiles and signs a bundle, and hands it to the :class:`~broker.policy.holder.P
 which verifies it like any other bundle before swapping engines (a refused bundle leaves the
 previous revision serving). :meth:`poll` is called about twice a second: when the directory
 changed it first applies new revocations on their own (one file verified, no rebuild: a
-revocation denies within a second whatever the number of agreements), then rebuilds. It also
-rebuilds when the agreement state store (shared by every instance on one database) records a
-revocation or a version the serving revision was not judged against.
+revocation denies within a second whatever the number of agreements) and records them in the
+agreement state store at once, then rebuilds. It also rebuilds when the agreement state store
+(shared by every instance on one database) records a revocation or a version the serving revision
+was not judged against; a revocation recorded there is applied first on its own
+(:meth:`apply_recorded_revocations`), so it denies on every instance within one poll of its own
+whatever either rebuild costs (docs/policy.md, "Every instance").
 
 :meth:`readiness` tells the truth about the revision serving: not ready while none is loaded or
 while it is behind the agreements (the directory changed since it was read, or the store moved
@@ -35,7 +38,7 @@ from broker.agreements.loader import (
 from broker.agreements.model import Revocation
 from broker.agreements.parsing import DocumentError, parse_document_with_lines
 from broker.agreements.signing import verify_detached
-from broker.agreements.status import AgreementState
+from broker.agreements.status import AgreementState, RevocationRecord
 from broker.agreements.store import AgreementStateStore
 from broker.core.errors import BrokerError
 from broker.core.signing_key import SigningKey
@@ -190,6 +193,53 @@ class PolicyRuntime:
             self.holder.revoke(doc.agreement_id)
             revoked.append(doc.agreement_id)
             log.warning("agreement revoked", agreement_id=doc.agreement_id)
+            self._record(doc, token)
+        if revoked:
+            self._report_in_force()
+        return revoked
+
+    def _record(self, doc: Revocation, token: str) -> None:
+        """Record a verified revocation in the store at once, as the rebuild would: the other
+        instances deny at their next poll instead of after this instance's rebuild."""
+        revoked_at = doc.revoked_at
+        if revoked_at.tzinfo is None:
+            revoked_at = revoked_at.replace(tzinfo=dt.UTC)
+        record = RevocationRecord(
+            doc.agreement_id, doc.version, doc.revoked_by, doc.reason, revoked_at, doc.digest()
+        )
+        try:
+            self.store.record_revocation(record, doc.content(), token, self.now())
+        except AgreementStoreUnavailableError as e:  # the rebuild that follows records it
+            log.error("revocation not recorded", agreement_id=doc.agreement_id, error=str(e))
+
+    def apply_recorded_revocations(self) -> list[str]:
+        """Deny at once the agreements a revocation recorded in the store covers (recorded, after
+        its signature was verified, by any instance or command on the same database), before the
+        rebuild that follows: a slow or refused rebuild never leaves a revoked agreement allowed.
+        A revocation covers the compiled version when it names that version or a later one.
+        Returns the agreement ids newly denied."""
+        last = self.last
+        if last is None:
+            return []
+        compiled = {
+            v.agreement.id: v.agreement.version
+            for v in last.agreements
+            if v.agreement is not None and v.status.status in ("active", "pending")
+        }
+        try:
+            records = self.store.revocations()
+        except AgreementStoreUnavailableError:
+            return []  # the rebuild that follows reports it; readiness says the state is unreadable
+        revoked = []
+        for record in records:
+            version = compiled.get(record.agreement_id)
+            if version is None or version > record.version:
+                continue
+            if record.agreement_id in self.holder.revoked:
+                continue
+            self.holder.revoke(record.agreement_id)
+            revoked.append(record.agreement_id)
+            log.warning("agreement revoked", agreement_id=record.agreement_id, by="store")
         if revoked:
             self._report_in_force()
         return revoked
@@ -210,6 +260,7 @@ class PolicyRuntime:
             state = self._store_state()
             if state is None or self._state_tried is None or state == self._state_tried:
                 return False
+            self.apply_recorded_revocations()
         self.refresh()
         return True
 
