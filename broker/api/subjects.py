@@ -1,10 +1,11 @@
 """The citizen's side over HTTP: the access report and the preview of held exchanges.
 
 - ``GET /v1/subjects/access-report?subject_type=&subject_value=`` (``subject-access`` for the
-  citizen portal; ``governance`` for a party's officers, narrowed to the exchanges their party
-  asked for or provided; ``oversight`` for everything). Exchanges under a subject-access hold are held
-  back from the ``subject-access`` view until the hold ends; officers see them marked. Every read
-  is logged, with the held-back exchange ids (the hold itself is on the record).
+  citizen portal; ``governance`` for a party's officers, narrowed to the exchanges their
+  party asked for or provided; ``oversight`` for everything). Exchanges under a subject-access
+  hold are held back from the ``subject-access`` view until the hold ends; officers see them
+  marked. Every read is logged, with the held-back exchange ids (the hold itself is on the
+  record).
 - ``GET /v1/subjects/previews?subject_type=&subject_value=`` and
   ``POST /v1/subjects/previews/{hold_id}/decision`` (``subject-access``): exchanges held for the
   citizen's preview, and the citizen's approve/refuse.
@@ -23,8 +24,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from broker.api.consents import SubjectIn, query_subject
 from broker.api.audit import scope_for
+from broker.api.consents import SubjectIn, query_subject
 from broker.api.deps import Principal, ServicesDep, require_scope
 from broker.audit.entry import AuditEntry
 from broker.container import Services
