@@ -88,7 +88,11 @@ def open_access_request(
         raise InvalidInput(f"search by one of {', '.join(SEARCHABLE_IDENTIFIERS)}")
     if not value.strip():
         raise InvalidInput(f"give the {IDENTIFIER_LABELS[subject_type]}")
-    subject = parse_subject(subject_type, value, location=subject_type)
+    try:
+        subject = parse_subject(subject_type, value, location=subject_type)
+    except InvalidInput as e:  # the console's error page shows one sentence: name the problem
+        reasons = "; ".join(p.message for p in e.problems)
+        raise InvalidInput(f"{e.detail}: {reasons}" if reasons else e.detail, e.problems) from e
     now_ms, today = _now(console)
     received_on = sar.parse_received(received, today)
     pseudonyms = [p.value for p in console.pseudonyms.all_pseudonyms(subject.type, subject.value)]
