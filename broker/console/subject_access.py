@@ -117,11 +117,9 @@ def _row(row: Any) -> AccessRequest:
 def _mine(account: Account) -> Any:
     """Requests this officer may see: its party's (oversight: every party's)."""
     t = console_subject_access.c
-    return (
-        t.party_id.is_not(None)
-        if account.role is Role.OVERSIGHT
-        else t.party_id == (account.party_id)
-    )
+    if account.role is Role.OVERSIGHT:
+        return t.party_id.is_not(None)
+    return t.party_id == account.party_id
 
 
 def open_request(
