@@ -1,10 +1,11 @@
 """The citizen's side over HTTP: the access report and the preview of held exchanges.
 
 - ``GET /v1/subjects/access-report?subject_type=&subject_value=`` (``subject-access`` for the
-  citizen portal; ``governance`` for a party's officers, narrowed to their party's exchanges
-  and agreements; ``oversight`` for everything). Exchanges under a subject-access hold are held
-  back from the ``subject-access`` view until the hold ends; officers see them marked. Every read
-  is logged, with the held-back exchange ids (the hold itself is on the record).
+  citizen portal; ``governance`` for a party's officers, narrowed to the exchanges their
+  party asked for or provided; ``oversight`` for everything). Exchanges under a subject-access
+  hold are held back from the ``subject-access`` view until the hold ends; officers see them
+  marked. Every read is logged, with the held-back exchange ids (the hold itself is on the
+  record).
 - ``GET /v1/subjects/previews?subject_type=&subject_value=`` and
   ``POST /v1/subjects/previews/{hold_id}/decision`` (``subject-access``): exchanges held for the
   citizen's preview, and the citizen's approve/refuse.
@@ -23,11 +24,10 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from broker.agreements.loader import VerifiedAgreement, agreement_ids_of_party
+from broker.api.audit import scope_for
 from broker.api.consents import SubjectIn, query_subject
 from broker.api.deps import Principal, ServicesDep, require_scope
 from broker.audit.entry import AuditEntry
-from broker.audit.search import AuditScope
 from broker.container import Services
 from broker.core.errors import FieldProblem, InvalidInput
 from broker.core.identifiers import SubjectId, parse_subject
@@ -51,10 +51,6 @@ def _view(principal: Principal) -> View:
     if "governance" in principal.scopes:
         return "governance"
     return "subject"
-
-
-def _party_scope(party_id: str, agreements: list[VerifiedAgreement]) -> AuditScope:
-    return AuditScope(party_id, tuple(agreement_ids_of_party(party_id, agreements)))
 
 
 def _citizen_subject(
@@ -83,11 +79,8 @@ def _report(services: Services, principal: Principal, subject: SubjectId) -> dic
     subjects = services.subjects
     pseudonyms = subjects.pseudonyms.all_pseudonyms(subject.type, subject.value)
     view = _view(principal)
-    scope = (
-        _party_scope(principal.party_id, list(subjects.all_agreements()))
-        if view == "governance"
-        else None
-    )
+    # The officers' rule (broker/agreements/visibility.py): what their party asked or provided.
+    scope = scope_for(principal, services) if view == "governance" else None
     now_ms = int(services.clock() * 1000)
     report = build_report(
         services.engine,

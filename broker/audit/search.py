@@ -26,17 +26,25 @@ MAX_PAGE = 500
 
 @dataclass(frozen=True)
 class AuditScope:
-    """What one governance client may see: entries its party made, or made under an agreement its
-    party is in. ``oversight`` clients search without a scope."""
+    """What one party's officers may see of individual entries: those its party made (it asked),
+    and those about a dataset it provides. Being party to the agreement an exchange was made
+    under is not enough (built by :func:`broker.agreements.visibility.party_scope`).
+    ``oversight`` clients and auditors search without a scope."""
 
     party_id: str
-    agreement_ids: tuple[str, ...] = ()
+    provided_datasets: tuple[str, ...] = ()
 
     def clause(self) -> Any:
         c = audit_entries.c
-        if not self.agreement_ids:
+        if not self.provided_datasets:
             return c.party_id == self.party_id
-        return or_(c.party_id == self.party_id, c.agreement_id.in_(self.agreement_ids))
+        return or_(c.party_id == self.party_id, c.dataset.in_(self.provided_datasets))
+
+    def covers(self, entry: dict[str, object]) -> bool:
+        """Whether an entry (as :func:`entry_view` shows it) is within this scope."""
+        return entry.get("party_id") == self.party_id or (
+            entry.get("dataset") in self.provided_datasets
+        )
 
 
 @dataclass(frozen=True)
@@ -106,10 +114,10 @@ def _scoped_query(
     scope: AuditScope, conditions: Sequence[Any], limit: int, oldest_first: bool = False
 ) -> Any:
     """The first ``limit`` rows within ``scope``: one index walk per branch of the scope (its
-    party, each of its agreements), each stopping after ``limit`` rows, then merged. A plain
-    ``OR`` would make the database collect and sort every row of the party's agreements."""
+    party, each dataset it provides), each stopping after ``limit`` rows, then merged. A plain
+    ``OR`` would make the database collect and sort every row of the party's datasets."""
     c = audit_entries.c
-    branches = [c.party_id == scope.party_id, *(c.agreement_id == a for a in scope.agreement_ids)]
+    branches = [c.party_id == scope.party_id, *(c.dataset == d for d in scope.provided_datasets)]
     order = c.idx.asc() if oldest_first else c.idx.desc()
     parts = [
         select(c.idx).where(*conditions, branch).order_by(order).limit(limit).subquery()

@@ -1,8 +1,9 @@
 """Who may do what in the console, and which part of the log each officer sees. Pure.
 
-Permissions follow the API's scopes: a party's governance officer sees exchanges made by its
-party or under an agreement its party is in (:class:`broker.audit.search.AuditScope`); oversight and
-auditors see everything; agreement admins see agreements and their figures, never an exchange
+Permissions follow the API's scopes: a party's governance officer sees the exchanges its party
+asked for or provided (:func:`broker.agreements.visibility.party_scope`, the rule every surface
+applies), and its agreements' usage by other parties only as counts; oversight and auditors see
+everything; agreement admins see agreements and their figures, never an exchange
 record about a person.
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from broker.agreements.loader import VerifiedAgreement, agreement_ids_of_party
+from broker.agreements.loader import VerifiedAgreement
+from broker.agreements.register import Register
+from broker.agreements.visibility import party_scope
 from broker.audit.search import AuditScope
 from broker.console.accounts import Account, Role
 
@@ -64,9 +67,10 @@ def visible_agreements(
     return out
 
 
-def audit_scope(account: Account, agreements: Iterable[VerifiedAgreement]) -> AuditScope | None:
+def audit_scope(
+    account: Account, agreements: Iterable[VerifiedAgreement], register: Register | None = None
+) -> AuditScope | None:
     """The search scope for this officer; None means the whole log."""
     if party_wide(account):
         return None
-    ids = agreement_ids_of_party(account.party_id, agreements)
-    return AuditScope(account.party_id, tuple(ids))
+    return party_scope(account.party_id, agreements, register)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from broker.audit.usage import usage_by_party
 from broker.console import queries
 from broker.console.access import Permission
 from broker.console.accounts import Session
@@ -56,6 +57,8 @@ def agreement(
     months = queries.months_ending(dt.datetime.now(dt.UTC).date(), USAGE_MONTHS)
     figures = queries.monthly_figures(console.engine, [agreement_id], months)[agreement_id]
     top_fields, sampled = queries.fields_released_most(console.engine, agreement_id)
+    # Co-signatories see each other's exchanges only as counts (agreements/visibility.py).
+    by_party = usage_by_party(console.engine, agreement_id, months)
     chart = stacked_bars(
         f"Exchanges under {agreement_id} by month",
         [m.month.strftime("%b") for m in figures.months],
@@ -84,6 +87,8 @@ def agreement(
             "agreement": chosen.agreement,
             "flows": flows,
             "figures": figures,
+            "by_party": by_party,
+            "party_name": console.party_name,
             "chart": chart,
             "top_fields": top_fields,
             "sampled": sampled,

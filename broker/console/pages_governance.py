@@ -1,4 +1,4 @@
-"""Break-glass review queue, integrity (checkpoint, background verification), access report."""
+"""Break-glass review queue, integrity (checkpoint, background verification)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from broker.console.access import Permission
 from broker.console.accounts import Session
 from broker.console.deps import PREFIX, ConsoleDep, check_csrf, render, require
 from broker.console.tables import console_reviews
-from broker.core import nhs_number
 from broker.core.errors import Conflict, InvalidInput
 
 router = APIRouter()
@@ -25,7 +24,6 @@ QueueSession = Annotated[Session, require(Permission.BREAK_GLASS)]
 ReviewSession = Annotated[Session, require(Permission.REVIEW)]
 IntegritySession = Annotated[Session, require(Permission.INTEGRITY)]
 VerifySession = Annotated[Session, require(Permission.VERIFY)]
-AccessSession = Annotated[Session, require(Permission.ACCESS_REPORT)]
 
 OUTCOMES = ("appropriate", "referred")
 MAX_NOTE_CHARS = 2000
@@ -130,34 +128,3 @@ def start_verification(
 def verification_status(console: ConsoleDep, session: IntegritySession) -> Response:
     current = console.verifier.current()
     return JSONResponse(current.to_json() if current else {"running": False, "run_id": None})
-
-
-@router.get("/access-report", response_class=HTMLResponse)
-def access_form(request: Request, console: ConsoleDep, session: AccessSession) -> Response:
-    return render(request, "access_report.html", {"rows": None})
-
-
-@router.post("/access-report", response_class=HTMLResponse)
-def access_report(
-    request: Request,
-    console: ConsoleDep,
-    session: AccessSession,
-    nhs: Annotated[str, Form(max_length=20)],
-    csrf: Annotated[str, Form()] = "",
-) -> Response:
-    """Every exchange about one person (by NHS number, searched by pseudonym): when, which
-    organisation, dataset, purpose, released field names, lawful basis."""
-    check_csrf(request, session, csrf)
-    number = nhs_number.validate(nhs, location="nhs")
-    pseudonyms = [p.value for p in console.pseudonyms.all_pseudonyms("nhs_number", number)]
-    console.record_read(session.account, "access-report", {"subject_pseudonyms": pseudonyms})
-    rows = queries.subject_exchanges(
-        console.engine, pseudonyms, scope=console.scope(session.account)
-    )
-    for row in rows:
-        row["party_name"] = console.party_name(row.get("party_id"))
-    return render(
-        request,
-        "access_report.html",
-        {"rows": rows, "nhs_display": nhs_number.format_nhs_number(number)},
-    )

@@ -77,7 +77,13 @@ class Console:
         return sorted(i for i in ids if i is not None)
 
     def scope(self, account: Account) -> AuditScope | None:
-        return audit_scope(account, self.agreements())
+        last = self.services.policy_runtime.last
+        return audit_scope(account, self.agreements(), last.register if last else None)
+
+    def party_names(self) -> dict[str, str]:
+        """Every registered party's name by id."""
+        self._party_names = {p.id: p.name for p in self.services.registry.list_parties()}
+        return dict(self._party_names)
 
     def party_name(self, party_id: object) -> str:
         if not isinstance(party_id, str):

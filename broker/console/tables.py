@@ -7,6 +7,8 @@ are SQLModel table models (storage only); the other tables are SQLAlchemy Core.
 - ``console_reviews``: break-glass reviews (appropriate / referred, with a note).
 - ``console_verifications``: full log verifications started from the console, with results.
 - ``console_oidc_logins``: OIDC sign-ins under way (state, nonce, PKCE verifier), used once.
+- ``console_subject_access``: subject access requests an officer opened (migration 0019): the
+  subject's pseudonyms only (never the identifier), the date received and the date due.
 
 Migration 0005 also adds two indexes to ``audit_entries`` (agreement usage by time, and the
 break-glass queue) so that the console's aggregate pages stay fast on large logs.
@@ -14,7 +16,7 @@ break-glass queue) so that the console's aggregate pages stay fast on large logs
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, String, Table, Text
 from sqlmodel import Field
 
 from broker.db.tables import TableModel, metadata, table_of
@@ -86,4 +88,21 @@ console_oidc_logins = Table(
     Column("code_verifier", String(200), nullable=False),
     Column("next_path", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+)
+
+console_subject_access = Table(
+    "console_subject_access",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("party_id", String(100), nullable=False),
+    Column("subject_type", String(40), nullable=False),
+    # JSON list: the subject's pseudonym under every key version, newest last.
+    Column("subject_pseudonyms", Text, nullable=False),
+    Column("received_on", Date, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("opened_by", String(100), nullable=False),
+    Column("opened_ms", BigInteger, nullable=False),
+    Column("closed_by", String(100), nullable=True),
+    Column("closed_ms", BigInteger, nullable=True),
+    Index("ix_console_subject_access_party", "party_id", "closed_ms"),
 )

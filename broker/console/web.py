@@ -24,6 +24,7 @@ from broker.console import (
     pages_exchanges,
     pages_governance,
     pages_reports,
+    pages_subject_access,
     pages_users,
 )
 from broker.console.deps import HERE, PREFIX, build_templates, render
@@ -100,6 +101,7 @@ def create_console_app(services: Services) -> FastAPI:
         pages_agreements,
         pages_governance,
         pages_reports,
+        pages_subject_access,
         pages_users,
     ):
         app.include_router(module.router)

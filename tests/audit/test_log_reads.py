@@ -234,16 +234,26 @@ def test_verify_reads_a_consistent_snapshot_while_appends_go_on(filled: AuditLog
 
 def test_governance_scope_limits_search_and_reads(log: AuditLog) -> None:
     own = log.append(make_entry(0, party_id="R9Z", agreement=None)).exchange_id
-    log.append(make_entry(1, party_id="west-calder-police", client_id="wcp-mash"))
+    shared = log.append(make_entry(1, party_id="west-calder-police", client_id="wcp-mash"))
     other = log.append(
         make_entry(2, party_id="west-calder-police", client_id="wcp-mash", agreement=None)
     ).exchange_id
-    hospital = Scope("R9Z", ("ISA-SAFEGUARDING-CHILDREN",))
+    # The hospital provides its own datasets only: the police's check of the council's data
+    # under the agreement both signed is not the hospital's to see.
+    hospital = Scope("R9Z", ("r9z.ed-attendances",))
     page = search(log.engine, SearchFilters(), scope=hospital)
-    assert [i["leaf_index"] for i in page.items] == [1, 0]  # own entry + shared agreement
+    assert [i["leaf_index"] for i in page.items] == [0]
     assert get_exchange(log.engine, own, scope=hospital)["leaf_index"] == 0
-    with pytest.raises(AuditNotFoundError):
-        get_exchange(log.engine, other, scope=hospital)
+    for hidden in (shared.exchange_id, other):
+        with pytest.raises(AuditNotFoundError):
+            get_exchange(log.engine, hidden, scope=hospital)
+    # The council provided the data: it sees every party's checks of it.
+    council = Scope("calderbridge-city-council", ("ccc.child-protection",))
+    assert [i["leaf_index"] for i in search(log.engine, SearchFilters(), scope=council).items] == [
+        2,
+        1,
+        0,
+    ]
     assert len(search(log.engine, SearchFilters(), scope=Scope("R9Z")).items) == 1
 
 

@@ -111,14 +111,21 @@ def seed(log: AuditLog, keyring: PseudonymKeyring) -> Seeded:
 
 
 @contextmanager
-def console_broker(tmp_path: Path, **extra: object) -> Iterator[tuple[LiveBroker, Seeded]]:
-    """A demo broker with seeded entries; every test signs in from 127.0.0.1, so the per-address
-    sign-in limit is raised unless ``extra`` sets it."""
+def console_broker(
+    tmp_path: Path, database_url: str | None = None, **extra: object
+) -> Iterator[tuple[LiveBroker, Seeded]]:
+    """A demo broker with seeded entries (on SQLite unless ``database_url`` says); every test
+    signs in from 127.0.0.1, so the per-address sign-in limit is raised unless ``extra`` sets
+    it."""
     root = tmp_path / "agreements"
     shutil.copytree(REPO / "agreements" / "examples", root)
     extra.setdefault("console_sign_in_attempts_per_window", 1000)
     with live_broker(
-        tmp_path, f"sqlite:///{tmp_path / 'b.db'}", demo=True, agreements_dir=root, **extra
+        tmp_path,
+        database_url or f"sqlite:///{tmp_path / 'b.db'}",
+        demo=True,
+        agreements_dir=root,
+        **extra,
     ) as broker:
         deadline = time.monotonic() + 10
         while broker.services.policy_runtime.last is None and time.monotonic() < deadline:

@@ -157,7 +157,7 @@ def test_roles_follow_the_api_scopes() -> None:
     assert visible_agreements(officer, none) == []
     scope = audit_scope(officer, none)
     assert scope is not None
-    assert (scope.party_id, scope.agreement_ids) == ("R9Z", ())
+    assert (scope.party_id, scope.provided_datasets) == ("R9Z", ())
     assert audit_scope(Account("y", "R9Z", Role.AUDITOR, None, True), none) is None
 
 

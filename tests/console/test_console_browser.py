@@ -6,6 +6,7 @@ Screenshots of the main pages go to docs/screenshots/.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -61,7 +62,7 @@ def page(env: tuple[LiveBroker, Seeded]) -> Iterator[Any]:
 
 
 #: Pages whose screenshots the README shows (refreshed only on request, to keep the tree clean).
-README_SHOTS = {"exchange", "agreement"}
+README_SHOTS = {"exchange", "agreement", "subject-access"}
 
 
 def shot(page: Any, name: str) -> None:
@@ -137,7 +138,7 @@ def test_open_an_agreements_usage(page: Any) -> None:
     shot(page, "agreements")
     page.get_by_role("link", name="ISA-SAFEGUARDING-CHILDREN").first.click()
     page.wait_for_url("**/console/agreements/ISA-SAFEGUARDING-CHILDREN")
-    assert page.get_by_role("heading", name="Usage").is_visible()
+    assert page.get_by_role("heading", name="Usage", exact=True).is_visible()
     assert page.locator("svg.chart title").first.text_content().startswith("Exchanges under")
     assert "name.family" in page.locator("ol").first.inner_text()
     shot(page, "agreement")
@@ -153,6 +154,36 @@ def test_download_a_report(page: Any) -> None:
     text = Path(path).read_text(encoding="utf-8")
     assert text.startswith("agreement,month,exchanges,allowed,denied,other,break_glass")
     assert "ISA-SAFEGUARDING-CHILDREN" in text
+
+
+def test_subject_access_with_a_hold_marker_and_its_export(
+    page: Any, env: tuple[LiveBroker, Seeded]
+) -> None:
+    _, seeded = env
+    page.goto("/console/access-report")
+    page.get_by_label("Identifier", exact=True).select_option("nhs_number")
+    page.get_by_label("Identifier value").fill(CHILD_NHS)
+    page.get_by_role("button", name="Open request and find exchanges").click()
+    page.wait_for_selector("#sar-exchanges")
+    assert page.get_by_role("heading", name="Subject access request").is_visible()
+    markers = page.locator("#sar-exchanges .hold-marker")
+    assert markers.count() == 3  # the hospital's safeguarding checks, held for 365 days
+    held_row = page.locator("#sar-exchanges tr.held").first.inner_text()
+    assert "subject access hold of 365 days" in held_row
+    assert "until" in held_row
+    assert "Reply due" in page.content()
+    shot(page, "subject-access")
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download JSON").click()
+    document = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+    withheld = {h["exchange_id"] for h in document["withheld"]["held_exchanges"]}
+    assert seeded.hospital_bg in withheld
+    assert all(d["purpose"] != "child-protection-check" for d in document["disclosed"])
+    assert CHILD_NHS not in json.dumps(document)
+    page.get_by_role("link", name="Printable page").click()
+    page.wait_for_selector("#withheld")
+    assert "not for disclosure" in page.locator("#withheld h2").inner_text()
+    assert "safeguarding hold" in page.locator("#notes").inner_text()
 
 
 def test_integrity_verification_with_progress(page: Any) -> None:

@@ -27,6 +27,7 @@ from broker.db.migrate import upgrade
 PG_URL = os.environ.get("BROKER_TEST_DATABASE_URL")
 AGREEMENTS = ("ISA-A", "ISA-B", "ISA-C")
 PARTIES = ("R9Z", "calderbridge-city-council", "west-calder-police")
+DATASETS = ("ds-a", "ds-b", "ds-c")
 BASE = dt.date(2026, 1, 1)
 
 
@@ -72,7 +73,7 @@ def _entries(seed: int, count: int) -> list[AuditEntry]:
                 client_id=f"client-{i % 4}",
                 party_id=rng.choice(PARTIES),
                 agreement=AgreementRef(rng.choice(AGREEMENTS), "1", "sha256:" + "ab" * 32),
-                dataset="ds",
+                dataset=rng.choice(DATASETS),
                 decision=rng.choice(("allow", "allow", "deny", "error")),
                 break_glass=rng.random() < 0.2,
                 released_fields=tuple(rng.sample(("a", "b", "c", "d"), 2)),
@@ -97,8 +98,8 @@ def filled(log: AuditLog) -> tuple[AuditLog, list[AuditEntry]]:
 
 SCOPES = [
     Scope("R9Z"),
-    Scope("R9Z", ("ISA-A",)),
-    Scope("west-calder-police", ("ISA-B", "ISA-C")),
+    Scope("R9Z", ("ds-a",)),
+    Scope("west-calder-police", ("ds-b", "ds-c")),
     Scope("nobody", ()),
 ]
 FILTERS = [
@@ -109,7 +110,7 @@ FILTERS = [
 ]
 
 
-@pytest.mark.parametrize("scope", SCOPES, ids=lambda s: f"{s.party_id}+{len(s.agreement_ids)}")
+@pytest.mark.parametrize("scope", SCOPES, ids=lambda s: f"{s.party_id}+{len(s.provided_datasets)}")
 @pytest.mark.parametrize(
     "filters", FILTERS, ids=["exchanges", "denied", "break-glass", "agr+client"]
 )
@@ -128,7 +129,10 @@ def test_scoped_search_pages_through_exactly_the_scope(
     def wanted(item: dict[str, object]) -> bool:
         agreement = item["agreement"]
         agreement_id = agreement["id"] if isinstance(agreement, dict) else None
-        in_scope = item["party_id"] == scope.party_id or agreement_id in scope.agreement_ids
+        # The party asked (its entry) or provided (the dataset is its own); sharing an
+        # agreement is not enough.
+        in_scope = item["party_id"] == scope.party_id or item["dataset"] in scope.provided_datasets
+        assert in_scope == scope.covers(item)
         return (
             in_scope
             and (filters.kind is None or item["kind"] == filters.kind)
