@@ -288,12 +288,15 @@ def diff_cmd(
     root: RootOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Permissions gained and lost between two versions: party, dataset, purpose, field.
+    """Everything that differs between two versions, then the permissions gained and lost.
 
+    Every field of the document is compared: parties, roles and signatories, flows, requester
+    roles, identity, purposes, lawful bases, conditions, retention, break-glass, fields, dates.
     For governance officers before they sign a new version. Exit 0 always when both parse
     (a difference is information, not a failure); 2 when a file cannot be read.
     """
     from broker.agreements.authoring import read_document, unsigned_register
+    from broker.agreements.diff import diff_documents, diff_json
     from broker.agreements.model import Agreement
     from broker.policy.compiled import DatasetEntry as CompiledDataset
     from broker.policy.diff import diff_agreements
@@ -316,12 +319,20 @@ def diff_cmd(
     except BrokerError as e:
         raise _fail(e.detail) from e
     rows = result.rows()
+    changes = diff_documents(old_doc, new_doc)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps({"changes": diff_json(changes), "permissions": rows}, indent=2))
         return
+    if not changes:
+        typer.echo("no difference")
+        return
+    typer.echo("Changes:")
+    for change in changes:
+        typer.echo(f"  {change.line()}")
     if not rows:
         typer.echo("no permission gained or lost")
         return
+    typer.echo("Permissions gained (+) and lost (-):")
     for row in rows:
         sign = "+" if row["change"] == "gained" else "-"
         extra = " (break-glass)" if row["break_glass"] else ""
