@@ -34,8 +34,9 @@ _KEYS: Mapping[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Change:
-    """One difference. ``path`` names the place, e.g. ``flows[ed-check].conditions.requester_roles``;
-    for a name gained or lost in a list, ``new`` (added) or ``old`` (removed) is that name."""
+    """One difference. ``path`` names the place, e.g.
+    ``flows[ed-check].conditions.requester_roles``; for a name gained or lost in a list, ``new``
+    (added) or ``old`` (removed) is that name."""
 
     path: str
     change: ChangeKind

@@ -20,10 +20,45 @@ from broker.agreements.model import Agreement
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "agreements" / "examples" / "isa"
 
-_CHOICES = (
-    "provider recipient provider_and_recipient separate joint SIRO DPO verified asserted "
-    "system prohibited allowed a b c d e f g h i j mon tue wed thu fri sat sun 07:30 19:00"
-).split() + ["Caldicott Guardian", "Chief Executive"]
+_CHOICES = [
+    *[
+        "provider",
+        "recipient",
+        "provider_and_recipient",
+        "separate",
+        "joint",
+        "SIRO",
+        "DPO",
+        "verified",
+        "asserted",
+    ],
+    *[
+        "system",
+        "prohibited",
+        "allowed",
+        "a",
+        "b",
+        "c",
+        "d",
+        "e",
+        "f",
+        "g",
+        "h",
+        "i",
+        "j",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+        "07:30",
+    ],
+    "19:00",
+    "Caldicott Guardian",
+    "Chief Executive",
+]
 
 
 def full_agreement() -> Agreement:
@@ -112,9 +147,9 @@ def _model_classes() -> list[type[model.Strict]]:
 
 def test_the_fixture_fills_every_field_of_every_model() -> None:
     keys = {p[i] for p in PATHS for i in range(len(p)) if isinstance(p[i], str)}
-    missing = {
-        f"{c.__name__}.{name}" for c in _model_classes() for name in c.model_fields
-    } - {f"{c.__name__}.{k}" for c in _model_classes() for k in keys}
+    missing = {f"{c.__name__}.{name}" for c in _model_classes() for name in c.model_fields} - {
+        f"{c.__name__}.{k}" for c in _model_classes() for k in keys
+    }
     assert not missing
 
 
@@ -171,11 +206,16 @@ def test_reordering_parties_is_no_change() -> None:
 @pytest.mark.parametrize(
     ("where", "value", "expected"),
     [
-        (("validity", "expires_on"), "2030-03-31", "~ validity.expires_on: 2029-03-31 -> 2030-03-31"),
+        (
+            ("validity", "expires_on"),
+            "2030-03-31",
+            "~ validity.expires_on: 2029-03-31 -> 2030-03-31",
+        ),
         (
             ("flows", 0, "conditions", "break_glass", "review_within_days"),
             5,
-            "~ flows[cp-status-to-health-and-police].conditions.break_glass.review_within_days: 2 -> 5",
+            "~ flows[cp-status-to-health-and-police].conditions.break_glass."
+            "review_within_days: 2 -> 5",
         ),
     ],
 )
