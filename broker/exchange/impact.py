@@ -53,7 +53,8 @@ class LoggedRequest:
     dataset: str
     fields: tuple[str, ...]
     mode: Literal["fetch", "verify"]
-    assurance: Assurance
+    assurance: Assurance | None
+    """How the user was known; None when the entry does not say (then it is not guessed)."""
     case_reference: bool
     """A case reference was given (its value is never read)."""
     break_glass: bool
@@ -94,9 +95,11 @@ def logged_request(body: Mapping[str, Any]) -> LoggedRequest | None:
         return None
     mode: Literal["fetch", "verify"] = "verify" if details.get("mode") == "verify" else "fetch"
     logged = details.get("user_assurance")
-    assurance: Assurance = "verified" if details.get("user_verified") else "asserted"
+    assurance: Assurance | None = None
     if logged == "system" or logged == "asserted" or logged == "verified":
         assurance = logged
+    elif isinstance(details.get("user_verified"), bool):
+        assurance = "verified" if details["user_verified"] else "asserted"
     return LoggedRequest(
         at=at,
         party=party,
@@ -119,7 +122,7 @@ Decide = Callable[[Mapping[str, Any]], Decision]
 
 
 def _policy_input(
-    request: LoggedRequest, agreement_id: str, consent: ConsentStatus
+    request: LoggedRequest, agreement_id: str, consent: ConsentStatus, assurance: Assurance
 ) -> dict[str, Any]:
     verify = request.mode == "verify"
     return build_input(
@@ -127,7 +130,7 @@ def _policy_input(
             client_id=request.client_id,
             party=request.party,
             user_id="impact-replay",
-            user_role="" if request.assurance == "system" else request.role,
+            user_role="" if assurance == "system" else request.role,
             purpose=request.purpose,
             dataset=request.dataset,
             agreement_id=agreement_id,
@@ -138,7 +141,7 @@ def _policy_input(
             break_glass=request.break_glass,
             justification="replayed request" if request.break_glass else None,
             consent=consent,
-            user_assurance=request.assurance,
+            user_assurance=assurance,
         ),
         request.at,
     )
@@ -176,16 +179,31 @@ class Replayed:
 
 def replay(request: LoggedRequest, agreement_id: str, decide: Decide) -> Replayed | None:
     """``request`` asked again naming ``agreement_id``; None when it cannot be asked again (a
-    logged value the policy input refuses today)."""
+    logged value the policy input refuses today).
+
+    What the log does not say is tried every way it could have been: consent given or not, and,
+    for an entry that does not say how its user was known, verified or asserted. When the answers
+    differ the request is ``undetermined``."""
+    assurances: tuple[Assurance, ...] = (
+        (request.assurance,) if request.assurance is not None else ("verified", "asserted")
+    )
+    consents: tuple[ConsentStatus, ...] = ("none", "given")
     try:
-        without = decide(_policy_input(request, agreement_id, "none"))
-        given = decide(_policy_input(request, agreement_id, "given"))
+        decisions = [
+            decide(_policy_input(request, agreement_id, consent, assurance))
+            for assurance in assurances
+            for consent in consents
+        ]
     except InvalidInput:
         return None
-    if without.allow != given.allow or without.released_fields != given.released_fields:
-        return Replayed(request, "undetermined", (), ("depends on consent (not logged)",))
-    outcome: Outcome = "allow" if without.allow else "deny"
-    return Replayed(request, outcome, without.released_fields, without.reasons)
+    first = decisions[0]
+    if any(d.allow != first.allow or d.released_fields != first.released_fields for d in decisions):
+        why = "depends on consent (not logged)"
+        if request.assurance is None:
+            why = "depends on consent or on how the user was known (neither logged)"
+        return Replayed(request, "undetermined", (), (why,))
+    outcome: Outcome = "allow" if first.allow else "deny"
+    return Replayed(request, outcome, first.released_fields, first.reasons)
 
 
 @dataclass

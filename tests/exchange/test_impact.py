@@ -38,7 +38,8 @@ def draft_text() -> str:
         "      - looked_after.status\n",
         "      - looked_after.status\n      - looked_after.placement_start\n",
     )
-    assert "school-nurse" in text and "placement_start" in text
+    assert "school-nurse" in text
+    assert "placement_start" in text
     return text
 
 
