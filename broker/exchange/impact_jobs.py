@@ -134,7 +134,7 @@ def logged_requests(
                 and_(c.party_id.in_(parties), c.dataset.in_(datasets)),
             ),
         )
-        .order_by(c.idx.desc())
+        .order_by(c.at_ms.desc(), c.idx.desc())
         .limit(limit)
     )
     out = []
