@@ -3,7 +3,7 @@
 The form starts an impact run (the API's job, :mod:`broker.exchange.impact_jobs`, logged as a
 simulation) and shows its report: newly allowed, denied and undetermined requests by party and
 role, fields newly released or withheld, examples, and the matrix of what could be asked. An
-officer of one party sees other parties' requests as counts only.
+officer of one party (and an agreement admin) sees other parties' requests as counts only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from broker.agreements.draft_text import MAX_DRAFT_BYTES, parse_draft
-from broker.console.access import Permission, party_wide
+from broker.console.access import Permission, allowed, party_wide
 from broker.console.accounts import Account, Session
 from broker.console.deps import PREFIX, ConsoleDep, check_csrf, render, require
 from broker.console.service import Console
@@ -38,7 +38,10 @@ def _jobs(console: Console) -> ImpactJobs:
 
 
 def _viewer(account: Account) -> Viewer:
-    return Viewer(account.party_id, account.actor, party_wide(account))
+    """Every party in detail only for those who may see every party's exchanges (oversight,
+    auditors); agreement admins, who see no exchange, get their own party's view."""
+    wide = party_wide(account) and allowed(account, Permission.EXCHANGES)
+    return Viewer(account.party_id, account.actor, wide)
 
 
 @router.get("/agreements/impact", response_class=HTMLResponse)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, and_, insert, or_, select, update
 
 from broker.agreements.loader import LoadResult
@@ -45,6 +46,7 @@ from broker.policy.engine import Decision
 from broker.policy.from_agreements import compile_unverified, compiled_agreements
 
 DAY_MS = 86_400_000
+log = structlog.get_logger("broker.impact")
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,9 @@ class ImpactJobs:
             result = self.compute(viewer, draft, days, start_ms, end_ms)
         except BrokerError as e:
             status, error = "failed", e.detail
+        except Exception as e:  # a background job never dies silently: the row says it failed
+            log.error("impact run failed", job=job, error=type(e).__name__)
+            status, error = "failed", f"the run failed ({type(e).__name__}); try again"
         with self.engine.begin() as conn:
             conn.execute(
                 update(impact_jobs)
