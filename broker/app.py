@@ -20,6 +20,7 @@ from broker.api import (
     consents,
     exchanges,
     health,
+    impact,
     oauth,
     policy,
     problems,
@@ -137,6 +138,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(whoami.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(impact.router)
     app.include_router(agreements.router)
     app.include_router(policy.router)
     app.include_router(audit.router)

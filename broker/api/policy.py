@@ -9,9 +9,13 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from broker.agreements.draft_text import parse_draft
+from broker.agreements.model import Agreement
 from broker.api.deps import Principal, ServicesDep, require_scope
+from broker.container import Services
 from broker.core.errors import Forbidden, Unavailable
-from broker.exchange.simulation import SimulationRequest, simulate
+from broker.exchange.impact_jobs import Viewer, check_viewer, current_version, draft_engine
+from broker.exchange.simulation import Decider, SimulationRequest, simulate
 from broker.policy.serving import bundle_reply
 
 router = APIRouter(tags=["policy"])
@@ -41,14 +45,18 @@ async def bundle(
 
 @router.post(
     "/v1/policy/simulate",
-    summary="Dry run: the live policy's decision for a hypothetical request (nothing fetched)",
+    summary="Dry run: the live policy's (or a draft's) decision for a hypothetical request",
 )
 async def simulate_request(
     body: SimulationRequest,
     services: ServicesDep,
     officer: Annotated[Principal, Depends(require_scope("governance", "oversight"))],
 ) -> dict[str, Any]:
-    if "oversight" not in officer.scopes and body.as_party != officer.party_id:
+    draft = None
+    policy: Decider = services.policy
+    if body.draft is not None:
+        draft, policy = await run_in_threadpool(_draft_policy, services, officer, body)
+    elif "oversight" not in officer.scopes and body.as_party != officer.party_id:
         last = services.policy_runtime.last
         agreements = (
             []
@@ -70,7 +78,7 @@ async def simulate_request(
     system = await run_in_threadpool(services.registry.find_client, body.as_client)
     bound = system.roles if system is not None and system.party_id == body.as_party else None
     return await simulate(
-        services.policy,
+        policy,
         services.audit,
         officer.client_id,
         officer.party_id,
@@ -78,4 +86,26 @@ async def simulate_request(
         lambda: dt.datetime.fromtimestamp(services.clock(), dt.UTC),
         bound,
         catalogue,
+        draft,
     )
+
+
+def _draft_policy(
+    services: Services, officer: Principal, body: SimulationRequest
+) -> tuple[Agreement, Decider]:
+    """The draft in the body and the policy compiled with it in place of its version in force
+    (in memory, never served). A governance officer simulates drafts its party is in."""
+    last = services.policy_runtime.last
+    if last is None:
+        raise Unavailable("agreements are not loaded")
+    draft = parse_draft(
+        body.draft or "",
+        register=last.register,
+        known_parties=services.policy_runtime.known_parties(),
+    )
+    viewer = Viewer(officer.party_id, officer.client_id, "oversight" in officer.scopes)
+    check_viewer(viewer, draft, current_version(last, draft.id))
+    at = body.at or dt.datetime.fromtimestamp(services.clock(), dt.UTC)
+    day = (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).date()
+    engine = draft_engine(last, draft, services.policy_runtime.policy_dir, day, day)
+    return draft, engine

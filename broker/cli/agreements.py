@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import select
@@ -30,7 +30,7 @@ from broker.agreements.store import (
     read_jwks_dir,
 )
 from broker.cli.common import require_demo
-from broker.core.errors import BrokerError
+from broker.core.errors import BrokerError, InvalidInput
 from broker.db.engine import build_engine
 from broker.db.tables import parties
 from broker.settings import load_settings
@@ -288,12 +288,15 @@ def diff_cmd(
     root: RootOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Permissions gained and lost between two versions: party, dataset, purpose, field.
+    """Everything that differs between two versions, then the permissions gained and lost.
 
+    Every field of the document is compared: parties, roles and signatories, flows, requester
+    roles, identity, purposes, lawful bases, conditions, retention, break-glass, fields, dates.
     For governance officers before they sign a new version. Exit 0 always when both parse
     (a difference is information, not a failure); 2 when a file cannot be read.
     """
     from broker.agreements.authoring import read_document, unsigned_register
+    from broker.agreements.diff import diff_documents, diff_json
     from broker.agreements.model import Agreement
     from broker.policy.compiled import DatasetEntry as CompiledDataset
     from broker.policy.diff import diff_agreements
@@ -316,12 +319,20 @@ def diff_cmd(
     except BrokerError as e:
         raise _fail(e.detail) from e
     rows = result.rows()
+    changes = diff_documents(old_doc, new_doc)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps({"changes": diff_json(changes), "permissions": rows}, indent=2))
         return
+    if not changes:
+        typer.echo("no difference")
+        return
+    typer.echo("Changes:")
+    for change in changes:
+        typer.echo(f"  {change.line()}")
     if not rows:
         typer.echo("no permission gained or lost")
         return
+    typer.echo("Permissions gained (+) and lost (-):")
     for row in rows:
         sign = "+" if row["change"] == "gained" else "-"
         extra = " (break-glass)" if row["break_glass"] else ""
@@ -331,3 +342,98 @@ def diff_cmd(
             f"{sign} {row['party']:<28} {row['dataset']:<26} {row['purpose']:<32} "
             f"{row['field']}{extra}"
         )
+
+
+@app.command("impact")
+def impact_cmd(
+    draft: Annotated[Path, typer.Option("--draft", help="The draft agreement (YAML, unsigned).")],
+    days: Annotated[int, typer.Option("--days", help="Replay the last DAYS days (1-90).")] = 30,
+    party: Annotated[
+        str | None,
+        typer.Option("--party", help="Show other parties' requests as counts only [all detail]."),
+    ] = None,
+    root: RootOpt = None,
+    demo: DemoOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """What DRAFT would change: the requests logged over the last DAYS days replayed against it.
+
+    Newly allowed and denied requests, fields newly released or withheld, by party and role, and
+    the matrix of what could be asked. Runs as a job (kept with the API's) and is logged as a
+    simulation. Exit 0 when the run completes, 1 when the draft is refused, 2 otherwise.
+    """
+    from broker.agreements.draft_text import parse_draft
+    from broker.audit.factory import open_log
+    from broker.exchange.impact_jobs import ImpactJobs, Viewer, check_days
+
+    ctx = _context(demo)
+    settings = load_settings()
+    try:
+        check_days(days)
+        text = draft.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise _fail(f"cannot read the draft: {e}") from e
+    except BrokerError as e:
+        raise _fail(e.detail) from e
+    result = _load(ctx, root or ctx.default_root, None)
+    try:
+        doc = parse_draft(text, register=result.register, known_parties=ctx.known_parties)
+    except InvalidInput as e:
+        for problem in e.problems:
+            typer.echo(f"{draft}: {problem.location}: {problem.message}", err=True)
+        raise _fail(e.detail, 1) from e
+    engine = build_engine(settings.database_url, pooled=False)
+    try:
+        jobs = ImpactJobs(
+            engine,
+            open_log(settings, engine),
+            settings.policy_dir,
+            lambda: result,
+            lambda: int(dt.datetime.now(dt.UTC).timestamp() * 1000),
+        )
+        viewer = Viewer(party or "cli", "cli", party is None)
+        job = jobs.start(viewer, doc, days)
+        jobs.run(job, viewer, doc, days)
+        outcome = jobs.get(job, viewer)
+    except BrokerError as e:
+        raise _fail(e.detail) from e
+    except SQLAlchemyError as e:
+        raise _fail(f"database unavailable or not migrated: {type(e).__name__}") from e
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(outcome, indent=2))
+    else:
+        _print_impact(outcome)
+    raise typer.Exit(0 if outcome["status"] == "done" else 2)
+
+
+def _print_impact(outcome: dict[str, Any]) -> None:
+    d = outcome["draft"]
+    typer.echo(
+        f"impact of {d['id']} v{d['version']} over {outcome['days']} days: {outcome['status']}"
+    )
+    if outcome["error"]:
+        typer.echo(f"  {outcome['error']}")
+        return
+    r = outcome["result"]
+    t = r["totals"]
+    typer.echo(
+        f"  requests replayed: {t['requests']}  newly allowed: {t['newly_allowed']}  "
+        f"newly denied: {t['newly_denied']}  undetermined: {t['undetermined']}"
+    )
+    for g in r["by_party_and_role"]:
+        who = f"{g['party']} / {g['role'] or '(any role)'}" if g["detailed"] else g["party"]
+        typer.echo(
+            f"  {who}: {g['requests']} requests, +{g['newly_allowed']} allowed, "
+            f"-{g['newly_denied']} denied, {g['undetermined']} undetermined"
+        )
+        for name, n in g.get("fields_newly_released", {}).items():
+            typer.echo(f"    + {name} released in {n}")
+        for name, n in g.get("fields_newly_withheld", {}).items():
+            typer.echo(f"    - {name} withheld in {n}")
+    changed = [row for row in r["matrix"] if row["change"] != "unchanged"]
+    typer.echo(f"  what could be asked: {len(changed)} change(s)")
+    for row in changed:
+        sign = "+" if row["change"] == "gained" else "-"
+        typer.echo(f"    {sign} {row['party']} {row['role']} {row['dataset']} {row['field']}")

@@ -23,6 +23,7 @@ from broker.console import (
     pages_auth,
     pages_exchanges,
     pages_governance,
+    pages_impact,
     pages_reports,
     pages_subject_access,
     pages_users,
@@ -98,6 +99,7 @@ def create_console_app(services: Services) -> FastAPI:
     for module in (
         pages_auth,
         pages_exchanges,
+        pages_impact,  # before pages_agreements: /agreements/impact is not an agreement id
         pages_agreements,
         pages_governance,
         pages_reports,

@@ -7,12 +7,14 @@ what was asked, so the log shows officers exploring the policy too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol
 
 from anyio import to_thread
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from broker.agreements.draft_text import MAX_DRAFT_BYTES
+from broker.agreements.model import Agreement
 from broker.audit.entry import AuditEntry
 from broker.audit.log import AuditLog
 from broker.core.errors import InvalidInput
@@ -21,10 +23,15 @@ from broker.core.names import IDENTIFIER_PATTERN, instant_problem
 from broker.exchange.bindings import refuse_unbound
 from broker.exchange.request import NAMES_MAX, Name, name_problems
 from broker.policy.engine import Decision, decision_json
-from broker.policy.holder import PolicyHolder
 from broker.policy.input import Assurance, ConsentStatus, PolicyRequest, build_input
 
 _ID = IDENTIFIER_PATTERN
+
+
+class Decider(Protocol):
+    """What decides a dry run: the live policy, or a draft's policy compiled in memory."""
+
+    def decide(self, policy_input: Mapping[str, Any]) -> Decision: ...
 
 
 class SimulationRequest(BaseModel):
@@ -51,6 +58,12 @@ class SimulationRequest(BaseModel):
     at: dt.datetime | None = Field(
         default=None,
         description="evaluate at this time (default now; UTC when no zone), years 1970-2199",
+    )
+    draft: str | None = Field(
+        default=None,
+        max_length=MAX_DRAFT_BYTES,
+        description="an unsigned draft agreement (YAML) to simulate against instead of the "
+        "agreements in force; agreement_id defaults to the draft's id",
     )
 
     @field_validator("at")
@@ -85,7 +98,7 @@ def decision_view(decision: Decision) -> dict[str, Any]:
 
 
 async def simulate(
-    policy: PolicyHolder,
+    policy: Decider,
     audit: AuditLog,
     officer_client: str,
     officer_party: str,
@@ -93,12 +106,15 @@ async def simulate(
     now: Callable[[], dt.datetime],
     bindings: tuple[RoleBinding, ...] | None = None,
     catalogue: frozenset[str] | None = None,
+    draft: Agreement | None = None,
 ) -> dict[str, Any]:
     """The decision for ``request``, logged. ``bindings``: the roles ``as_client`` is bound to
     where it is a registered system of ``as_party`` (its request under another role is refused,
     as a real one would be); None for an imagined system (the policy alone). ``catalogue``: the
     dataset's field names, as the exchange checks them (before the policy, not logged); None
-    when the dataset is not in the register.
+    when the dataset is not in the register. ``draft``: the unsigned agreement ``policy`` was
+    compiled with (named in the log by id, version and digest; a request naming no agreement
+    names it).
 
     Raises InvalidInput for names the exchange would refuse the same way."""
     problems = name_problems(request.fields, request.claims, request.dataset, catalogue)
@@ -115,7 +131,7 @@ async def simulate(
             user_role="" if request.user_assurance == "system" else request.role,
             purpose=request.purpose,
             dataset=request.dataset,
-            agreement_id=request.agreement_id,
+            agreement_id=request.agreement_id or (draft.id if draft is not None else None),
             fields=tuple(request.fields) if request.fields is not None else None,
             mode=request.mode,
             claims=tuple(request.claims),
@@ -135,10 +151,18 @@ async def simulate(
         client_id=officer_client,
         party_id=officer_party,
         details={
-            "request": request.model_dump(mode="json"),
+            "request": request.model_dump(mode="json", exclude={"draft"}),
             "allow": decision.allow,
             "policy_revision": decision.revision,
+            **({} if draft is None else {"draft": _draft_ref(draft)}),
         },
     )
     appended = await to_thread.run_sync(audit.append, entry)
-    return {"simulation_id": appended.exchange_id, "decision": decision_view(decision)}
+    out = {"simulation_id": appended.exchange_id, "decision": decision_view(decision)}
+    if draft is not None:
+        out["draft"] = _draft_ref(draft)
+    return out
+
+
+def _draft_ref(draft: Agreement) -> dict[str, Any]:
+    return {"id": draft.id, "version": draft.version, "digest": draft.digest()}

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 
 from broker.db.tables import metadata
 
@@ -50,4 +61,26 @@ verification_answers = Table(
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_verification_answers_record", "dataset", "record_pseudonym", "at_ms"),
     Index("ix_verification_answers_at_ms", "at_ms"),
+)
+
+# One row per impact run of a draft agreement (broker/exchange/impact_jobs.py): who asked, for
+# which draft, over how many days, and the report (figures and examples, no personal value).
+impact_jobs = Table(
+    "impact_jobs",
+    metadata,
+    Column("id", String(36), nullable=False),
+    Column("party_id", String(100), nullable=False),
+    Column("client_id", String(100), nullable=False),
+    Column("party_wide", Boolean, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("draft_id", String(200), nullable=False),
+    Column("draft_version", Integer, nullable=False),
+    Column("draft_digest", String(80), nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("finished_ms", BigInteger, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    PrimaryKeyConstraint("id", name="pk_impact_jobs"),
+    Index("ix_impact_jobs_party", "party_id", "created_ms"),
 )
