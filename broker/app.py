@@ -15,6 +15,7 @@ from adapters.sources import Sources
 from broker import __version__
 from broker.api import (
     admin,
+    agreement_drafts,
     agreements,
     audit,
     consents,
@@ -133,6 +134,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(whoami.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(agreement_drafts.router)  # before /v1/agreements/{agreement_id}
     app.include_router(agreements.router)
     app.include_router(policy.router)
     app.include_router(audit.router)
