@@ -1,6 +1,6 @@
 """``/v1/agreements/drafts``: agreements written, reviewed and signed through the API.
 
-Only the parties an agreement names see its draft (scope ``governance`` or ``agreements:draft``).
+Only the parties an agreement names see its draft (scope ``governance`` or ``agreements-draft``).
 A party signs with its own key through the party-side CLI (``broker agreements sign --draft``),
 never in a browser: the broker shows the statement to sign and verifies what is submitted.
 """

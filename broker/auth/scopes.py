@@ -19,7 +19,7 @@ class Scope(StrEnum):
     BUNDLE = "bundle"
     """OPA sidecars fetching the policy bundle."""
     ADMIN = "admin"
-    AGREEMENTS_DRAFT = "agreements:draft"
+    AGREEMENTS_DRAFT = "agreements-draft"
     """A party's agreement drafters and signatories: drafts naming their own party."""
 
 
