@@ -32,15 +32,13 @@ KEYS = Path("agreements/demo-keys")
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveBroker]:
+def live(tmp_path: Path, database_url: str) -> Iterator[LiveBroker]:
     """A demo broker whose folder lacks the hospital discharge agreement (it is drafted here)."""
     root = tmp_path / "agreements"
     shutil.copytree("agreements/examples", root)
     for name in (f"{ISA}.yaml", f"{ISA}.sig.json"):
         (root / "isa" / name).unlink()
-    with live_broker(
-        tmp_path, f"sqlite:///{tmp_path / 'b.db'}", demo=True, agreements_dir=root
-    ) as broker:
+    with live_broker(tmp_path, database_url, demo=True, agreements_dir=root) as broker:
         yield broker
 
 
