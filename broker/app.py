@@ -16,6 +16,7 @@ from broker import __version__
 from broker.api import (
     admin,
     agreement_drafts,
+    agreement_keys,
     agreements,
     audit,
     consents,
@@ -135,6 +136,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(agreement_drafts.router)  # before /v1/agreements/{agreement_id}
+    app.include_router(agreement_keys.router)
     app.include_router(agreements.router)
     app.include_router(policy.router)
     app.include_router(audit.router)

@@ -37,6 +37,7 @@ from broker.agreements.tables import (
     agreement_draft_signatures,
     agreement_drafts,
     agreement_revocations,
+    party_keys,
 )
 from broker.audit.admin import log_admin_event
 from broker.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
@@ -461,6 +462,12 @@ class DraftService:
                     f"signature refused: {check.reason} (it must cover the statement the broker "
                     "shows for this draft, party and action)"
                 )
+            current = _current_kid(conn, party_id)
+            if check.kid != current:
+                raise InvalidInput(
+                    f"signature refused: key {check.kid} is no longer {party_id!r}'s current "
+                    f"key ({current}); sign with the current key"
+                )
             done = conn.execute(
                 select(s.c.party_id).where(
                     s.c.draft_id == draft_id,
@@ -521,6 +528,17 @@ class DraftService:
 
     def _begin(self) -> contextlib.AbstractContextManager[Connection]:
         return _guard(self.engine, begin=True)
+
+
+def _current_kid(conn: Connection, party_id: str) -> str | None:
+    """The party's current signing key: its latest registered (``trust_root.py``)."""
+    k = party_keys
+    return conn.execute(
+        select(k.c.kid)
+        .where(k.c.party_id == party_id)
+        .order_by(k.c.imported_at.desc(), k.c.kid.desc())
+        .limit(1)
+    ).scalar()
 
 
 def _record_revocation(

@@ -359,7 +359,13 @@ def _import(
         existing = {
             r.kid: r.party_id for r in conn.execute(select(party_keys.c.kid, party_keys.c.party_id))
         }
+        holders = set(existing.values())
         for party, file, jwk, kid in found:
+            if kid not in existing and party in holders:
+                raise KeyConflictError(
+                    f"{file}: {party!r} already has a signing key; a new one is registered "
+                    "only by a rotation statement signed with its current key"
+                )
             if kid in existing:
                 if existing[kid] != party:
                     raise KeyConflictError(

@@ -19,8 +19,9 @@ import typer
 from broker.agreements.errors import AgreementError, refuse_published_keys
 from broker.agreements.model import Agreement
 from broker.agreements.parsing import DocumentError, parse_document
-from broker.agreements.signing import PartyKey, sign_detached
+from broker.agreements.signing import PartyKey, public_jwk, sign_detached
 from broker.agreements.statements import ACTIONS, Action, statement_for
+from broker.agreements.trust_root import rotation_statement
 from broker.cli.common import EXIT_CHECK_FAILED, EXIT_USAGE, fail
 
 ClientFactory = Callable[[str, str], httpx.Client]
@@ -134,3 +135,20 @@ def sign_draft(
             fail(f"cannot reach the broker at {url}: {e}", EXIT_USAGE)
         except ValueError as e:
             fail(str(e), EXIT_CHECK_FAILED)
+
+
+def rotate_key(
+    *, url: str, token: str, party: str, current: PartyKey, new: PartyKey, demo: bool
+) -> dict[str, Any]:
+    """Make ``new`` the party's signing key: a rotation statement signed with ``current``."""
+    try:
+        refuse_published_keys([new.thumbprint()], demo=demo)
+    except AgreementError as e:
+        fail(e.detail, EXIT_USAGE)
+    statement = rotation_statement(party, new.thumbprint(), current.thumbprint())
+    body = {"jwk": public_jwk(new), "jws": sign_detached(statement, current)}
+    with CLIENT(url.rstrip("/"), token) as http:
+        try:
+            return dict(_json(http.post("/v1/agreements/keys/rotations", json=body), "rotation"))
+        except httpx.HTTPError as e:
+            fail(f"cannot reach the broker at {url}: {e}", EXIT_USAGE)

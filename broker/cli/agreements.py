@@ -29,7 +29,7 @@ from broker.agreements.store import (
     SqlAgreementStore,
     read_jwks_dir,
 )
-from broker.cli.agreement_drafts import sign_draft
+from broker.cli.agreement_drafts import rotate_key, sign_draft
 from broker.cli.common import require_demo
 from broker.core.errors import BrokerError
 from broker.db.engine import build_engine
@@ -223,6 +223,34 @@ def sign_cmd(
     except BrokerError as e:
         raise _fail(e.detail) from e
     typer.echo(f"signed by {party} with key {signing_key.thumbprint()}: {out}")
+
+
+@app.command("rotate-key")
+def rotate_key_cmd(
+    party: Annotated[str, typer.Option("--party", help="Your party.")],
+    key: Annotated[Path, typer.Option("--key", help="The party's current private key (PEM).")],
+    new_key: Annotated[Path, typer.Option("--new-key", help="The new private key (PEM).")],
+    token: Annotated[
+        str,
+        typer.Option("--token", envvar="BROKER_TOKEN", help="An officer's access token."),
+    ],
+    url: Annotated[
+        str | None, typer.Option("--url", help="The broker's URL [BROKER_PUBLIC_URL].")
+    ] = None,
+    demo: DemoOpt = False,
+) -> None:
+    """Make NEW-KEY your party's agreement-signing key, by a statement signed with the current
+    key (the broker never holds either private key; the operator cannot set a party's key)."""
+    settings = load_settings()
+    done = rotate_key(
+        url=url or settings.public_url,
+        token=token,
+        party=party,
+        current=_key(key),
+        new=_key(new_key),
+        demo=demo or settings.demo,
+    )
+    typer.echo(f"{party}: current key is now {done.get('current_kid')}")
 
 
 def _load(
