@@ -166,7 +166,7 @@ class TrustRoot:
                 target=party,
                 details={"kid": kid, "approvals": len(approvers)},
             )
-            _notify(conn, party, entry, now, {"action": action, "kid": kid})
+            notify_party(conn, party, entry, now, {"action": action, "kid": kid})
         return self.view(party)
 
     def rotate(self, officer: Officer, jwk: Mapping[str, Any], token: str) -> dict[str, Any]:
@@ -216,7 +216,7 @@ class TrustRoot:
                 target=party,
                 details={"kid": kid, "previous_kid": current.kid},
             )
-            _notify(
+            notify_party(
                 conn,
                 party,
                 entry,
@@ -254,8 +254,14 @@ def current_kids(engine: Engine) -> dict[str, str]:
         return {r.party_id: r.kid for r in rows}
 
 
-def _notify(
-    conn: Connection, party_id: str, entry_id: str, now: dt.datetime, data: dict[str, Any]
+def notify_party(
+    conn: Connection,
+    party_id: str,
+    entry_id: str,
+    now: dt.datetime,
+    data: dict[str, Any],
+    *,
+    event_type: str = EVENT_KEY_CHANGED,
 ) -> None:
     """Queue a notice to the party's webhook (when it has one) in the same transaction."""
     hook = conn.execute(
@@ -269,7 +275,7 @@ def _notify(
             id=str(uuid.uuid4()),
             exchange_id=entry_id,
             party_id=party_id,
-            event_type=EVENT_KEY_CHANGED,
+            event_type=event_type,
             payload=json.dumps({**data, "party": party_id}, sort_keys=True),
             status="pending",
             attempts=0,
