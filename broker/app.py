@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import structlog
@@ -13,8 +14,11 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.sources import Sources
 from broker import __version__
+from broker.agreements.reminders import send_reminders
 from broker.api import (
     admin,
+    agreement_drafts,
+    agreement_keys,
     agreements,
     audit,
     consents,
@@ -48,6 +52,17 @@ Errors are RFC 9457 `application/problem+json` (the token endpoint uses RFC 6749
 """
 
 
+REMINDER_INTERVAL_SECONDS = 3600.0
+"""How often agreements' review-by and expiry reminders are checked (60, 30, 7 days ahead)."""
+
+
+def _agreement_reminders(services: Services) -> None:
+    last = services.policy_runtime.last
+    if last is not None:
+        now = dt.datetime.fromtimestamp(services.clock(), dt.UTC)
+        send_reminders(services.engine, last.agreements, now)
+
+
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """Build the app. ``services`` may be passed by tests; otherwise built from ``settings``."""
     services = services or build_services(settings)
@@ -72,6 +87,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             """Checkpoints every N entries or T seconds; redaction by retention. On the one
             instance holding the job's lease (the outbox delivery has a lease of its own)."""
             last_redaction = 0.0
+            last_reminders = 0.0
             while True:
                 await asyncio.sleep(1.0)
                 try:
@@ -79,6 +95,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                         continue  # another instance runs them
                     await run_in_threadpool(services.audit.checkpoint_if_due)
                     now = services.clock()
+                    if now - last_reminders >= REMINDER_INTERVAL_SECONDS:
+                        last_reminders = now
+                        await run_in_threadpool(_agreement_reminders, services)
                     if now - last_redaction >= settings.audit_redaction_interval_seconds:
                         last_redaction = now
                         await run_in_threadpool(
@@ -139,6 +158,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(impact.router)
+    app.include_router(agreement_drafts.router)  # before /v1/agreements/{agreement_id}
+    app.include_router(agreement_keys.router)
     app.include_router(agreements.router)
     app.include_router(policy.router)
     app.include_router(audit.router)

@@ -31,14 +31,16 @@ from broker.agreements.parsing import (
 )
 from broker.agreements.register import DatasetEntry, Register
 from broker.agreements.signing import TrustSnapshot, verify_detached
+from broker.agreements.statements import signing_action, statement_for
 from broker.agreements.status import (
     AgreementState,
     AgreementStatus,
     RevocationRecord,
+    SignedBytes,
     VersionSeen,
     evaluate,
 )
-from broker.agreements.store import AgreementStateStore
+from broker.agreements.store import AgreementStateStore, StoredAgreement
 from broker.agreements.validation import (
     check_agreement,
     check_dataset,
@@ -307,27 +309,42 @@ def load_directory(
 
     files = list(agreement_files) if agreement_files is not None else _files(layout.isa_dir)
     files = list({path.resolve(): path for path in files}.values())  # the same file named twice
-    docs: list[tuple[Path, Agreement | None, list[Problem]]] = []
+    docs: list[tuple[str, Agreement | None, list[Problem]]] = []
+    parsed: list[tuple[str, Agreement | DatasetEntry | Revocation, dict[str, int]]] = []
     for path in files:
         try:
             doc, lines = _read(path)
         except DocumentError as e:
-            docs.append((path, None, list(e.problems)))
+            docs.append((str(path), None, list(e.problems)))
             continue
+        parsed.append((str(path), doc, lines))
+    # Agreements signed through the API are held in the database (not when files are named).
+    stored = store.stored_agreements() if agreement_files is None else []
+    stored_by_label: dict[str, StoredAgreement] = {}
+    for item in stored:
+        label = stored_label(item.draft_id)
+        stored_by_label[label] = item
+        try:
+            doc, lines = parse_document_with_lines(item.yaml, label)
+        except DocumentError as e:
+            docs.append((label, None, list(e.problems)))
+            continue
+        parsed.append((label, doc, lines))
+    for label, doc, lines in parsed:
         if not isinstance(doc, Agreement):
-            docs.append((path, None, [Problem(str(path), "kind", "expected kind: agreement")]))
+            docs.append((label, None, [Problem(label, "kind", "expected kind: agreement")]))
             continue
         found = check_agreement(
             doc,
-            str(path),
+            label,
             register=loaded.register,
             unverified_datasets=loaded.unverified,
             known_parties=known_parties,
         )
-        docs.append((path, doc, with_lines(found, lines)))
-    for dup in check_unique_versions([(str(p), a) for p, a, _ in docs if a is not None]):
-        for path, _, found in docs:
-            if str(path) == dup.file:
+        docs.append((label, doc, with_lines(found, lines)))
+    for dup in check_unique_versions([(f, a) for f, a, _ in docs if a is not None]):
+        for label, _, found in docs:
+            if label == dup.file:
                 found.append(dup)
 
     parties_of: dict[str, set[str]] = {}
@@ -337,36 +354,44 @@ def load_directory(
     now_utc = now.astimezone(dt.UTC)
     problems.extend(_record_revocations(layout.revocations_dir, store, trust, parties_of, now_utc))
 
-    signatures: dict[Path, dict[str, str]] = {}
-    for path, _, found in docs:
+    signatures: dict[str, Mapping[str, str]] = {}
+    signed_bytes: dict[str, SignedBytes | None] = {}
+    for label, a, found in docs:
+        held = stored_by_label.get(label)
+        if held is not None:
+            signatures[label] = held.signatures
+            signed_bytes[label] = _statements_of(a, held.previous_digest)
+            continue
+        signed_bytes[label] = None
         try:
-            signatures[path] = read_signatures(path)
+            signatures[label] = read_signatures(Path(label))
         except SignatureFileError as e:
-            signatures[path] = {}
-            found.append(Problem(str(path), "", str(e)))
+            signatures[label] = {}
+            found.append(Problem(label, "", str(e)))
 
     revocations = store.revocations()
 
     def run(highest: Mapping[str, VersionSeen]) -> list[AgreementStatus]:
         return [
             evaluate(
-                file=str(path),
+                file=label,
                 agreement=a,
                 problems=found,
-                signatures=signatures[path],
+                signatures=signatures[label],
                 trust=trust,
                 revocations=revocations,
                 highest_seen=highest,
                 now=now,
+                signed_bytes=signed_bytes[label],
             )
-            for path, a, found in docs
+            for label, a, found in docs
         ]
 
     # Record every fully signed version, then evaluate again only if that raised a version seen
     # (an older version loaded alongside a newer one is then superseded).
     before = store.highest_versions()
     statuses = run(before)
-    by_file = {str(path): a for path, a, _ in docs}
+    by_file = {label: a for label, a, _ in docs}
     for status in statuses:
         signed = by_file.get(status.file)
         if status.fully_signed and signed is not None and status.digest:
@@ -384,8 +409,28 @@ def load_directory(
             if entry is not None:
                 datasets[flow.dataset] = entry
         results.append(VerifiedAgreement(a, status, datasets))
-    state = AgreementState.of(revocations, after)
+    state = AgreementState.of(revocations, after, frozenset(i.draft_id for i in stored))
     return LoadResult(loaded.register, tuple(results), tuple(problems), state)
+
+
+STORED_PREFIX = "database:"
+
+
+def stored_label(draft_id: str) -> str:
+    """Where an agreement held in the database is said to come from (``database:<draft id>``)."""
+    return STORED_PREFIX + draft_id
+
+
+def _statements_of(agreement: Agreement | None, previous_digest: str | None) -> SignedBytes:
+    """The statement bytes each party signs for this agreement (see statements.py)."""
+
+    def of(party_id: str) -> bytes:
+        if agreement is None or agreement.party(party_id) is None:
+            return b""
+        action = signing_action(previous_digest)
+        return statement_for(agreement, party_id, action, previous_digest).canonical_bytes()
+
+    return of
 
 
 def _record_revocations(

@@ -20,7 +20,7 @@ Only ``active`` agreements may be compiled into policy. Dates are UK local dates
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -64,14 +64,21 @@ class AgreementState:
 
     revocations: frozenset[str] = frozenset()
     versions: frozenset[tuple[str, int]] = frozenset()
+    stored: frozenset[str] = frozenset()
+    """The ids of the agreements held in the database signed by every party (drafts that came
+    through the API): one more signed there makes every instance rebuild."""
 
     @classmethod
     def of(
-        cls, revocations: Sequence[RevocationRecord], versions: Mapping[str, VersionSeen]
+        cls,
+        revocations: Sequence[RevocationRecord],
+        versions: Mapping[str, VersionSeen],
+        stored: frozenset[str] = frozenset(),
     ) -> AgreementState:
         return cls(
             frozenset(r.digest for r in revocations),
             frozenset((v.agreement_id, v.version) for v in versions.values()),
+            stored,
         )
 
 
@@ -142,10 +149,21 @@ def uk_date(now: dt.datetime) -> dt.date:
     return now.astimezone(UK).date()
 
 
+SignedBytes = Callable[[str], bytes]
+"""The bytes a party's signature covers, by party id (an agreement held in the database is
+signed through a statement: ``broker.agreements.statements``)."""
+
+
 def check_signatures(
-    agreement: Agreement, content: bytes, signatures: Mapping[str, str], trust: TrustSnapshot
+    agreement: Agreement,
+    content: bytes,
+    signatures: Mapping[str, str],
+    trust: TrustSnapshot,
+    signed_bytes: SignedBytes | None = None,
 ) -> tuple[list[SignatureCheck], list[str], list[str]]:
-    """Checks of every filed signature; returns (checks, missing party ids, problems)."""
+    """Checks of every filed signature; returns (checks, missing party ids, problems).
+
+    A signature covers ``content``, or ``signed_bytes(party)`` when given."""
     checks: list[SignatureCheck] = []
     problems: list[str] = []
     party_ids = [p.id for p in agreement.parties]
@@ -153,7 +171,8 @@ def check_signatures(
         if party_id not in party_ids:
             problems.append(f"signature filed for {party_id!r}, which is not a party")
             continue
-        check = verify_detached(content, token, party_id, trust)
+        covered = signed_bytes(party_id) if signed_bytes is not None else content
+        check = verify_detached(covered, token, party_id, trust)
         checks.append(check)
         if not check.valid:
             problems.append(f"signature of {party_id!r}: {check.reason}")
@@ -171,8 +190,10 @@ def evaluate(
     revocations: Sequence[RevocationRecord],
     highest_seen: Mapping[str, VersionSeen],
     now: dt.datetime,
+    signed_bytes: SignedBytes | None = None,
 ) -> AgreementStatus:
-    """The status of one agreement file. ``problems`` are its validation problems (may be empty)."""
+    """The status of one agreement file. ``problems`` are its validation problems (may be empty).
+    ``signed_bytes``: what each party's signature covers, when not the agreement's content."""
     if agreement is None:
         return AgreementStatus(
             file,
@@ -218,7 +239,7 @@ def evaluate(
     if problems:
         return result("invalid", [f"{p.place or '(document)'}: {p.reason}" for p in problems])
 
-    checks, missing, bad = check_signatures(agreement, content, signatures, trust)
+    checks, missing, bad = check_signatures(agreement, content, signatures, trust, signed_bytes)
     seen = highest_seen.get(agreement.id)
     if bad:
         if seen and seen.version == agreement.version and seen.digest != digest and seen.content:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar
@@ -27,9 +27,30 @@ from broker.agreements.errors import (
 )
 from broker.agreements.signing import TrustedKey, TrustSnapshot, thumbprint
 from broker.agreements.status import AgreementState, RevocationRecord, VersionSeen
-from broker.agreements.tables import agreement_revocations, agreement_versions, party_keys
+from broker.agreements.tables import (
+    agreement_draft_signatures,
+    agreement_drafts,
+    agreement_revocations,
+    agreement_versions,
+    party_keys,
+)
 from broker.audit.admin import log_admin_event
 from broker.db.tables import parties
+
+#: Stored statuses of an agreement held in the database once every party signed it.
+SIGNED_STATUSES = ("signed", "revoked")
+
+
+@dataclass(frozen=True)
+class StoredAgreement:
+    """An agreement held in the database and signed by every party through statements
+    (``broker.agreements.statements``): the policy loads it as it loads a file."""
+
+    draft_id: str
+    yaml: str
+    previous_digest: str | None
+    signatures: Mapping[str, str]
+    """Each party's detached JWS over its sign (or renew) statement, by party id."""
 
 
 class AgreementStateStore(Protocol):
@@ -56,6 +77,10 @@ class AgreementStateStore(Protocol):
         first digest recorded for a version is kept)."""
         ...
 
+    def stored_agreements(self) -> list[StoredAgreement]:
+        """The agreements held in the database that every party has signed."""
+        ...
+
 
 @dataclass
 class MemoryAgreementStore:
@@ -64,6 +89,10 @@ class MemoryAgreementStore:
     keys: dict[str, TrustedKey] = field(default_factory=dict)
     revoked: dict[str, RevocationRecord] = field(default_factory=dict)
     versions: dict[str, VersionSeen] = field(default_factory=dict)
+    stored: list[StoredAgreement] = field(default_factory=list)
+
+    def stored_agreements(self) -> list[StoredAgreement]:
+        return list(self.stored)
 
     def trust_snapshot(self) -> TrustSnapshot:
         return TrustSnapshot(dict(self.keys))
@@ -83,7 +112,9 @@ class MemoryAgreementStore:
         return dict(self.versions)
 
     def state(self) -> AgreementState:
-        return AgreementState.of(self.revocations(), self.versions)
+        return AgreementState.of(
+            self.revocations(), self.versions, frozenset(a.draft_id for a in self.stored)
+        )
 
     def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:
         current = self.versions.get(seen.agreement_id)
@@ -180,9 +211,38 @@ class SqlAgreementStore:
             digests = conn.execute(select(agreement_revocations.c.digest)).scalars()
             t = agreement_versions
             versions = conn.execute(select(t.c.agreement_id, t.c.version))
+            d = agreement_drafts
+            stored = conn.execute(select(d.c.id).where(d.c.status.in_(SIGNED_STATUSES)))
             return AgreementState(
-                frozenset(digests), frozenset((r.agreement_id, r.version) for r in versions)
+                frozenset(digests),
+                frozenset((r.agreement_id, r.version) for r in versions),
+                frozenset(stored.scalars()),
             )
+
+    @_translated
+    def stored_agreements(self) -> list[StoredAgreement]:
+        d, s = agreement_drafts, agreement_draft_signatures
+        with self._engine.connect() as conn:
+            drafts = conn.execute(
+                select(d.c.id, d.c.yaml, d.c.digest, d.c.previous_digest)
+                .where(d.c.status.in_(SIGNED_STATUSES))
+                .order_by(d.c.id)
+            ).all()
+            signed = conn.execute(
+                select(s.c.draft_id, s.c.party_id, s.c.digest, s.c.jws).where(
+                    s.c.action.in_(("sign", "renew")),
+                    s.c.draft_id.in_([r.id for r in drafts]),
+                )
+            ).all()
+        out = []
+        for row in drafts:
+            tokens = {
+                sig.party_id: sig.jws
+                for sig in signed
+                if sig.draft_id == row.id and sig.digest == row.digest
+            }
+            out.append(StoredAgreement(row.id, row.yaml, row.previous_digest, tokens))
+        return out
 
     @_translated
     def record_version(self, seen: VersionSeen, now: dt.datetime) -> None:
@@ -304,7 +364,13 @@ def _import(
         existing = {
             r.kid: r.party_id for r in conn.execute(select(party_keys.c.kid, party_keys.c.party_id))
         }
+        holders = set(existing.values())
         for party, file, jwk, kid in found:
+            if kid not in existing and party in holders:
+                raise KeyConflictError(
+                    f"{file}: {party!r} already has a signing key; a new one is registered "
+                    "only by a rotation statement signed with its current key"
+                )
             if kid in existing:
                 if existing[kid] != party:
                     raise KeyConflictError(

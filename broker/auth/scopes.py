@@ -19,6 +19,8 @@ class Scope(StrEnum):
     BUNDLE = "bundle"
     """OPA sidecars fetching the policy bundle."""
     ADMIN = "admin"
+    AGREEMENTS_DRAFT = "agreements-draft"
+    """A party's agreement drafters and signatories: drafts naming their own party."""
 
 
 ALL_SCOPES: frozenset[str] = frozenset(s.value for s in Scope)

@@ -29,6 +29,7 @@ from broker.agreements.store import (
     SqlAgreementStore,
     read_jwks_dir,
 )
+from broker.cli.agreement_drafts import rotate_key, sign_draft
 from broker.cli.common import require_demo
 from broker.core.errors import BrokerError, InvalidInput
 from broker.db.engine import build_engine
@@ -157,13 +158,53 @@ def validate_cmd(
 
 @app.command("sign")
 def sign_cmd(
-    file: Annotated[Path, typer.Argument(help="The document to sign.")],
-    party: Annotated[str, typer.Option("--party", help="The party signing.")],
-    key: Annotated[Path, typer.Option("--key", help="The party's private key (PEM).")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="The document to sign (with --draft: the YAML you reviewed)."),
+    ] = None,
+    party: Annotated[str, typer.Option("--party", help="The party signing.")] = "",
+    key: Annotated[Path, typer.Option("--key", help="The party's private key (PEM).")] = Path(),
     root: RootOpt = None,
     demo: DemoOpt = False,
+    draft: Annotated[
+        str | None,
+        typer.Option("--draft", help="Sign this draft held by the broker (by its draft id)."),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="The broker's URL [BROKER_PUBLIC_URL].")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="BROKER_TOKEN", help="Your party's access token."),
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option("--action", help="With --draft: sign, renew or revoke [as the draft says]."),
+    ] = None,
 ) -> None:
-    """Add PARTY's detached signature beside FILE (FILE must validate first)."""
+    """Add PARTY's detached signature beside FILE (FILE must validate first); or, with --draft,
+    sign the broker's draft: only if the digest of the YAML you reviewed (FILE, else the one
+    fetched) equals the one the broker shows."""
+    if not party:
+        raise _fail("--party is required")
+    if draft is not None:
+        if not token:
+            raise _fail("--token (or BROKER_TOKEN) is required with --draft")
+        settings = load_settings()
+        done = sign_draft(
+            url=url or settings.public_url,
+            token=token,
+            draft_id=draft,
+            party=party,
+            key=_key(key),
+            reviewed=file,
+            action=action,
+            demo=demo or settings.demo,
+        )
+        typer.echo(f"accepted: draft {draft} is {done.get('status')}")
+        return
+    if file is None:
+        raise _fail("FILE is required (or --draft)")
     ctx = _context(demo)
     signing_key = _key(key)
     try:
@@ -182,6 +223,34 @@ def sign_cmd(
     except BrokerError as e:
         raise _fail(e.detail) from e
     typer.echo(f"signed by {party} with key {signing_key.thumbprint()}: {out}")
+
+
+@app.command("rotate-key")
+def rotate_key_cmd(
+    party: Annotated[str, typer.Option("--party", help="Your party.")],
+    key: Annotated[Path, typer.Option("--key", help="The party's current private key (PEM).")],
+    new_key: Annotated[Path, typer.Option("--new-key", help="The new private key (PEM).")],
+    token: Annotated[
+        str,
+        typer.Option("--token", envvar="BROKER_TOKEN", help="An officer's access token."),
+    ],
+    url: Annotated[
+        str | None, typer.Option("--url", help="The broker's URL [BROKER_PUBLIC_URL].")
+    ] = None,
+    demo: DemoOpt = False,
+) -> None:
+    """Make NEW-KEY your party's agreement-signing key, by a statement signed with the current
+    key (the broker never holds either private key; the operator cannot set a party's key)."""
+    settings = load_settings()
+    done = rotate_key(
+        url=url or settings.public_url,
+        token=token,
+        party=party,
+        current=_key(key),
+        new=_key(new_key),
+        demo=demo or settings.demo,
+    )
+    typer.echo(f"{party}: current key is now {done.get('current_kid')}")
 
 
 def _load(

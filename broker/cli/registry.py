@@ -265,17 +265,26 @@ def parties_import_keys(
 ) -> None:
     """Import parties' agreement-signing public keys into the trust store (a logged admin action).
 
-    Dropping a file into the directory is not enough: only imported keys are trusted.
+    Demo mode only (the demo's bootstrap); never for a party that already has a key. Elsewhere a
+    party's own officers register its key. Dropping a file is not enough: only imported keys count.
     """
     from broker.agreements.errors import AgreementError
     from broker.agreements.store import import_party_keys
 
     config = settings()
+    if not config.demo:
+        # The trust root is the party's own key: its officers register it, not the operator.
+        fail(
+            "outside demo mode a party's signing key is registered by the party itself: two of "
+            "its officers approve its thumbprint (POST /v1/agreements/keys/approvals), and a "
+            "new key is a rotation signed with the current one (broker agreements rotate-key)",
+            EXIT_USAGE,
+        )
     with handled(), registry(config) as reg:
         known = {p.id for p in reg.list_parties()}
         engine = build_engine(config.database_url, pooled=False)
         try:
-            imported = import_party_keys(engine, directory, actor(), known_parties=known)
+            imported = import_party_keys(engine, directory, actor(), known_parties=known, demo=True)
         except AgreementError as e:
             fail(str(e), EXIT_USAGE)
         finally:
