@@ -17,6 +17,7 @@ from broker.api import (
     admin,
     agreements,
     audit,
+    break_glass,
     consents,
     exchanges,
     health,
@@ -71,6 +72,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             """Checkpoints every N entries or T seconds; redaction by retention. On the one
             instance holding the job's lease (the outbox delivery has a lease of its own)."""
             last_redaction = 0.0
+            last_escalation = 0.0
             while True:
                 await asyncio.sleep(1.0)
                 try:
@@ -78,6 +80,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                         continue  # another instance runs them
                     await run_in_threadpool(services.audit.checkpoint_if_due)
                     now = services.clock()
+                    if now - last_escalation >= break_glass.ESCALATION_SECONDS:
+                        last_escalation = now
+                        await run_in_threadpool(break_glass.escalate, services)
                     if now - last_redaction >= settings.audit_redaction_interval_seconds:
                         last_redaction = now
                         await run_in_threadpool(
@@ -136,6 +141,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(agreements.router)
     app.include_router(policy.router)
     app.include_router(audit.router)
+    app.include_router(break_glass.router)
     app.include_router(consents.router)
     app.include_router(subjects.router)
     app.include_router(users.router)
