@@ -24,6 +24,7 @@ from broker.api import (
     oauth,
     policy,
     problems,
+    register,
     subjects,
     users,
     whoami,
@@ -142,6 +143,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(policy.router)
     app.include_router(audit.router)
     app.include_router(break_glass.router)
+    app.include_router(register.router)
     app.include_router(consents.router)
     app.include_router(subjects.router)
     app.include_router(users.router)

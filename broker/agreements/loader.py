@@ -277,6 +277,18 @@ def load_register(
     return LoadedRegister(Register(entries, digests), tuple(problems), unverified)
 
 
+def trust_of(store: AgreementStateStore, *, demo: bool = False) -> TrustSnapshot:
+    """The store's trusted keys, with the published (demo) keys refused outside demo mode."""
+    base = store.trust_snapshot()
+    return TrustSnapshot(
+        base.keys,
+        {
+            **base.refused,
+            **{k: PUBLISHED_KEY_REFUSAL for k in published_among(base.keys, demo=demo)},
+        },
+    )
+
+
 def load_directory(
     root: Path,
     store: AgreementStateStore,
@@ -294,14 +306,7 @@ def load_directory(
     (:class:`~broker.agreements.errors.AgreementStoreUnavailableError` for the SQL store).
     """
     layout = Layout(root)
-    base = store.trust_snapshot()
-    trust = TrustSnapshot(
-        base.keys,
-        {
-            **base.refused,
-            **{k: PUBLISHED_KEY_REFUSAL for k in published_among(base.keys, demo=demo)},
-        },
-    )
+    trust = trust_of(store, demo=demo)
     loaded = load_register(layout.register_dir, trust, known_parties)
     problems = list(loaded.problems)
 
@@ -313,6 +318,10 @@ def load_directory(
             doc, lines = _read(path)
         except DocumentError as e:
             docs.append((path, None, list(e.problems)))
+            continue
+        if isinstance(doc, DatasetEntry):
+            reason = "a register entry (kind: dataset): verify it with `broker register verify`"
+            docs.append((path, None, [Problem(str(path), "kind", reason)]))
             continue
         if not isinstance(doc, Agreement):
             docs.append((path, None, [Problem(str(path), "kind", "expected kind: agreement")]))
