@@ -23,6 +23,7 @@ from broker.console import (
     pages_auth,
     pages_exchanges,
     pages_governance,
+    pages_register,
     pages_reports,
     pages_users,
 )
@@ -99,6 +100,7 @@ def create_console_app(services: Services) -> FastAPI:
         pages_exchanges,
         pages_agreements,
         pages_governance,
+        pages_register,
         pages_reports,
         pages_users,
     ):
