@@ -320,7 +320,10 @@ def load_directory(
             docs.append((path, None, list(e.problems)))
             continue
         if isinstance(doc, DatasetEntry):
-            reason = "a register entry (kind: dataset): verify it with `broker register verify`"
+            reason = (
+                "expected kind: agreement, this is a register entry (kind: dataset): "
+                "verify it with `broker register verify`"
+            )
             docs.append((path, None, [Problem(str(path), "kind", reason)]))
             continue
         if not isinstance(doc, Agreement):
