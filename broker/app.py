@@ -73,7 +73,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             """Checkpoints every N entries or T seconds; redaction by retention. On the one
             instance holding the job's lease (the outbox delivery has a lease of its own)."""
             last_redaction = 0.0
-            last_escalation = 0.0
+            last_escalation = services.clock()  # the first round a minute after start
             while True:
                 await asyncio.sleep(1.0)
                 try:

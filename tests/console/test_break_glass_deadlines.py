@@ -153,3 +153,29 @@ def test_deadline_states() -> None:
     assert reviewed.state(10 * DAY_MS) == "on_time"
     late = Deadline("x", "A", "p", "ds", 0, 2 * DAY_MS, 2 * DAY_MS + 1)
     assert late.state(0) == "late"
+
+
+def test_register_usage_and_who_sees_it(tmp_path: Path, database_url: str) -> None:
+    """The register's usage counts on both databases; in the console an agreement admin sees the
+    register, and an officer of a party outside an agreement sees neither it nor its usage."""
+    with (
+        broker_on(tmp_path, database_url) as (broker, _),
+        closing(sign_in(broker.url, "council-isa-admin")) as admin,
+        closing(sign_in(broker.url, "r9z-caldicott")) as caldicott,
+    ):
+        body = broker.get(
+            "/v1/register/ccc.child-protection",
+            broker.token("r9z-governance", demo_key("r9z-governance")),
+        ).json()
+        (row,) = [a for a in body["agreements"] if a["id"] == "ISA-SAFEGUARDING-CHILDREN"]
+        assert row["exchanges"] == 3  # seeded: an allow, a break-glass, a deny
+        page = admin.get("/console/register/ccc.child-protection")
+        assert page.status_code == 200
+        assert "ISA-SAFEGUARDING-CHILDREN" in page.text
+        assert admin.get("/console/register").status_code == 200
+        # The hospital is no party to ISA-PROOF-REUSE: the entry shows, its agreement does not.
+        proof = caldicott.get("/console/register/ccc.proof-documents")
+        assert proof.status_code == 200
+        assert "ISA-PROOF-REUSE" not in proof.text
+        assert "ISA-PROOF-REUSE" in admin.get("/console/register/ccc.proof-documents").text
+        assert caldicott.get("/console/register/no.such").status_code == 404
