@@ -13,12 +13,16 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from broker.api.break_glass import escalate
 from broker.audit.reviews import DAY_MS, Deadline
 from broker.notify.escalation import EVENT_REVIEW_OVERDUE
 from broker.notify.tables import outbox
 from broker.pseudonym_keys import load_pseudonym_keys
+from demo.notify import register_demo_webhook
 from demo.parties import HOSPITAL
-from tests.console.helpers import REPO, Seeded, csrf_of, seed, sign_in
+from demo.sources.runtime import ServerThread
+from demo.sources.webhook_receiver import PATH, DemoWebhookReceiver
+from tests.console.helpers import REPO, Seeded, csrf_of, safeguarding_entry, seed, sign_in
 from tests.support import LiveBroker, demo_key, live_broker
 
 DAY = 86_400.0
@@ -179,3 +183,50 @@ def test_register_usage_and_who_sees_it(tmp_path: Path, database_url: str) -> No
         assert "ISA-PROOF-REUSE" not in proof.text
         assert "ISA-PROOF-REUSE" in admin.get("/console/register/ccc.proof-documents").text
         assert caldicott.get("/console/register/no.such").status_code == 404
+
+
+def test_the_escalation_is_delivered_once_to_the_partys_webhook(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A break-glass exchange made three days ago: one signed webhook event reaches the
+    hospital, however often the job runs."""
+    threads = ServerThread()
+    receiver = DemoWebhookReceiver()
+    receiver.url = threads.serve(receiver.app()) + PATH
+    try:
+        with broker_on(tmp_path, database_url) as (broker, _):
+            register_demo_webhook(
+                broker.services.notifications.webhooks,
+                receiver.url,
+                receiver.secret,
+                party_id=HOSPITAL,
+            )
+            keyring = load_pseudonym_keys(broker.settings.pseudonym_key_file)
+            three_days_ago = int((time.time() - 3 * DAY) * 1000)
+            old = broker.services.audit.append(
+                safeguarding_entry(
+                    keyring,
+                    break_glass=True,
+                    justification="child collapsed",
+                    time_ms=three_days_ago,
+                )
+            )
+            first = escalate(broker.services)
+            assert old.exchange_id in first.escalated
+            assert escalate(broker.services).escalated == []
+
+            def delivered() -> list[dict[str, object]]:
+                return [
+                    e
+                    for e in receiver.snapshot()
+                    if e["type"] == EVENT_REVIEW_OVERDUE
+                    and e["data"]["exchange_id"] == old.exchange_id  # type: ignore[index]
+                ]
+
+            _wait_for(lambda: delivered())
+            time.sleep(1.0)
+            (event,) = delivered()
+            assert event["data"]["requesting_party"] == HOSPITAL  # type: ignore[index]
+            assert receiver.rejected == 0
+    finally:
+        threads.stop()
