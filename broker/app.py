@@ -21,6 +21,7 @@ from broker.api import (
     agreement_keys,
     agreements,
     audit,
+    break_glass,
     consents,
     exchanges,
     health,
@@ -28,6 +29,7 @@ from broker.api import (
     oauth,
     policy,
     problems,
+    register,
     subjects,
     users,
     whoami,
@@ -88,6 +90,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             instance holding the job's lease (the outbox delivery has a lease of its own)."""
             last_redaction = 0.0
             last_reminders = 0.0
+            last_escalation = services.clock()  # the first round a minute after start
             while True:
                 await asyncio.sleep(1.0)
                 try:
@@ -98,6 +101,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                     if now - last_reminders >= REMINDER_INTERVAL_SECONDS:
                         last_reminders = now
                         await run_in_threadpool(_agreement_reminders, services)
+                    if now - last_escalation >= break_glass.ESCALATION_SECONDS:
+                        last_escalation = now
+                        await run_in_threadpool(break_glass.escalate, services)
                     if now - last_redaction >= settings.audit_redaction_interval_seconds:
                         last_redaction = now
                         await run_in_threadpool(
@@ -163,6 +169,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(agreements.router)
     app.include_router(policy.router)
     app.include_router(audit.router)
+    app.include_router(break_glass.router)
+    app.include_router(register.router)
     app.include_router(consents.router)
     app.include_router(subjects.router)
     app.include_router(users.router)

@@ -129,6 +129,9 @@ class Metrics:
     agreements_in_force: Gauge
     """Agreements the serving policy may allow exchanges under (0 on a fresh install; alert on
     it elsewhere). With several processes, the lowest of the live processes."""
+    break_glass_overdue: Gauge
+    """Break-glass reviews past their due time, per agreement (set by the escalation job on the
+    instance holding the audit jobs' lease)."""
     multiprocess_dir: Path | None = None
     """Set when several processes serve: where every process writes its values."""
 
@@ -193,5 +196,12 @@ def build_metrics(*, multiprocess_dir: Path | None = None) -> Metrics:
             "Agreements the serving policy revision may allow exchanges under",
             registry=registry,
             multiprocess_mode="livemin",
+        ),
+        break_glass_overdue=Gauge(
+            "broker_break_glass_reviews_overdue",
+            "Break-glass exchanges not reviewed by their agreement's review_within_days",
+            ["agreement"],
+            registry=registry,
+            multiprocess_mode="livemax",
         ),
     )

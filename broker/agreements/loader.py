@@ -279,6 +279,18 @@ def load_register(
     return LoadedRegister(Register(entries, digests), tuple(problems), unverified)
 
 
+def trust_of(store: AgreementStateStore, *, demo: bool = False) -> TrustSnapshot:
+    """The store's trusted keys, with the published (demo) keys refused outside demo mode."""
+    base = store.trust_snapshot()
+    return TrustSnapshot(
+        base.keys,
+        {
+            **base.refused,
+            **{k: PUBLISHED_KEY_REFUSAL for k in published_among(base.keys, demo=demo)},
+        },
+    )
+
+
 def load_directory(
     root: Path,
     store: AgreementStateStore,
@@ -296,14 +308,7 @@ def load_directory(
     (:class:`~broker.agreements.errors.AgreementStoreUnavailableError` for the SQL store).
     """
     layout = Layout(root)
-    base = store.trust_snapshot()
-    trust = TrustSnapshot(
-        base.keys,
-        {
-            **base.refused,
-            **{k: PUBLISHED_KEY_REFUSAL for k in published_among(base.keys, demo=demo)},
-        },
-    )
+    trust = trust_of(store, demo=demo)
     loaded = load_register(layout.register_dir, trust, known_parties)
     problems = list(loaded.problems)
 
@@ -331,6 +336,13 @@ def load_directory(
             continue
         parsed.append((label, doc, lines))
     for label, doc, lines in parsed:
+        if isinstance(doc, DatasetEntry):
+            reason = (
+                "expected kind: agreement, this is a register entry (kind: dataset): "
+                "verify it with `broker register verify`"
+            )
+            docs.append((label, None, [Problem(label, "kind", reason)]))
+            continue
         if not isinstance(doc, Agreement):
             docs.append((label, None, [Problem(label, "kind", "expected kind: agreement")]))
             continue

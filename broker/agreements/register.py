@@ -8,6 +8,7 @@ way agreements are signed. Only entries whose owner signature verifies make it i
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,6 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from broker.agreements.model import FieldName, Identifier, Strict, Text
+from broker.core.canonical import JSONValue
 
 SubjectIdType = Literal["nhs_number", "person_id", "uprn", "council_tax_account", "transaction_id"]
 FieldType = Literal["string", "date", "boolean", "integer", "decimal", "enum", "binary"]
@@ -58,6 +60,16 @@ class DatasetEntry(Strict):
     """Public data: anyone may read it without an agreement (only if the entry is signed)."""
     source: Identifier | None = None
     """The name of the adapter binding that serves this dataset (set by the adapters config)."""
+    review_by: dt.date | None = None
+    """When the asset owner next reviews the entry (optional; flagged overdue once past)."""
+
+    def content(self) -> dict[str, JSONValue]:
+        """As :meth:`Strict.content`, without ``review_by`` when it is not recorded: entries
+        signed before the key existed keep their digests (and the agreements pinning them)."""
+        dumped = super().content()
+        if dumped.get("review_by") is None:
+            dumped.pop("review_by", None)
+        return dumped
 
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)

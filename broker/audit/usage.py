@@ -87,3 +87,16 @@ def usage_by_party(
         if decision == "allow":
             usage.allowed[index] += int(n)
     return [out[k] for k in sorted(out)]
+
+
+def exchanges_by_agreement(engine: Engine, dataset: str) -> dict[str, int]:
+    """How many exchanges of ``dataset`` the log holds under each agreement id (the register's
+    "usage"; no person named)."""
+    c = audit_entries.c
+    query = (
+        select(c.agreement_id, func.count())
+        .where(c.dataset == dataset, c.kind == "exchange", c.agreement_id.is_not(None))
+        .group_by(c.agreement_id)
+    )
+    with store.reading(engine) as conn:
+        return {str(a): int(n) for a, n in conn.execute(query).all()}

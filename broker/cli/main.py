@@ -13,6 +13,7 @@ from broker.cli import (
     idp,
     keys,
     policy,
+    register,
     registry,
     secrets,
     users,
@@ -42,6 +43,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(idp.app, name="idp")
 app.add_typer(console.app, name="console")
 app.add_typer(users.app, name="users")
+app.add_typer(register.app, name="register")
 
 
 def main() -> None:

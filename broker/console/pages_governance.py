@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
@@ -11,6 +11,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from broker.agreements.break_glass import review_days
+from broker.audit.reviews import deadline_of
 from broker.audit.search import get_exchange
 from broker.console import queries
 from broker.console.access import Permission
@@ -27,6 +29,13 @@ VerifySession = Annotated[Session, require(Permission.VERIFY)]
 
 OUTCOMES = ("appropriate", "referred")
 MAX_NOTE_CHARS = 2000
+#: Waiting reviews are shown soonest due first, up to this many on one page.
+MAX_WAITING = 500
+
+
+def _due_ms(entry: dict[str, object], days: dict[tuple[str, str], int]) -> int:
+    at = dt.datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00"))
+    return deadline_of(entry, days, int(at.timestamp() * 1000))
 
 
 @router.get("/break-glass", response_class=HTMLResponse)
@@ -41,9 +50,22 @@ def queue(
         raise InvalidInput("status must be pending, reviewed or all")
     console.record_read(session.account, "break-glass", {"status": status})
     page = queries.break_glass_queue(
-        console.engine, status=status, scope=console.scope(session.account), cursor=cursor
+        console.engine,
+        status=status,
+        scope=console.scope(session.account),
+        cursor=cursor,
+        limit=MAX_WAITING if status == "pending" else 25,
     )
-    return render(request, "break_glass.html", {"page": page, "status": status})
+    days = review_days(console.agreements())
+    due = {item.entry["exchange_id"]: _due_ms(item.entry, days) for item in page.items}
+    if status == "pending":  # overdue and soonest due first
+        page.items.sort(key=lambda item: due[item.entry["exchange_id"]])
+    now_ms = int(console.services.clock() * 1000)
+    return render(
+        request,
+        "break_glass.html",
+        {"page": page, "status": status, "due": due, "now_ms": now_ms},
+    )
 
 
 @router.post("/break-glass/{exchange_id}")
@@ -76,7 +98,7 @@ def review(
                     note=note.strip(),
                     reviewer=account.username,
                     reviewer_party=account.party_id,
-                    reviewed_ms=int(time.time() * 1000),
+                    reviewed_ms=int(console.services.clock() * 1000),
                 )
             )
     except IntegrityError as e:

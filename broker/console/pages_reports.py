@@ -11,6 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from broker.agreements.break_glass import review_days
+from broker.audit.reviews import review_counts
 from broker.console import queries
 from broker.console.access import Permission
 from broker.console.accounts import Session
@@ -112,10 +114,19 @@ def report(
         ),
     ]
     agreement_ids = console.visible_agreement_ids(session.account)
+    reviews = review_counts(
+        console.engine,
+        review_days(console.agreements()),
+        sorted(figures),
+        since_ms=queries.month_ms(months[0]),
+        until_ms=queries.month_ms(queries.add_months(months[-1], 1)),
+        now_ms=int(console.services.clock() * 1000),
+    )
     return render(
         request,
         "report.html",
         {
+            "reviews": sorted(reviews.items()),
             "figures": sorted(figures.values(), key=lambda f: f.agreement_id),
             "totals": totals,
             "charts": charts,

@@ -4,7 +4,8 @@ are SQLModel table models (storage only); the other tables are SQLAlchemy Core.
 - ``console_users``: local officer accounts (argon2id hashes), with the login throttle state and
   the one identity-provider issuer and subject linked to each (migration 0009).
 - ``console_sessions``: server-side sessions; only the SHA-256 of the cookie value is stored.
-- ``console_reviews``: break-glass reviews (appropriate / referred, with a note).
+- ``console_reviews``: break-glass reviews (appropriate / referred, with a note), defined in
+  :mod:`broker.audit.reviews` beside their deadlines and imported here.
 - ``console_verifications``: full log verifications started from the console, with results.
 - ``console_oidc_logins``: OIDC sign-ins under way (state, nonce, PKCE verifier), used once.
 - ``console_subject_access``: subject access requests an officer opened (migration 0019): the
@@ -19,6 +20,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, String, Table, Text
 from sqlmodel import Field
 
+from broker.audit.reviews import console_reviews as console_reviews
 from broker.db.tables import TableModel, metadata, table_of
 
 
@@ -56,17 +58,6 @@ class ConsoleSessionRow(TableModel, table=True):
 
 console_users = table_of(ConsoleUserRow)
 console_sessions = table_of(ConsoleSessionRow)
-
-console_reviews = Table(
-    "console_reviews",
-    metadata,
-    Column("exchange_id", String(36), primary_key=True),
-    Column("outcome", String(20), nullable=False),
-    Column("note", Text, nullable=False),
-    Column("reviewer", String(100), nullable=False),
-    Column("reviewer_party", String(100), nullable=False),
-    Column("reviewed_ms", BigInteger, nullable=False),
-)
 
 console_verifications = Table(
     "console_verifications",

@@ -24,6 +24,7 @@ from broker.console import (
     pages_exchanges,
     pages_governance,
     pages_impact,
+    pages_register,
     pages_reports,
     pages_subject_access,
     pages_users,
@@ -102,6 +103,7 @@ def create_console_app(services: Services) -> FastAPI:
         pages_impact,  # before pages_agreements: /agreements/impact is not an agreement id
         pages_agreements,
         pages_governance,
+        pages_register,
         pages_reports,
         pages_subject_access,
         pages_users,
