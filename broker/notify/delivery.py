@@ -1,9 +1,10 @@
 """The delivery worker: posts due outbox rows to providers' webhooks, with retries and backoff.
 
 It runs as one asyncio task in the gateway's event loop (started in the app lifespan). Database
-calls go to worker threads (``asyncio.to_thread``) and HTTP is one long-lived
-``aiohttp.ClientSession``, so it never blocks the loop. State lives only in the ``outbox`` table:
-a restart picks up where it stopped.
+calls go to worker threads (anyio's ``to_thread.run_sync``, which a cancelled task waits out: a
+stopping broker never disposes the engine under a call still holding a connection) and HTTP is
+one long-lived ``aiohttp.ClientSession``, so it never blocks the loop. State lives only in the
+``outbox`` table: a restart picks up where it stopped.
 
 A cycle is one claim transaction (the due rows, up to ``batch``, and the parties' webhooks in one
 query), the attempts concurrently, and one transaction recording every outcome. The outbox shares
@@ -42,6 +43,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+from anyio import to_thread
 
 from broker.notify.outbox import OutboxRow, OutboxStore, Outcome, backoff_seconds
 from broker.notify.sealing import SealingError, SubjectSealer
@@ -165,7 +167,7 @@ class DeliveryWorker:
         async with self._session() as session:
             while True:
                 try:
-                    if may_run is None or await asyncio.to_thread(may_run):
+                    if may_run is None or await to_thread.run_sync(may_run):
                         handled = await self._cycle(session)
                     else:
                         handled = 0
@@ -190,14 +192,14 @@ class DeliveryWorker:
             return await self._cycle(session)
 
     async def _cycle(self, session: aiohttp.ClientSession) -> int:
-        rows, hooks = await asyncio.to_thread(self._claim, int(self._clock() * 1000))
+        rows, hooks = await to_thread.run_sync(self._claim, int(self._clock() * 1000))
         if not rows:
             return 0
         outcomes = await asyncio.gather(
             *(self._attempt(session, row, hooks.get(row.party_id)) for row in rows)
         )
         # One commit for the whole cycle: the outbox shares the audit log's database.
-        await asyncio.to_thread(self.store.record, outcomes)
+        await to_thread.run_sync(self.store.record, outcomes)
         return len(rows)
 
     def _claim(self, now_ms: int) -> tuple[list[OutboxRow], dict[str, Webhook]]:
