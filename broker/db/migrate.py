@@ -54,10 +54,17 @@ def upgrade(engine: Engine) -> None:
     """Bring the database to the newest schema. Safe to run on every start, and from several
     instances at once (under the migration lock). A database that a newer version has already
     migrated is left as it is (see :func:`is_ahead`)."""
-    if is_ahead(engine):
-        return
     config = _config()
-    with _sqlite_file_lock(engine), engine.begin() as connection:
+    # Everything under the lock, the first read too: on a new SQLite file that read switches the
+    # journal to WAL, which fails ("database is locked") while another instance migrates.
+    with _sqlite_file_lock(engine):
+        if is_ahead(engine):
+            return
+        _upgrade_locked(engine, config)
+
+
+def _upgrade_locked(engine: Engine, config: Config) -> None:
+    with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
