@@ -108,6 +108,9 @@ def test_governance_lists_one_verified_user_and_suspends_them_everywhere(
     assert [e["exchange_id"] for e in body["items"]] == mine[::-1]
     assert {(e["party_id"], e["user_id"]) for e in body["items"]} == {(HOSPITAL, NURSE)}
 
+    # A token B issued before the suspension (B's snapshot may refresh at any moment after it,
+    # so a token taken after the suspension could already be refused).
+    held_token = user_token(b)
     # Suspended through A: A refuses a token at once, B within 2 s.
     suspended = suspension(a, "r9z-governance", "")
     assert suspended.status_code == 201, suspended.text
@@ -118,7 +121,6 @@ def test_governance_lists_one_verified_user_and_suspends_them_everywhere(
     assert refused.json()["error"] == "invalid_grant"
     assert f"user {NURSE} of party {HOSPITAL} is suspended" in refused.json()["error_description"]
 
-    held_token = user_token(b)  # issued before B's snapshot could know
     time.sleep(HOLDS_WITHIN)
     denied = ask(b, held_token, without_requested_by())
     assert denied.status_code == 403, denied.text
